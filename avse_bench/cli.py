@@ -1,0 +1,209 @@
+"""The `avse-bench` command line: a thin front door; each verb calls one function of the harness.
+
+Imports are done inside each verb so that `avse-bench --help` is instant and a verb only pays for what it uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+PROFILES = ("quick", "paper", "smoke")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+# --- data -------------------------------------------------------------------------------------------------------
+def _data_synth(a: argparse.Namespace) -> int:
+    from avse_bench.data.synth import synthesize
+
+    synthesize(a.out, n_train=a.train, n_dev=a.dev, seed=a.seed, min_seconds=a.min_seconds,
+               max_seconds=a.max_seconds, progress=True)
+    return 0
+
+
+def _data_check(a: argparse.Namespace) -> int:
+    from avse_bench.data.check import run_check
+
+    return run_check(a.root, a.split)
+
+
+# --- systems, training, enhancement -------------------------------------------------------------------------------
+def _systems(a: argparse.Namespace) -> int:
+    from avse_bench.systems import print_systems
+
+    print_systems()
+    return 0
+
+
+def _train(a: argparse.Namespace) -> int:
+    from avse_bench.train import train
+
+    train(a.system, data_root=a.data, out_dir=a.out, profile=a.profile, resume=a.resume, device=a.device,
+          seed=a.seed, train_split=a.split, val_split=a.val_split)
+    return 0
+
+
+def _enhance(a: argparse.Namespace) -> int:
+    from avse_bench.enhance import enhance
+
+    enhance(a.system, run_dir=a.run, data_root=a.data, split=a.split, out_dir=a.out, device=a.device,
+            blank_video=a.blank_video)
+    return 0
+
+
+# --- scoring ---------------------------------------------------------------------------------------------------
+def _score(a: argparse.Namespace) -> int:
+    from avse_bench.metrics.scoring import score_split
+
+    score_split(a.data, a.split, out_csv=a.out, enhanced_dir=a.enhanced, jobs=a.jobs, shard=a.shard,
+                official_csv=a.official_csv, progress=True)
+    return 0
+
+
+def _score_merge(a: argparse.Namespace) -> int:
+    from avse_bench.metrics.scoring import merge_scores
+
+    merge_scores(a.inputs, out_csv=a.out)
+    return 0
+
+
+# --- profiling, compare, report -----------------------------------------------------------------------------------
+def _profile(a: argparse.Namespace) -> int:
+    from avse_bench.profiling import profile_system, write_profile
+
+    result = profile_system(a.system, device=a.device, seconds=a.seconds, size=a.size, train_batch=a.train_batch,
+                            repeats=a.repeats, throughput_batch=a.throughput_batch)
+    write_profile(result, a.json)
+    return 0
+
+
+def _compare(a: argparse.Namespace) -> int:
+    from avse_bench.compare import compare
+
+    compare(a.systems, data_root=a.data, profile=a.profile, out_dir=a.out, device=a.device, seed=a.seed,
+            command_line=["avse-bench", *sys.argv[1:]])
+    return 0
+
+
+def _report(a: argparse.Namespace) -> int:
+    from avse_bench.report import render_report
+
+    render_report(a.run)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="avse-bench", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    # data synth / data check
+    data = sub.add_parser("data", help="the embedded corpus and AVSEC layout checks")
+    dsub = data.add_subparsers(dest="data_verb", required=True, metavar="ACTION")
+    s = dsub.add_parser("synth", help="write the embedded synthetic corpus in the AVSEC layout")
+    s.add_argument("out", type=Path, help="output root (gets train/, dev/, metadata/)")
+    s.add_argument("--train", type=int, default=200, help="number of train scenes (default 200)")
+    s.add_argument("--dev", type=int, default=40, help="number of dev scenes (default 40)")
+    s.add_argument("--seed", type=int, default=0, help="random seed: same seed, same bytes (default 0)")
+    s.add_argument("--min-seconds", type=float, default=2.0, help="shortest scene (default 2.0)")
+    s.add_argument("--max-seconds", type=float, default=4.0, help="longest scene (default 4.0)")
+    s.set_defaults(func=_data_synth)
+    c = dsub.add_parser("check", help="validate one split of an AVSEC-layout root; exit 1 if anything is broken")
+    c.add_argument("root", type=Path)
+    c.add_argument("--split", required=True, help="train, dev or eval")
+    c.set_defaults(func=_data_check)
+
+    s = sub.add_parser("systems", help="list the registered systems with their parameter counts")
+    s.set_defaults(func=_systems)
+
+    t = sub.add_parser("train", help="train one system (also under torchrun for DDP)")
+    t.add_argument("system")
+    t.add_argument("--data", type=Path, required=True, help="AVSEC-layout root")
+    t.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs)")
+    t.add_argument("--profile", choices=PROFILES, default="quick")
+    t.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    t.add_argument("--device", choices=DEVICES, default="auto")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--split", default="train", help="training split (default train)")
+    t.add_argument("--val-split", default="dev", help="validation split (default dev)")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("enhance", help="run a trained system over a split; writes <scene>.wav per scene")
+    e.add_argument("system")
+    e.add_argument("--run", type=Path, required=True, help="the training run folder")
+    e.add_argument("--data", type=Path, required=True)
+    e.add_argument("--split", default="dev")
+    e.add_argument("--out", type=Path, required=True, help="folder for the enhanced wavs")
+    e.add_argument("--device", choices=DEVICES, default="auto")
+    e.add_argument("--blank-video", action="store_true", help="replace the video by a blank clip (audio-only)")
+    e.set_defaults(func=_enhance)
+
+    # `score merge` is dispatched in main(); this parser documents `score`.
+    sc = sub.add_parser("score", help="score a split per scene (PESQ, STOI, ESTOI, SI-SDR); `score merge` joins shards")
+    sc.add_argument("--data", type=Path, required=True)
+    sc.add_argument("--split", default="dev")
+    sc.add_argument("--enhanced", type=Path, default=None,
+                    help="folder of <scene>.wav; without it the unprocessed mixture is scored")
+    sc.add_argument("--out", type=Path, required=True, help="per-scene CSV (appended per scene; resumable)")
+    sc.add_argument("--jobs", type=int, default=0, help="worker processes (default: all cores)")
+    sc.add_argument("--shard", default=None, help="i/n: score only the i-th of n deterministic slices (1-based)")
+    sc.add_argument("--official-csv", type=Path, default=None,
+                    help="also write the official objective_evaluation.py format (scene,stoi,pesq)")
+    sc.set_defaults(func=_score)
+
+    pr = sub.add_parser("profile", help="FLOPs, parameters, memory per phase, latency and RTF")
+    pr.add_argument("system")
+    pr.add_argument("--device", choices=DEVICES, default="auto")
+    pr.add_argument("--seconds", type=float, default=3.0, help="reference input length (default 3 s)")
+    pr.add_argument("--size", type=int, default=128, help="video frame size of the reference input (default 128)")
+    pr.add_argument("--train-batch", type=int, default=None,
+                    help="batch for the training-memory phase (default: the recipe's, capped on CPU; stated)")
+    pr.add_argument("--repeats", type=int, default=None, help="timed repetitions (default: 100 GPU, 20 CPU)")
+    pr.add_argument("--throughput-batch", type=int, default=None, help="batch for the throughput figure")
+    pr.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
+    pr.set_defaults(func=_profile)
+
+    cm = sub.add_parser("compare", help="data -> train -> enhance -> score -> profile -> report for N systems")
+    cm.add_argument("systems", nargs="+")
+    cm.add_argument("--data", type=Path, default=None,
+                    help="AVSEC-layout root (train on train, score dev); default: the embedded corpus")
+    cm.add_argument("--profile", choices=PROFILES, default="quick")
+    cm.add_argument("--out", type=Path, default=None, help="output folder (default reports/<profile>)")
+    cm.add_argument("--device", choices=DEVICES, default="auto")
+    cm.add_argument("--seed", type=int, default=0)
+    cm.set_defaults(func=_compare)
+
+    r = sub.add_parser("report", help="re-render sheet.md, sheet.csv and plots from a compare run's stored results")
+    r.add_argument("run", type=Path)
+    r.set_defaults(func=_report)
+    return p
+
+
+def build_merge_parser() -> argparse.ArgumentParser:
+    m = argparse.ArgumentParser(prog="avse-bench score merge", description="join score shards into one CSV")
+    m.add_argument("inputs", type=Path, nargs="+", help="shard CSVs")
+    m.add_argument("--out", type=Path, required=True)
+    m.set_defaults(func=_score_merge)
+    return m
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["score", "merge"]:
+        args = build_merge_parser().parse_args(argv[2:])
+    else:
+        args = build_parser().parse_args(argv)
+    from avse_bench.errors import AvseBenchError
+
+    try:
+        return int(args.func(args) or 0)
+    except AvseBenchError as err:
+        print(f"avse-bench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished work is kept; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

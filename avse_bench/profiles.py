@@ -1,0 +1,25 @@
+"""Harness-level run profiles: the settings that must be identical for every system in one comparison.
+
+A system's own recipe (optimiser, batch, steps) for each profile lives in its `system.toml`
+(`[recipe]` is `paper`; `[profiles.quick]` and `[profiles.smoke]` override it). What is here is shared by all
+systems so that a comparison is fair by construction: the preprocessing and the embedded corpus's size.
+"""
+
+from __future__ import annotations
+
+PROFILES: dict[str, dict] = {
+    # The published recipes as they stand: 128 px frames (the DCNN-RNN sheet), histogram-equalised.
+    "paper": {"video_size": 128, "corpus": {"train": 200, "dev": 40, "min_seconds": 2.0, "max_seconds": 4.0}},
+    # What fits a 2-core CPU in minutes.
+    "quick": {"video_size": 64, "corpus": {"train": 200, "dev": 40, "min_seconds": 2.0, "max_seconds": 4.0}},
+    # Seconds, for tests.
+    "smoke": {"video_size": 32, "corpus": {"train": 6, "dev": 4, "min_seconds": 1.0, "max_seconds": 1.5}},
+}
+
+
+def get_profile(name: str) -> dict:
+    from avse_bench.errors import AvseBenchError
+
+    if name not in PROFILES:
+        raise AvseBenchError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+    return PROFILES[name]

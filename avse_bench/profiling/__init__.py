@@ -1,0 +1,1 @@
+"""avse_bench.profiling"""
