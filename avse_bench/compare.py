@@ -1,0 +1,227 @@
+"""`avse-bench compare`: data -> train -> enhance -> score -> profile -> report, for N systems.
+
+Every stage writes its outputs into the run folder (layout in docs/ARCHITECTURE.md) and, when it finishes, a stamp
+`stages/<stage>.json` holding the hash of what it consumed. A re-run skips a stage whose stamp matches; a killed run
+resumes, because each stage's own work is resumable too (training from its checkpoint, enhancement and scoring per
+scene). Nothing here knows any system by name: everything system-specific comes from the registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from avse_bench.data import Preprocessing
+from avse_bench.errors import AvseBenchError
+from avse_bench.profiles import get_profile
+
+CONDITIONS = {"av": False, "audio_only": True}  # condition -> blank_video
+NOISY = "noisy"
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _write_json(path: Path, obj) -> None:
+    """Write JSON atomically (write then rename), so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+class Stages:
+    """Stage stamps. A stage runs unless its `done` stamp holds the hash of the same inputs. A stage that started on
+    the same inputs and was killed is resumed (its outputs kept: the stage's own work resumes per scene or from its
+    checkpoint); a stage whose inputs changed starts over, its old outputs removed so none is reused by mistake."""
+
+    def __init__(self, out: Path):
+        self.dir = out / "stages"
+
+    def _stamp(self, name: str, kind: str) -> Path:
+        return self.dir / f"{name}.{kind}.json"
+
+    def _hash_in(self, path: Path) -> str | None:
+        return json.loads(path.read_text()).get("inputs_hash") if path.exists() else None
+
+    def run(self, name: str, inputs, outputs: list[Path], fn: Callable[[], None]) -> None:
+        key = _hash(inputs)
+        done, started = self._stamp(name, "done"), self._stamp(name, "started")
+        if self._hash_in(done) == key:
+            print(f"[compare] {name}: up to date, skipped")
+            return
+        if self._hash_in(started) == key:
+            print(f"[compare] {name}: resuming")
+        else:
+            for path in outputs:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            print(f"[compare] {name}: running")
+        done.unlink(missing_ok=True)
+        _write_json(started, {"inputs_hash": key})
+        begin = time.perf_counter()
+        fn()
+        _write_json(done, {"inputs_hash": key, "seconds": round(time.perf_counter() - begin, 3),
+                           "finished": datetime.now(UTC).isoformat(timespec="seconds")})
+
+
+# --- data -------------------------------------------------------------------------------------------------------
+def cache_dir() -> Path:
+    return Path(os.environ.get("AVSE_BENCH_CACHE", Path.home() / ".cache" / "avse-bench"))
+
+
+def embedded_corpus(spec: dict, seed: int) -> Path:
+    """The embedded corpus for `spec` (train/dev counts and durations), generated once and cached by its settings."""
+    from avse_bench.data.synth import synthesize
+
+    root = cache_dir() / "corpus" / _hash({**spec, "seed": seed})
+    if (root / "COMPLETE").exists():
+        return root
+    tmp = root.with_name(root.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"[compare] writing the embedded corpus ({spec['train']} train + {spec['dev']} dev scenes) to {root}")
+    synthesize(tmp, n_train=spec["train"], n_dev=spec["dev"], seed=seed, min_seconds=spec["min_seconds"],
+               max_seconds=spec["max_seconds"], progress=True)
+    (tmp / "COMPLETE").write_text(json.dumps({**spec, "seed": seed}) + "\n")
+    shutil.rmtree(root, ignore_errors=True)
+    os.replace(tmp, root)
+    return root
+
+
+def data_fingerprint(root: Path, splits: list[str]) -> str:
+    """Cheap identity of a data root: names, sizes and modification times of every file in the splits used."""
+    entries = []
+    for split in splits:
+        for p in sorted((root / split).rglob("*")):
+            if p.is_file():
+                st = p.stat()
+                entries.append((str(p.relative_to(root)), st.st_size, int(st.st_mtime)))
+    meta = root / "metadata"
+    if meta.is_dir():
+        entries += [(p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in sorted(meta.glob("*.json"))]
+    return _hash(entries)
+
+
+# --- provenance ---------------------------------------------------------------------------------------------------
+def git_commit() -> str:
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not run from a git checkout)"
+    return sha.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def build_manifest(systems, profile: str, seed: int, data: dict, pre: Preprocessing, command_line: list[str]):
+    from avse_bench.profiling import hardware_info, software_info
+
+    return {
+        "command_line": command_line,
+        "git_commit": git_commit(),
+        "profile": profile,
+        "seed": seed,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "systems": {s.name: {"config": s.config, "recipe": s.recipe(profile), "path": str(s.path)} for s in systems},
+        "data": data,
+        "preprocessing": {"config": pre.config(), "hash": pre.config_hash()},
+        "hardware": hardware_info(),
+        "software": software_info(),
+    }
+
+
+# --- the stages ---------------------------------------------------------------------------------------------------
+def combine_scores(out_csv: Path, score_files: dict[tuple[str, str], Path]) -> None:
+    """scores.csv: every (system, condition) score file, with `system` and `condition` columns in front."""
+    import pandas as pd
+
+    frames = []
+    for (system, condition), path in score_files.items():
+        df = pd.read_csv(path, dtype={"scene": str, "masker": str, "error": str})
+        df.insert(0, "condition", condition)
+        df.insert(0, "system", system)
+        frames.append(df)
+    pd.concat(frames, ignore_index=True).to_csv(out_csv, index=False)
+
+
+def compare(system_names: list[str], data_root: Path | None = None, profile: str = "quick",
+            out_dir: Path | None = None, device: str = "auto", seed: int = 0,
+            command_line: list[str] | None = None) -> Path:
+    from avse_bench.data import load_split
+    from avse_bench.enhance import enhance
+    from avse_bench.metrics.scoring import score_split
+    from avse_bench.profiling import profile_system
+    from avse_bench.report import render_report
+    from avse_bench.systems import load
+    from avse_bench.train import train
+
+    if len(set(system_names)) != len(system_names):
+        raise AvseBenchError(f"a system is named twice: {' '.join(system_names)}")
+    settings = get_profile(profile)
+    systems = [load(name) for name in system_names]  # fail fast on an unknown name
+    out = Path(out_dir) if out_dir is not None else Path("reports") / profile
+    out.mkdir(parents=True, exist_ok=True)
+    stages = Stages(out)
+    train_split, eval_split = "train", "dev"
+
+    # data: a real AVSEC download, or the embedded corpus (generated once, cached)
+    synthetic = data_root is None
+    root = embedded_corpus(settings["corpus"], seed) if synthetic else Path(data_root)
+    n_train, n_eval = (len(load_split(root, s)) for s in (train_split, eval_split))
+    data = {"root": str(root), "synthetic": synthetic, "train_split": train_split, "eval_split": eval_split,
+            "n_train": n_train, "n_eval": n_eval, "fingerprint": data_fingerprint(root, [train_split, eval_split])}
+    if synthetic:
+        data["corpus"] = {**settings["corpus"], "seed": seed}
+    pre = Preprocessing(size=settings["video_size"])
+    manifest = build_manifest(systems, profile, seed, data, pre, command_line or [])
+    _write_json(out / "manifest.json", manifest)
+    base_inputs = {"data": data["fingerprint"], "preprocessing": pre.config_hash(), "seed": seed, "profile": profile}
+
+    for s in systems:
+        run_dir = out / "runs" / s.name
+        inputs = {**base_inputs, "system": s.config, "recipe": s.recipe(profile)}
+        stages.run(f"train.{s.name}", inputs, [run_dir], lambda s=s, run_dir=run_dir: train(
+            s.name, data_root=root, out_dir=run_dir, profile=profile, device=device, seed=seed,
+            resume=(run_dir / "checkpoint.pt").exists(), train_split=train_split, val_split=eval_split))
+
+    score_files = {(NOISY, "mixture"): out / "scores" / f"{NOISY}.csv"}
+    stages.run("score.noisy", base_inputs, [score_files[NOISY, "mixture"]], lambda: score_split(
+        root, eval_split, out_csv=score_files[NOISY, "mixture"], progress=True))
+    for s in systems:
+        weights = hashlib.sha256((out / "runs" / s.name / "model.pt").read_bytes()).hexdigest()
+        for condition, blank in CONDITIONS.items():
+            enhanced = out / "enhanced" / s.name / condition
+            csv = score_files[s.name, condition] = out / "scores" / f"{s.name}.{condition}.csv"
+            inputs = {**base_inputs, "weights": weights, "condition": condition}
+            stages.run(f"enhance.{s.name}.{condition}", inputs, [enhanced],
+                       lambda s=s, enhanced=enhanced, blank=blank: enhance(
+                           s.name, run_dir=out / "runs" / s.name, data_root=root, split=eval_split,
+                           out_dir=enhanced, device=device, blank_video=blank))
+            stages.run(f"score.{s.name}.{condition}", inputs, [csv],
+                       lambda enhanced=enhanced, csv=csv: score_split(
+                           root, eval_split, out_csv=csv, enhanced_dir=enhanced, progress=True))
+    combine_scores(out / "scores.csv", score_files)
+
+    profiles = {}
+    for s in systems:
+        path = out / "profiles" / f"{s.name}.json"
+        train_batch = s.recipe(profile)["batch_size"]
+        inputs = {"system": s.config, "size": pre.size, "device": device, "train_batch": train_batch}
+        stages.run(f"profile.{s.name}", inputs, [path], lambda s=s, path=path, train_batch=train_batch: _write_json(
+            path, profile_system(s, device=device, seconds=3.0, size=pre.size, train_batch=train_batch)))
+        profiles[s.name] = json.loads(path.read_text())
+    _write_json(out / "profile.json", profiles)
+
+    manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    _write_json(out / "manifest.json", manifest)
+    render_report(out)
+    print(f"[compare] done: {out / 'sheet.md'}")
+    return out
