@@ -1,1 +1,9 @@
-"""avse_bench.nn"""
+"""Building blocks shared by the systems: audio encoder/decoder, dual-path separator, masking model, SI-SNR loss."""
+
+from avse_bench.nn.audio import AudioDecoder, AudioEncoder
+from avse_bench.nn.avmask import AVMaskNet
+from avse_bench.nn.loss import si_snr_loss
+from avse_bench.nn.separator import DualPathBlock, PathRNN, Separator, chunk, overlap_add
+
+__all__ = ["AVMaskNet", "AudioDecoder", "AudioEncoder", "DualPathBlock", "PathRNN", "Separator", "chunk", "overlap_add",
+           "si_snr_loss"]

@@ -1,0 +1,24 @@
+"""The training objective of both systems: negative scale-invariant SNR, clipped per item at 30 dB."""
+
+from __future__ import annotations
+
+import torch
+
+EPS = 1e-8
+
+
+def si_snr_loss(estimate: torch.Tensor, target: torch.Tensor, clip_db: float = 30.0) -> torch.Tensor:
+    """Mean over the batch of -SI-SNR(estimate, target) in dB; (B, L), (B, L) -> scalar.
+
+    Both signals are made zero-mean; each item's loss is clipped at -clip_db (an item already above 30 dB gives
+    no gradient), as the AVSEC-2 baseline does.
+    """
+    if estimate.shape != target.shape:
+        raise ValueError(f"si_snr_loss: estimate {tuple(estimate.shape)} and target {tuple(target.shape)} differ")
+    estimate = estimate - estimate.mean(dim=-1, keepdim=True)
+    target = target - target.mean(dim=-1, keepdim=True)
+    scale = (estimate * target).sum(-1, keepdim=True) / (target.pow(2).sum(-1, keepdim=True) + EPS)
+    projection = scale * target  # the part of the estimate explained by the target
+    noise = estimate - projection
+    si_snr = 10 * torch.log10(projection.pow(2).sum(-1) / (noise.pow(2).sum(-1) + EPS) + EPS)  # (B,)
+    return torch.clamp(-si_snr, min=-clip_db).mean()

@@ -1,0 +1,110 @@
+"""The system registry: a system is a folder holding `model.py` (build_model) and `system.toml` (its settings).
+
+Search path: the built-in folder (`avse_bench.builtin_systems`, the repository's `systems/`), then every folder
+listed in the environment variable AVSE_BENCH_SYSTEMS (os.pathsep-separated). Each `model.py` is loaded from its
+file under a unique module name, never imported as a package, so that no system can import another.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from avse_bench.errors import AvseBenchError
+
+ENV_VAR = "AVSE_BENCH_SYSTEMS"
+
+
+def builtin_dir() -> Path:
+    """The built-in systems: package data when installed, the repository's `systems/` in a source checkout."""
+    try:
+        import avse_bench.builtin_systems as builtin
+
+        return Path(builtin.__file__).parent
+    except ImportError:
+        return Path(__file__).resolve().parent.parent / "systems"
+
+
+def search_path() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p.strip()]
+    return [builtin_dir(), *extra]
+
+
+def available() -> dict[str, Path]:
+    """{name: folder} for every folder on the search path holding model.py and system.toml (first one wins)."""
+    found: dict[str, Path] = {}
+    for root in search_path():
+        if not root.is_dir():
+            continue
+        for folder in sorted(root.iterdir()):
+            if (folder / "model.py").is_file() and (folder / "system.toml").is_file():
+                found.setdefault(folder.name, folder)
+    return found
+
+
+@dataclass
+class System:
+    name: str
+    path: Path
+    config: dict = field(repr=False)
+
+    def build_model(self) -> nn.Module:
+        """A fresh model from `model.py`'s build_model(config['model'])."""
+        return self._module().build_model(copy.deepcopy(self.config.get("model", {})))
+
+    def recipe(self, profile: str) -> dict:
+        """The published `[recipe]`, with `[profiles.<profile>]` laid over it (`paper` is the recipe as it stands)."""
+        recipe = dict(self.config.get("recipe", {}))
+        if profile != "paper":
+            profiles = self.config.get("profiles", {})
+            if profile not in profiles:
+                raise AvseBenchError(f"system {self.name!r} has no [profiles.{profile}] in {self.path / 'system.toml'}")
+            recipe.update(profiles[profile])
+        return recipe
+
+    def _module(self):
+        model_py = self.path / "model.py"
+        digest = hashlib.sha1(str(model_py.resolve()).encode()).hexdigest()[:10]
+        spec = importlib.util.spec_from_file_location(f"avse_bench_system_{self.name}_{digest}", model_py)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        if not hasattr(module, "build_model"):
+            raise AvseBenchError(f"{model_py} defines no build_model(config) function")
+        return module
+
+
+def load(name: str) -> System:
+    """The system called `name`; AvseBenchError listing the available ones if there is none."""
+    systems = available()
+    if name not in systems:
+        where = ", ".join(str(p) for p in search_path())
+        raise AvseBenchError(f"unknown system {name!r}; available: {', '.join(systems) or 'none'} (searched {where})")
+    folder = systems[name]
+    try:
+        with open(folder / "system.toml", "rb") as f:
+            config = tomllib.load(f)
+    except tomllib.TOMLDecodeError as err:
+        raise AvseBenchError(f"{folder / 'system.toml'} is not valid TOML: {err}") from err
+    for table in ("system", "model", "recipe"):
+        if table not in config:
+            raise AvseBenchError(f"{folder / 'system.toml'} lacks a [{table}] table")
+    return System(name=name, path=folder, config=config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def print_systems() -> None:
+    """One line per system: name, parameter count, title, folder."""
+    for name in available():
+        system = load(name)
+        params = count_parameters(system.build_model())
+        print(f"{name:<12} {params:>12,} params  {system.config['system'].get('title', '')}  ({system.path})")

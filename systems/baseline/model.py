@@ -1,0 +1,92 @@
+"""`baseline`: the official AVSEC-2 baseline, a time-domain "ResNet-LSTM" audio-visual masking model.
+
+Read top to bottom: the visual encoder (3-D front end, ResNet-18 trunk over frames folded into the batch,
+projection to 256), then `build_model`, which puts it together with the shared audio path and the dual-path
+separator from `avse_bench.nn` (see avse_bench/nn/avmask.py for the forward pass with shapes).
+
+13,967,489 parameters: audio encoder 4,096; decoder 4,096; visual 11,313,856 (front end 15,808, trunk 11,166,976,
+projection 131,072); separator 2,645,441.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from avse_bench.nn import AVMaskNet, Separator
+
+
+class Swish(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(x)
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: conv3x3-BN-Swish-conv3x3-BN, + shortcut (1x1 conv + BN where the shape changes), Swish."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.act = Swish()
+        self.shortcut = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.act(out + self.shortcut(x))
+
+
+class ResNet18Trunk(nn.Module):
+    """Four stages of two basic blocks (64/128/256/512 channels, strides 1/2/2/2) + global average pool.
+
+    (N, 64, h, w) -> (N, 512)
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (64, 128, 256, 512), blocks: tuple[int, ...] = (2, 2, 2, 2)):
+        super().__init__()
+        layers, cin = [], widths[0]
+        for i, (cout, n) in enumerate(zip(widths, blocks, strict=True)):
+            for j in range(n):
+                layers.append(BasicBlock(cin, cout, stride=2 if (i > 0 and j == 0) else 1))
+                cin = cout
+        self.layers = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.layers(x)).flatten(1)  # (N, 512, h/8, w/8) -> (N, 512)
+
+
+class VisualEncoder(nn.Module):
+    """(B, 1, T, H, W) frames in [0, 1] -> (B, T, 256) features, one per frame (any H, W)."""
+
+    def __init__(self, frontend_channels: int = 64, out_features: int = 256):
+        super().__init__()
+        c = frontend_channels
+        self.frontend = nn.Sequential(
+            nn.Conv3d(1, c, kernel_size=(5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False),
+            nn.BatchNorm3d(c),
+            Swish(),
+            nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+        )
+        self.trunk = ResNet18Trunk()
+        self.projection = nn.Linear(512, out_features, bias=False)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        B = video.shape[0]
+        x = self.frontend(video)  # (B, 64, T, H/4, W/4)
+        _, C, T, h, w = x.shape
+        x = x.transpose(1, 2).reshape(B * T, C, h, w)  # frames folded into the batch
+        x = self.trunk(x)  # (B*T, 512)
+        return torch.relu(self.projection(x)).reshape(B, T, -1)  # (B, T, 256)
+
+
+def build_model(config: dict) -> nn.Module:
+    """config: the [model] table of system.toml (separator sizes)."""
+    separator = Separator(512, config["separator_out"], config["separator_hidden"], config["separator_blocks"],
+                          bidirectional=config["bidirectional"], dropout=config.get("dropout", 0.0))
+    return AVMaskNet(VisualEncoder(), separator)
