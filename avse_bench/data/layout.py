@@ -1,0 +1,110 @@
+"""The AVSEC scene layout: `ROOT/<split>/scenes/S*_{target,interferer,mixed}.wav`, `S*_silent.mp4`, and the
+optional metadata `ROOT/metadata/scenes.<split>.json`.
+
+`scan_split` finds every scene a split mentions (by its files or by its metadata) and what is missing;
+`load_split` turns that into `Scene` objects, or raises naming each broken scene: nothing is dropped silently.
+A split where no scene has a target (the challenge's eval split) is an evaluation split: targets are not expected.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from avse_bench.errors import AvseBenchError
+
+PARTS = {"target": "_target.wav", "interferer": "_interferer.wav", "mixed": "_mixed.wav", "video": "_silent.mp4"}
+_FILE = re.compile(r"^(?P<scene>[^_.][^_]*)_(?P<part>target\.wav|interferer\.wav|mixed\.wav|silent\.mp4)$")
+
+
+@dataclass
+class Scene:
+    id: str
+    split: str
+    mixed: Path
+    target: Path | None
+    interferer: Path | None
+    video: Path
+    masker: str | None = None  # "speech" | "noise" | None (no metadata)
+    snr_db: float | None = None
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class SplitScan:
+    """What is on disk for one split: files per scene, metadata records, and missing-file problems."""
+
+    root: Path
+    split: str
+    scenes_dir: Path
+    files: dict[str, dict[str, Path]]  # scene id -> part -> path (only the parts that exist)
+    metadata: dict[str, dict]  # scene id -> record (empty without a metadata file)
+    metadata_path: Path | None
+    has_targets: bool
+    problems: dict[str, list[str]]  # scene id -> what is wrong
+
+    @property
+    def scene_ids(self) -> list[str]:
+        return sorted(set(self.files) | set(self.metadata))
+
+
+def _read_metadata(path: Path) -> dict[str, dict]:
+    try:
+        records = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise AvseBenchError(f"cannot read the scene metadata {path}: {err}") from err
+    if not isinstance(records, list) or not all(isinstance(r, dict) and "scene" in r for r in records):
+        raise AvseBenchError(f"{path} is not a list of scene records with a 'scene' field")
+    return {str(r["scene"]): r for r in records}
+
+
+def scan_split(root, split: str) -> SplitScan:
+    """Find every scene of `split` under `root` and which required files each one lacks."""
+    root = Path(root)
+    scenes_dir = root / split / "scenes"
+    if not scenes_dir.is_dir():
+        raise AvseBenchError(f"no scene folder {scenes_dir} (expected ROOT/<split>/scenes/ of the AVSEC layout)")
+    files: dict[str, dict[str, Path]] = {}
+    for path in scenes_dir.iterdir():
+        m = _FILE.match(path.name)
+        if m and path.is_file():
+            part = next(k for k, suffix in PARTS.items() if suffix == "_" + m["part"])
+            files.setdefault(m["scene"], {})[part] = path
+    meta_path = root / "metadata" / f"scenes.{split}.json"
+    metadata = _read_metadata(meta_path) if meta_path.is_file() else {}
+    has_targets = any("target" in parts for parts in files.values())
+    required = ("mixed", "video", "target") if has_targets else ("mixed", "video")
+    problems: dict[str, list[str]] = {}
+    for scene_id in sorted(set(files) | set(metadata)):
+        missing = [f"{scene_id}{PARTS[p]}" for p in required if p not in files.get(scene_id, {})]
+        if missing:
+            problems.setdefault(scene_id, []).append("missing file " + ", ".join(missing))
+    return SplitScan(root, split, scenes_dir, files, metadata, meta_path if metadata else None, has_targets,
+                     problems)
+
+
+def _masker(record: dict) -> tuple[str | None, float | None]:
+    kind = (record.get("interferer") or {}).get("type")
+    snr = record.get("SNR")
+    return (kind if kind in ("speech", "noise") else None), (float(snr) if snr is not None else None)
+
+
+def load_split(root, split: str) -> list[Scene]:
+    """Every scene of `split`, sorted by id; raises `AvseBenchError` naming the broken ones."""
+    scan = scan_split(root, split)
+    if scan.problems:
+        lines = [f"  {sid}: {'; '.join(p)}" for sid, p in sorted(scan.problems.items())]
+        raise AvseBenchError(f"{len(scan.problems)} broken scene(s) in {scan.scenes_dir} "
+                             f"(run `avse-bench data check {scan.root} --split {split}`):\n" + "\n".join(lines))
+    if not scan.scene_ids:
+        raise AvseBenchError(f"no scenes in {scan.scenes_dir}")
+    scenes = []
+    for scene_id in scan.scene_ids:
+        parts, record = scan.files[scene_id], scan.metadata.get(scene_id, {})
+        masker, snr = _masker(record)
+        scenes.append(Scene(id=scene_id, split=split, mixed=parts["mixed"], target=parts.get("target"),
+                            interferer=parts.get("interferer"), video=parts["video"], masker=masker, snr_db=snr,
+                            meta=record))
+    return scenes

@@ -1,0 +1,202 @@
+"""The embedded corpus: audio-visual scenes written in exactly the AVSEC layout, deterministic for a seed.
+
+Per scene: a target utterance (espeak-ng, one of many voices, rates and pitches), a face video whose mouth follows
+the target's phonemes, and one interferer: another voice (speech, -15..+5 dB SNR) or noise (coloured noise or a
+babble of several voices, -10..+10 dB). The interferer is scaled to the SNR (powers over the whole scene), faded
+in with a 0.5 s half-cosine ramp, added to the target, and target, interferer and mixture share one peak
+normalisation. Every random choice of a scene comes from a generator seeded by (seed, split, index), so a scene
+does not depend on the others and the corpus is bit-identical for one seed.
+
+Written files: `OUT/<split>/scenes/S#####_{target,interferer,mixed}.wav` (16 kHz mono PCM16),
+`S#####_silent.mp4` (224 x 224, 25 fps, mp4v), `OUT/metadata/scenes.<split>.json` (the AVSEC schema) and
+`OUT/metadata/synth.<split>.json` (this generator's own record: voices, texts, and the mouth box per scene).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+from tqdm import tqdm
+
+from avse_bench.data import face
+from avse_bench.data.espeak import Espeak, get_espeak
+from avse_bench.data.sentences import sentence
+from avse_bench.errors import AvseBenchError
+
+GENERATOR_VERSION = "avse-bench-synth-1"
+RATE = 16_000
+SAMPLES_PER_FRAME = RATE // face.FPS  # 640
+RAMP_SECONDS = 0.5
+SPEECH_SNR_DB = (-15.0, 5.0)
+NOISE_SNR_DB = (-10.0, 10.0)
+
+_ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "en-gb-x-gbclan")
+_VARIANTS = tuple(f"m{i}" for i in range(1, 8)) + tuple(f"f{i}" for i in range(1, 6))
+_OTHER_LANGUAGES = ("de", "fr", "es", "it", "nl", "pt", "sv", "pl")
+TARGET_VOICES = tuple(f"{a}+{v}" for a in _ACCENTS for v in _VARIANTS)
+MASKER_VOICES = TARGET_VOICES + tuple(f"{lang}+{v}" for lang in _OTHER_LANGUAGES for v in _VARIANTS)
+
+
+@dataclass(frozen=True)
+class _Voice:
+    name: str
+    rate_wpm: int
+    pitch: int
+    pitch_range: int
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, voices: tuple[str, ...], exclude: str = "") -> _Voice:
+        choices = [v for v in voices if v != exclude]
+        return cls(choices[int(rng.integers(len(choices)))], int(rng.integers(130, 191)),
+                   int(rng.integers(25, 76)), int(rng.integers(20, 81)))
+
+
+def _speak(espeak: Espeak, voice: _Voice, text: str, seed: int):
+    """(audio float32 at 16 kHz, phonemes [(onset s, name)])."""
+    utt = espeak.speak(text, voice.name, voice.rate_wpm, voice.pitch, voice.pitch_range, seed)
+    audio = resample_poly(utt.audio.astype(np.float32) / 32768.0, RATE, utt.rate).astype(np.float32)
+    return audio, [(pos / utt.rate, name) for pos, name in utt.phonemes]
+
+
+def _speech_stream(espeak: Espeak, rng: np.random.Generator, voice: _Voice, n: int) -> np.ndarray:
+    """At least n samples of continuous speech: sentences separated by short pauses."""
+    parts, total = [], 0
+    while total < n:
+        audio, _ = _speak(espeak, voice, sentence(rng, 1), int(rng.integers(2**31)))
+        parts += [audio, np.zeros(int(rng.uniform(0.05, 0.25) * RATE), np.float32)]
+        total += len(audio) + len(parts[-1])
+    return np.concatenate(parts)
+
+
+def _colored_noise(rng: np.random.Generator, n: int, beta: float) -> np.ndarray:
+    """Gaussian noise with a 1/f^beta power spectrum (0 white, 1 pink, 2 brown)."""
+    spectrum = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
+    f = np.fft.rfftfreq(n, 1 / RATE)
+    spectrum *= 1 / np.maximum(f, 20.0) ** (beta / 2)
+    return np.fft.irfft(spectrum, n).astype(np.float32)
+
+
+def _target(espeak: Espeak, rng: np.random.Generator, voice: _Voice, n: int):
+    """The target track (n samples: lead-in silence, speech cut at a phoneme boundary, silence) and its phonemes."""
+    lead = int(rng.uniform(0.05, 0.25) * RATE)
+    text = sentence(rng, 2)
+    audio, phonemes = _speak(espeak, voice, text, int(rng.integers(2**31)))
+    room = n - lead - int(0.05 * RATE)
+    if len(audio) > room:  # cut before the first phoneme that would not fit, with a 10 ms fade-out
+        cut = max((int(t * RATE) for t, _ in phonemes if int(t * RATE) <= room), default=room)
+        audio = audio[:cut].copy()
+        fade = min(160, len(audio))
+        audio[len(audio) - fade:] *= np.linspace(1, 0, fade, dtype=np.float32)
+        phonemes = [(t, p) for t, p in phonemes if int(t * RATE) < cut]
+    track = np.zeros(n, np.float32)
+    track[lead:lead + len(audio)] = audio
+    end_s = (lead + len(audio)) / RATE
+    return track, [(t + lead / RATE, p) for t, p in phonemes], end_s, text
+
+
+def _interferer(espeak: Espeak, rng: np.random.Generator, n: int, target_voice: str):
+    """(interferer n samples, metadata record, SNR range) for a speech, coloured-noise or babble masker."""
+    kind = rng.choice(["speech", "speech", "colored", "babble"])
+    if kind == "speech":
+        voice = _Voice.draw(rng, MASKER_VOICES, exclude=target_voice)
+        stream = _speech_stream(espeak, rng, voice, n + 2 * RATE)
+        offset = int(rng.integers(len(stream) - n))
+        name = f"{voice.name}/r{voice.rate_wpm}p{voice.pitch}"
+        return stream[offset:offset + n], {"type": "speech", "name": name, "offset": offset}, SPEECH_SNR_DB
+    if kind == "colored":
+        beta = float(rng.uniform(0.0, 2.0))
+        return _colored_noise(rng, n, beta), {"type": "noise", "name": f"colored_beta{beta:.2f}", "offset": 0}, \
+            NOISE_SNR_DB
+    talkers = int(rng.integers(3, 7))
+    babble = np.zeros(n, np.float32)
+    for _ in range(talkers):
+        stream = _speech_stream(espeak, rng, _Voice.draw(rng, MASKER_VOICES, exclude=target_voice), n + RATE)
+        start = int(rng.integers(len(stream) - n))
+        part = stream[start:start + n]
+        babble += part / (np.sqrt(np.mean(part**2)) + 1e-9)
+    return babble, {"type": "noise", "name": f"babble_{talkers}talkers", "offset": 0}, NOISE_SNR_DB
+
+
+def _mix(target: np.ndarray, interferer: np.ndarray, snr_db: float, peak: float):
+    """Scale the interferer to the SNR, fade it in, mix; one peak normalisation for all three."""
+    gain = np.sqrt(np.mean(target**2) / (np.mean(interferer**2) * 10 ** (snr_db / 10) + 1e-12))
+    ramp_n = int(RAMP_SECONDS * RATE)
+    ramp = np.ones(len(interferer), np.float32)
+    ramp[:ramp_n] = 0.5 * (1 - np.cos(np.pi * np.arange(min(ramp_n, len(ramp))) / ramp_n))
+    interferer = interferer * gain * ramp
+    mixed = target + interferer
+    scale = peak / max(np.abs(mixed).max(), np.abs(target).max(), np.abs(interferer).max())
+    return target * scale, interferer * scale, mixed * scale
+
+
+def _split_code(split: str) -> int:
+    return zlib.crc32(split.encode())
+
+
+def make_scene(espeak: Espeak, seed: int, split: str, index: int, min_seconds: float, max_seconds: float):
+    """One scene's signals, frames and records; a function of (seed, split, index) only."""
+    rng = np.random.default_rng([seed, _split_code(split), index])
+    n_frames = int(round(rng.uniform(min_seconds, max_seconds) * face.FPS))
+    n = n_frames * SAMPLES_PER_FRAME
+    voice = _Voice.draw(rng, TARGET_VOICES)
+    target, phonemes, end_s, text = _target(espeak, rng, voice, n)
+    interferer, inter_meta, (lo, hi) = _interferer(espeak, rng, n, voice.name)
+    snr = round(float(rng.uniform(lo, hi)), 2)
+    target, interferer, mixed = _mix(target, interferer, snr, float(rng.uniform(0.5, 0.95)))
+    style = face.FaceStyle.for_speaker(voice.name)
+    frames = face.render(style, face.mouth_track(phonemes, end_s, n_frames), rng)
+    return {"target": target, "interferer": interferer, "mixed": mixed, "frames": frames, "snr": snr,
+            "interferer_meta": inter_meta, "voice": voice, "text": text, "mouth_box": face.mouth_box(style)}
+
+
+def _write_wav(path: Path, audio: np.ndarray) -> None:
+    sf.write(str(path), np.clip(audio, -1.0, 32767 / 32768), RATE, subtype="PCM_16")
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def synthesize(out, n_train: int = 200, n_dev: int = 40, seed: int = 0, min_seconds: float = 2.0,
+               max_seconds: float = 4.0, progress: bool = True) -> Path:
+    """Write the embedded corpus (train and dev splits) under `out` in the AVSEC layout; returns `out`."""
+    out = Path(out)
+    if n_train < 0 or n_dev < 0:
+        raise AvseBenchError(f"scene counts must be >= 0 (got train {n_train}, dev {n_dev})")
+    if not 0.5 <= min_seconds <= max_seconds:
+        raise AvseBenchError(f"need 0.5 <= min_seconds <= max_seconds (got {min_seconds}, {max_seconds})")
+    espeak = get_espeak()
+    (out / "metadata").mkdir(parents=True, exist_ok=True)
+    first_id = 1
+    for split, count in (("train", n_train), ("dev", n_dev)):
+        scenes_dir = out / split / "scenes"
+        scenes_dir.mkdir(parents=True, exist_ok=True)
+        records, extra = [], {}
+        for index in tqdm(range(count), desc=f"synth {split}", unit="scene", disable=not progress):
+            scene_id = f"S{first_id + index:05d}"
+            s = make_scene(espeak, seed, split, index, min_seconds, max_seconds)
+            for part in ("target", "interferer", "mixed"):
+                _write_wav(scenes_dir / f"{scene_id}_{part}.wav", s[part])
+            tmp = scenes_dir / f".{scene_id}_silent.partial.mp4"
+            face.write_mp4(tmp, s["frames"])
+            os.replace(tmp, scenes_dir / f"{scene_id}_silent.mp4")
+            voice = s["voice"]
+            records.append({"scene": scene_id, "dataset": split,
+                            "target": {"name": f"{voice.name}/r{voice.rate_wpm}p{voice.pitch}"},
+                            "interferer": s["interferer_meta"], "SNR": s["snr"], "duration": len(s["mixed"])})
+            extra[scene_id] = {"mouth_box": list(s["mouth_box"]), "text": s["text"], "voice": voice.name}
+        first_id += count
+        _write_json(out / "metadata" / f"scenes.{split}.json", records)
+        _write_json(out / "metadata" / f"synth.{split}.json",
+                    {"generator": GENERATOR_VERSION, "seed": seed, "min_seconds": min_seconds,
+                     "max_seconds": max_seconds, "scenes": extra})
+    return out
