@@ -213,10 +213,10 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     profiles = {}
     for s in systems:
         path = out / "profiles" / f"{s.name}.json"
-        train_batch = s.recipe(profile)["batch_size"]
-        inputs = {"system": s.config, "size": pre.size, "device": device, "train_batch": train_batch}
-        stages.run(f"profile.{s.name}", inputs, [path], lambda s=s, path=path, train_batch=train_batch: _write_json(
-            path, profile_system(s, device=device, seconds=3.0, size=pre.size, train_batch=train_batch)))
+        options = {**settings["profiling"], "size": pre.size, "train_batch": s.recipe(profile)["batch_size"]}
+        inputs = {"system": s.config, "device": device, **options}
+        stages.run(f"profile.{s.name}", inputs, [path], lambda s=s, path=path, options=options: _write_json(
+            path, profile_system(s, device=device, **options)))
         profiles[s.name] = json.loads(path.read_text())
     _write_json(out / "profile.json", profiles)
 

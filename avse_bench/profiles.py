@@ -9,11 +9,15 @@ from __future__ import annotations
 
 PROFILES: dict[str, dict] = {
     # The published recipes as they stand: 128 px frames (the DCNN-RNN sheet), histogram-equalised.
-    "paper": {"video_size": 128, "corpus": {"train": 200, "dev": 40, "min_seconds": 2.0, "max_seconds": 4.0}},
+    # `profiling`: the reference input's length and the timed repetitions (None: the profiler's defaults).
+    "paper": {"video_size": 128, "corpus": {"train": 200, "dev": 40, "min_seconds": 2.0, "max_seconds": 4.0},
+              "profiling": {"seconds": 3.0, "repeats": None}},
     # What fits a 2-core CPU in minutes.
-    "quick": {"video_size": 64, "corpus": {"train": 200, "dev": 40, "min_seconds": 2.0, "max_seconds": 4.0}},
+    "quick": {"video_size": 64, "corpus": {"train": 200, "dev": 40, "min_seconds": 2.0, "max_seconds": 4.0},
+              "profiling": {"seconds": 3.0, "repeats": None}},
     # Seconds, for tests.
-    "smoke": {"video_size": 32, "corpus": {"train": 6, "dev": 4, "min_seconds": 1.0, "max_seconds": 1.5}},
+    "smoke": {"video_size": 32, "corpus": {"train": 6, "dev": 4, "min_seconds": 1.0, "max_seconds": 1.5},
+              "profiling": {"seconds": 1.0, "repeats": 5}},
 }
 
 
