@@ -1,0 +1,82 @@
+"""Run a trained system over a split and write one enhanced `<scene>.wav` per scene (float32, 16 kHz).
+
+Whole utterances, eval mode, no gradients; the preprocessing is the one recorded in the run's
+`train_summary.json`, so the model sees at test time what it saw in training. Scenes already written are skipped,
+so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import soundfile as sf
+import torch
+from tqdm import tqdm
+
+from avse_bench.errors import AvseBenchError
+from avse_bench.systems import System, load
+from avse_bench.train import resolve_device
+
+SAMPLE_RATE = 16000
+
+
+def load_trained(system: System, run_dir: Path, device: torch.device) -> torch.nn.Module:
+    """The system's model with the run's final weights (model.pt, read with weights_only=True), in eval mode."""
+    weights = run_dir / "model.pt"
+    if not weights.is_file():
+        raise AvseBenchError(f"{weights} not found: train first (avse-bench train {system.name} --out {run_dir})")
+    model = system.build_model()
+    try:
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except RuntimeError as err:  # shapes/keys of another system or another [model] configuration
+        raise AvseBenchError(f"{weights} does not fit system {system.name!r}: {err}") from err
+    return model.to(device).eval()
+
+
+def run_preprocessing(run_dir: Path):
+    """The Preprocessing recorded by training in run_dir/train_summary.json."""
+    from avse_bench.data import Preprocessing
+
+    summary_path = run_dir / "train_summary.json"
+    if not summary_path.is_file():
+        raise AvseBenchError(f"{summary_path} not found: the run in {run_dir} did not finish training")
+    summary = json.loads(summary_path.read_text())
+    config = summary["preprocessing"]
+    pre = Preprocessing(size=config["size"], equalize=config["equalize"])
+    if pre.config_hash() != summary["preprocessing_hash"]:
+        raise AvseBenchError(f"{summary_path}: the recorded preprocessing (hash {summary['preprocessing_hash']}) "
+                             f"is not what this version rebuilds from its settings ({pre.config_hash()})")
+    return pre
+
+
+def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_dir=None, device: str = "auto",
+            blank_video: bool = False, progress: bool = True) -> Path:
+    """Write out_dir/<scene>.wav for every scene of `data_root/split`; returns out_dir.
+
+    `blank_video=True` replaces every video frame by zeros: the audio-only control.
+    """
+    from avse_bench.data import AVSEDataset, load_split
+
+    system = load(system) if isinstance(system, str) else system
+    run_dir = Path(run_dir)
+    out = Path(out_dir) if out_dir is not None else run_dir / "enhanced" / split
+    out.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    model = load_trained(system, run_dir, dev)
+    scenes = load_split(data_root, split)
+    todo = [i for i, s in enumerate(scenes) if not (out / f"{s.id}.wav").is_file()]
+    dataset = AVSEDataset(scenes, run_preprocessing(run_dir), crop_seconds=None)
+    with torch.no_grad():
+        for i in tqdm(todo, desc=f"enhance {system.name} {split}", disable=not progress):
+            item = dataset[i]
+            mixed = torch.as_tensor(item["mixed"]).unsqueeze(0).to(dev)  # (1, L)
+            video = torch.as_tensor(item["video"]).unsqueeze(0).to(dev)  # (1, 1, T, H, W)
+            if blank_video:
+                video = torch.zeros_like(video)
+            enhanced = model(mixed, video)[0].cpu().numpy()  # (L,)
+            tmp = out / f".{item['scene']}.wav.tmp"
+            sf.write(tmp, enhanced, SAMPLE_RATE, subtype="FLOAT", format="WAV")
+            os.replace(tmp, out / f"{item['scene']}.wav")
+    return out
