@@ -96,7 +96,7 @@ def select_shard(items: Sequence, shard: str | None) -> list:
 
 
 def _jobs_for(data_root: Path, split: str, enhanced_dir: Path | None, shard: str | None) -> list[ScoreJob]:
-    from avse_bench.data import load_split
+    from avse_bench.data.layout import load_split  # not the package: scoring needs no torch
 
     scenes = select_shard(load_split(data_root, split), shard)
     no_target = [s.id for s in scenes if s.target is None]
