@@ -1,0 +1,207 @@
+"""score_split / merge_scores on a small AVSEC-layout corpus: values, error rows, resumption after a crash or a kill,
+sharding, the official CSV and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pesq
+import pystoi
+import pytest
+import soundfile as sf
+
+from avse_bench.cli import main
+from avse_bench.errors import AvseBenchError
+from avse_bench.metrics import scoring
+from avse_bench.metrics.functional import METRICS
+from avse_bench.metrics.scoring import COLUMNS, merge_scores, score_split, select_shard
+
+N_SCENES = 6
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    from avse_bench.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("score_corpus")
+    synthesize(root, n_train=0, n_dev=N_SCENES, seed=1, min_seconds=1.0, max_seconds=1.5, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(corpus, tmp_path_factory) -> Path:
+    """The mixture scored by one uninterrupted serial run."""
+    return score_split(corpus, "dev", tmp_path_factory.mktemp("ref") / "noisy.csv", jobs=1, progress=False)
+
+
+def read(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == COLUMNS
+        return list(reader)
+
+
+def assert_same_rows(got: Path, want: Path) -> None:
+    """Same scenes in the same order, same text fields, metric values equal to 1e-12 (numpy's sums can differ in the
+    last bit from run to run)."""
+    a, b = read(got), read(want)
+    assert [r["scene"] for r in a] == [r["scene"] for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        assert {k: ra[k] for k in ("masker", "snr_db", "error")} == {k: rb[k] for k in ("masker", "snr_db", "error")}
+        for m in METRICS:
+            assert (ra[m] == "") == (rb[m] == ""), (ra["scene"], m)
+            if ra[m]:
+                assert float(ra[m]) == pytest.approx(float(rb[m]), abs=1e-12), (ra["scene"], m)
+
+
+def test_rows_hold_every_scene_with_the_library_values(corpus, reference):
+    rows = read(reference)
+    assert [r["scene"] for r in rows] == [f"S{i:05d}" for i in range(1, N_SCENES + 1)]
+    scenes_dir = corpus / "dev" / "scenes"
+    for row in rows:
+        assert row["error"] == "" and row["masker"] in ("speech", "noise") and -15 <= float(row["snr_db"]) <= 10
+        ref, _ = sf.read(scenes_dir / f"{row['scene']}_target.wav")  # as the official script reads them
+        mix, _ = sf.read(scenes_dir / f"{row['scene']}_mixed.wav")
+        assert float(row["pesq_wb"]) == pytest.approx(pesq.pesq(16000, ref, mix, "wb"), abs=1e-9)
+        assert float(row["stoi"]) == pytest.approx(pystoi.stoi(ref, mix, 16000), abs=1e-9)
+        assert float(row["estoi"]) == pytest.approx(pystoi.stoi(ref, mix, 16000, extended=True), abs=1e-9)
+
+
+def test_parallel_run_equals_the_serial_one_and_writes_the_official_csv(corpus, reference, tmp_path):
+    out = score_split(corpus, "dev", tmp_path / "p.csv", jobs=2, official_csv=tmp_path / "official.csv",
+                      progress=False)
+    assert_same_rows(out, reference)
+    with open(tmp_path / "official.csv", newline="") as f:
+        official = list(csv.reader(f))
+    assert official[0] == ["scene", "stoi", "pesq"]
+    assert official[1:] == [[r["scene"], r["stoi"], r["pesq_wb"]] for r in read(out)]
+
+
+def test_problem_scenes_get_error_rows_while_the_others_are_scored(corpus, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(corpus, root)
+    scenes_dir = root / "dev" / "scenes"
+    silent, _ = sf.read(scenes_dir / "S00002_target.wav")
+    sf.write(scenes_dir / "S00002_target.wav", np.zeros_like(silent), 16000, subtype="PCM_16")
+    enhanced = tmp_path / "enhanced"
+    enhanced.mkdir()
+    for i in (1, 2, 5, 6):  # S00003 has no enhanced file
+        shutil.copy(scenes_dir / f"S{i:05d}_target.wav", enhanced / f"S{i:05d}.wav")
+    target4, _ = sf.read(scenes_dir / "S00004_target.wav")
+    sf.write(enhanced / "S00004.wav", target4[::2], 8000)
+
+    rows = {r["scene"]: r for r in read(score_split(root, "dev", tmp_path / "s.csv", enhanced_dir=enhanced, jobs=2,
+                                                    progress=False))}
+    assert rows["S00002"]["error"] == "silent reference"
+    assert rows["S00003"]["error"].startswith("missing enhanced file") and "S00003.wav" in rows["S00003"]["error"]
+    assert "8000 Hz, expected 16000 Hz" in rows["S00004"]["error"]
+    for bad in ("S00002", "S00003", "S00004"):
+        assert all(rows[bad][m] == "" for m in METRICS)
+    for good in ("S00001", "S00005", "S00006"):  # the enhanced output is the target itself
+        assert rows[good]["error"] == ""
+        assert float(rows[good]["si_sdr"]) > 100 and float(rows[good]["stoi"]) > 0.999
+
+
+def test_a_run_stopped_by_an_exception_resumes_to_the_same_rows(corpus, reference, tmp_path, monkeypatch):
+    out = tmp_path / "s.csv"
+    real, calls = scoring.score_job, []
+
+    def crash_after_three(job):
+        if len(calls) == 3:
+            raise RuntimeError("injected crash")
+        calls.append(job.scene)
+        return real(job)
+
+    monkeypatch.setattr(scoring, "score_job", crash_after_three)
+    with pytest.raises(RuntimeError, match="injected crash"):
+        score_split(corpus, "dev", out, jobs=1, progress=False)
+    assert [r["scene"] for r in read(out)] == calls == ["S00001", "S00002", "S00003"]
+    with open(out, "a") as f:
+        f.write("S00004,noise,-3.1,1.0")  # a line cut in the middle by the crash
+
+    monkeypatch.setattr(scoring, "score_job", real)
+    score_split(corpus, "dev", out, jobs=1, progress=False)
+    assert_same_rows(out, reference)
+
+
+@pytest.mark.slow
+def test_a_killed_parallel_run_resumes_to_the_same_rows(corpus, reference, tmp_path):
+    """SIGKILL the whole process group of a jobs=2 run once two scenes are written, then re-run."""
+    out = tmp_path / "s.csv"
+    script = textwrap.dedent(f"""
+        import time
+        from avse_bench.metrics import scoring
+        real = scoring.score_job
+        def slow_after_two(job):  # the workers are forked, so they see this patch
+            if job.scene > "S00002":
+                time.sleep(120)
+            return real(job)
+        scoring.score_job = slow_after_two
+        scoring.score_split({str(corpus)!r}, "dev", {str(out)!r}, jobs=2, progress=False)
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(scoring.__file__).parents[2]), *sys.path])}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists() and len(out.read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended on its own"
+        assert len(out.read_text().splitlines()) == 3  # header + S00001 + S00002
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    score_split(corpus, "dev", out, jobs=2, progress=False)
+    assert_same_rows(out, reference)
+
+
+def test_shards_are_disjoint_and_merge_to_the_whole(corpus, reference, tmp_path):
+    parts = [score_split(corpus, "dev", tmp_path / f"part{i}.csv", jobs=1, shard=f"{i}/4", progress=False)
+             for i in range(1, 5)]
+    scenes = [[r["scene"] for r in read(p)] for p in parts]
+    assert sorted(sum(scenes, [])) == [r["scene"] for r in read(reference)]
+    assert scenes[0] == ["S00001", "S00005"] and scenes[3] == ["S00004"]  # every 4th scene from the i-th
+    merged = merge_scores(list(reversed(parts)), tmp_path / "merged.csv")
+    assert_same_rows(merged, reference)
+
+    with pytest.raises(AvseBenchError, match="S00001 is in both"):
+        merge_scores([parts[0], parts[1], parts[0]], tmp_path / "dup.csv")
+    with pytest.raises(AvseBenchError, match="not in dev shard 2/4"):
+        score_split(corpus, "dev", parts[0], jobs=1, shard="2/4", progress=False)
+
+
+@pytest.mark.parametrize("bad", ["0/3", "4/3", "1/0", "a/b", "2", "1/2/3", "-1/2"])
+def test_bad_shards_are_refused(bad):
+    with pytest.raises(AvseBenchError, match="shard"):
+        select_shard(["S00001", "S00002"], bad)
+
+
+def test_a_split_without_targets_is_refused(corpus, tmp_path):
+    scenes = tmp_path / "root" / "eval" / "scenes"
+    shutil.copytree(corpus / "dev" / "scenes", scenes)
+    for target in scenes.glob("*_target.wav"):
+        target.unlink()
+    with pytest.raises(AvseBenchError, match="no target"):
+        score_split(tmp_path / "root", "eval", tmp_path / "s.csv", jobs=1, progress=False)
+
+
+def test_cli_score_and_merge(corpus, reference, tmp_path, capsys):
+    for i in (1, 2):
+        assert main(["score", "--data", str(corpus), "--split", "dev", "--out", str(tmp_path / f"{i}.csv"),
+                     "--jobs", "1", "--shard", f"{i}/2"]) == 0
+    assert main(["score", "merge", str(tmp_path / "1.csv"), str(tmp_path / "2.csv"),
+                 "--out", str(tmp_path / "all.csv")]) == 0
+    assert_same_rows(tmp_path / "all.csv", reference)
+    assert main(["score", "--data", str(corpus), "--out", str(tmp_path / "x.csv"), "--shard", "3/2"]) == 2
+    assert "shard" in capsys.readouterr().err
