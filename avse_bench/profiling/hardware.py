@@ -1,0 +1,101 @@
+"""Hardware and software facts for the sheet's items 8 (hardware), 9 (number and type of GPUs) and 13 (requirements).
+
+Every GPU field reads "n/a (no CUDA device)" where there is none: a missing GPU is stated, never written as 0.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+
+import psutil
+import torch
+
+from avse_bench.profiling import nvml
+
+NO_CUDA = "n/a (no CUDA device)"
+MIB = 2**20
+
+# Distributions whose versions matter to the figures (metrics, FLOP counting, video decoding, GPU memory).
+TOOL_DISTRIBUTIONS = ("pesq", "pystoi", "fvcore", "nvidia-ml-py", "psutil", "soundfile", "avse-bench")
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (from /proc/cpuinfo on Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "n/a (CPU model not reported by the OS)"
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask), which can be fewer than the machine has."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def gpu_facts() -> dict:
+    """{gpu_count, gpus: [{index, name, memory_mib, capability}], gpu_driver}; "n/a (...)" without CUDA."""
+    if not torch.cuda.is_available():
+        return {"gpu_count": NO_CUDA, "gpus": NO_CUDA, "gpu_driver": NO_CUDA}
+    gpus = []
+    for i in range(torch.cuda.device_count()):
+        p = torch.cuda.get_device_properties(i)
+        gpus.append({"index": i, "name": p.name, "memory_mib": round(p.total_memory / MIB),
+                     "capability": f"{p.major}.{p.minor}"})
+    return {"gpu_count": len(gpus), "gpus": gpus, "gpu_driver": nvml.driver_version()}
+
+
+def hardware_info() -> dict:
+    """CPU model and cores, RAM, and the GPUs (name, count, memory, driver) or "n/a (no CUDA device)"."""
+    return {
+        "cpu_model": cpu_model(),
+        "cpu_cores_logical": os.cpu_count(),
+        "cpu_cores_physical": psutil.cpu_count(logical=False) or "n/a (not reported by the OS)",
+        "cpu_cores_available": available_cores(),
+        "torch_threads": torch.get_num_threads(),
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 2),
+        **gpu_facts(),
+    }
+
+
+def distribution_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "n/a (not installed)"
+
+
+def opencv_version() -> str:
+    """cv2's own version (either opencv wheel provides it)."""
+    try:
+        import cv2
+    except ImportError:
+        return "n/a (not installed)"
+    return cv2.__version__
+
+
+def software_info() -> dict:
+    """Python, platform, torch with its CUDA and cuDNN, numpy, and the tools behind the metrics and the profile."""
+    import numpy
+
+    cuda = torch.version.cuda or "n/a (CPU build of torch)"
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda": cuda,
+        "cudnn": str(cudnn) if cudnn else "n/a (cuDNN not available to torch)",
+        "numpy": numpy.__version__,
+        "opencv": opencv_version(),
+        **{name: distribution_version(name) for name in TOOL_DISTRIBUTIONS},
+    }

@@ -1,0 +1,179 @@
+"""Memory in the sheet's three phases, each measured in a fresh process (peak RSS only ever grows in a process).
+
+- loading: build the model and move its weights onto the device;
+- inference: enhance one reference sample at batch 1 under `torch.no_grad()` (model loaded before the phase);
+- training: `steps` optimiser steps (forward, negative SI-SNR loss, backward, the recipe's optimiser) at a stated
+  batch (model loaded before the phase).
+
+Per phase: `gpu_mib` (NVML: the device memory the process uses at the phase's end; torch's caching allocator
+keeps what the phase reserved, so this includes the phase's peak reservation and the CUDA context), the torch
+allocator's peaks during the phase (`torch_peak_mib` allocated, `torch_peak_reserved_mib`), and `ram_mib`, the
+process's peak RSS during the phase; `ram_baseline_mib` is its RSS when the phase began (interpreter, torch,
+and for inference/training the loaded model), so `ram_mib - ram_baseline_mib` is the phase's own cost. On Linux
+the peak is the kernel's high-water mark (VmHWM) reset at the phase's start; elsewhere it is ru_maxrss since
+the process started. Without CUDA every GPU field is "n/a (no CUDA device)".
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import psutil
+import torch
+
+from avse_bench.errors import AvseBenchError
+from avse_bench.profiling import nvml
+from avse_bench.profiling.hardware import NO_CUDA
+from avse_bench.profiling.reference import reference_input
+
+MIB = 2**20
+PHASES = ("loading", "inference", "training")
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop,
+              "sgd": torch.optim.SGD}
+
+
+class PhaseOutOfMemory(Exception):
+    """The phase did not fit in the device's or the machine's memory at the requested batch."""
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) to the current RSS (Linux >= 4.0); False where not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mib(hwm_reset: bool) -> float:
+    if hwm_reset:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / MIB
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / MIB
+
+
+class PhaseProbe:
+    """Takes the baselines when a phase starts and the peaks when it ends."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.cuda = device.type == "cuda"
+
+    def start(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.gpu_before = nvml.gpu_memory_used(self.device.index)
+        self.hwm_reset = _reset_peak_rss()
+        self.rss_before = psutil.Process().memory_info().rss / MIB
+
+    def stop(self) -> dict:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+        result = {
+            "ram_mib": round(_peak_rss_mib(self.hwm_reset), 1),
+            "ram_baseline_mib": round(self.rss_before, 1),
+            "ram_peak_method": ("VmHWM, reset at the phase's start" if self.hwm_reset
+                                else "ru_maxrss since the process started"),
+        }
+        if not self.cuda:
+            return {"gpu_mib": NO_CUDA, "gpu_baseline_mib": NO_CUDA, "gpu_source": NO_CUDA,
+                    "torch_peak_mib": NO_CUDA, "torch_peak_reserved_mib": NO_CUDA, **result}
+        gpu = nvml.gpu_memory_used(self.device.index)
+        return {"gpu_mib": gpu["mib"], "gpu_baseline_mib": self.gpu_before["mib"], "gpu_source": gpu["source"],
+                "torch_peak_mib": round(torch.cuda.max_memory_allocated(self.device) / MIB, 1),
+                "torch_peak_reserved_mib": round(torch.cuda.max_memory_reserved(self.device) / MIB, 1), **result}
+
+
+def make_optimizer(recipe: dict, params) -> torch.optim.Optimizer:
+    name = str(recipe.get("optimizer", "adam")).lower()
+    if name not in OPTIMIZERS:
+        raise AvseBenchError(f"recipe optimizer {name!r} unknown to the profiler; known: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](params, lr=float(recipe.get("lr", 1e-3)))
+
+
+def _phase_worker(phase: str, system, device: str, seconds: float, size: int, batch: int, steps: int) -> dict:
+    """Runs in the fresh process: set up what precedes the phase, then measure the phase alone."""
+    from avse_bench.nn import si_snr_loss
+
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
+        torch.zeros(1, device=dev)  # the CUDA context exists before any baseline is taken
+    probe = PhaseProbe(dev)
+    try:
+        if phase == "loading":
+            probe.start()
+            system.build_model().to(dev)
+            return {**probe.stop(), "batch": "n/a (no input)"}
+        model = system.build_model().to(dev)
+        if phase == "inference":
+            model.eval()
+            probe.start()
+            with torch.no_grad():
+                model(*reference_input(seconds, size, batch, dev))
+            return {**probe.stop(), "batch": batch}
+        model.train()
+        optimizer = make_optimizer(system.recipe("paper"), model.parameters())
+        probe.start()
+        audio, video = reference_input(seconds, size, batch, dev)
+        target = reference_input(seconds, size, batch, dev, seed=1)[0]  # (B, L), a stand-in clean signal
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            si_snr_loss(model(audio, video), target).backward()
+            optimizer.step()
+        return {**probe.stop(), "batch": batch, "steps": steps,
+                "optimizer": type(optimizer).__name__}
+    except (torch.OutOfMemoryError, MemoryError) as err:
+        raise PhaseOutOfMemory(f"{phase} at batch {batch}: {type(err).__name__}") from None
+
+
+def measure_phase(phase: str, system, device: str, seconds: float, size: int, batch: int = 1,
+                  steps: int = 2) -> dict:
+    """One phase in a fresh spawned process; PhaseOutOfMemory if it ran out of memory (or was killed for it)."""
+    if phase not in PHASES:
+        raise ValueError(f"unknown phase {phase!r}; one of {PHASES}")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        future = pool.submit(_phase_worker, phase, system, device, seconds, size, batch, steps)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            raise PhaseOutOfMemory(f"{phase} at batch {batch}: the process died (killed, probably out of "
+                                   f"memory)") from None
+
+
+def measure_training(system, device: str, seconds: float, size: int, batch: int, requested: int,
+                     cap_note: str, steps: int = 2) -> dict:
+    """The training phase at `batch`, halving it until it fits; the result states the batch used and why."""
+    tried = []
+    while batch >= 1:
+        try:
+            result = measure_phase("training", system, device, seconds, size, batch, steps)
+        except PhaseOutOfMemory as err:
+            tried.append(str(err))
+            batch //= 2
+            continue
+        notes = [cap_note] if cap_note else []
+        notes += [f"did not fit: {t}" for t in tried]
+        return {**result, "batch_requested": requested, "batch_note": "; ".join(notes) or "the requested batch"}
+    raise AvseBenchError(f"the training phase does not fit in memory even at batch 1 ({'; '.join(tried)})")
+
+
+def memory_phases(system, device: str, seconds: float, size: int, train_batch: int, requested: int,
+                  cap_note: str) -> dict:
+    """{"loading", "inference", "training"}: each measured in its own fresh process, one after the other."""
+    return {
+        "loading": measure_phase("loading", system, device, seconds, size),
+        "inference": measure_phase("inference", system, device, seconds, size, batch=1),
+        "training": measure_training(system, device, seconds, size, train_batch, requested, cap_note),
+    }

@@ -1,0 +1,126 @@
+"""`profile_system`: every cost figure of one system at one stated reference input, as one JSON-ready dict."""
+
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+from avse_bench.errors import AvseBenchError
+from avse_bench.profiling.flops import count_flops
+from avse_bench.profiling.hardware import cpu_model, hardware_info, software_info
+from avse_bench.profiling.latency import summarize, time_calls
+from avse_bench.profiling.memory import memory_phases
+from avse_bench.profiling.params import parameter_count
+from avse_bench.profiling.reference import reference_input, reference_shapes
+
+# Defaults per device kind; every one can be overridden through profile_system's arguments except the warm-ups.
+DEFAULTS = {
+    # One forward of the baseline at 3 s / 128 px takes ~1-2 s on 2 CPU cores: 20 timed calls after 3 warm-ups.
+    "cpu": {"warmup": 3, "repeats": 20, "throughput_batch": 4, "throughput_warmup": 1, "throughput_repeats": 3,
+            "train_batch_cap": 2},
+    "cuda": {"warmup": 10, "repeats": 100, "throughput_batch": 16, "throughput_warmup": 3, "throughput_repeats": 20,
+             "train_batch_cap": None},
+}
+TRAINING_STEPS = 2  # the first step allocates the optimiser's state, the second runs with it in place
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise AvseBenchError(f"--device {device}: no CUDA device is available to torch {torch.__version__}")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise AvseBenchError(f"--device {device!r}: use auto, cpu or cuda")
+    return torch.device(device)
+
+
+def resolve_system(system):
+    """A System (anything with .build_model() and .recipe(profile)) or a registered system's name."""
+    if isinstance(system, str):
+        from avse_bench.systems import load
+
+        return load(system)
+    return system
+
+
+def _training_batch(recipe: dict, train_batch: int | None, kind: str, name: str) -> tuple[int, int, str]:
+    """(batch to try, batch requested, note): the recipe's batch unless given, capped on CPU unless given."""
+    if train_batch is not None:
+        return train_batch, train_batch, "given on the command line"
+    if "batch_size" not in recipe:
+        raise AvseBenchError(f"system {name!r}: its [recipe] has no batch_size; pass --train-batch")
+    requested, cap = int(recipe["batch_size"]), DEFAULTS[kind]["train_batch_cap"]
+    if cap is not None and requested > cap:
+        return cap, requested, (f"the recipe's batch {requested} capped at {cap} on CPU to keep the profile "
+                                f"affordable (--train-batch overrides)")
+    return requested, requested, "the recipe's batch"
+
+
+def _check_positive(**values) -> None:
+    for key, value in values.items():
+        if value is not None and value <= 0:
+            raise AvseBenchError(f"profile: {key} must be positive, got {value}")
+
+
+def _latency(model, device, seconds, size, warmup, repeats, progress) -> dict:
+    """Batch-1 latency per sample on the reference input, with RTF from its median and its mean."""
+    audio, video = reference_input(seconds, size, 1, device)
+    with torch.no_grad():
+        samples, timer = time_calls(lambda: model(audio, video), device, warmup, repeats, progress, "latency")
+    stats = summarize(samples)
+    return {"latency_ms": stats, "latency_samples_ms": [round(s, 4) for s in samples], "timer": timer,
+            "latency_warmup": warmup, "rtf": stats["p50"] / 1e3 / seconds, "rtf_mean": stats["mean"] / 1e3 / seconds,
+            "rtf_basis": "rtf = p50 latency / audio duration; rtf_mean = mean latency / audio duration"}
+
+
+def _throughput(model, device, seconds, size, batch, warmup, repeats, progress) -> dict:
+    """Samples and audio seconds processed per second at `batch`, from the median time per batch."""
+    audio, video = reference_input(seconds, size, batch, device)
+    with torch.no_grad():
+        samples, timer = time_calls(lambda: model(audio, video), device, warmup, repeats, progress, "throughput")
+    median_s = summarize(samples)["p50"] / 1e3
+    return {"batch": batch, "samples_per_s": batch / median_s, "audio_seconds_per_s": batch * seconds / median_s,
+            "median_ms_per_batch": median_s * 1e3, "repeats": repeats, "warmup": warmup, "timer": timer}
+
+
+def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int = 128, train_batch: int | None = None,
+                   repeats: int | None = None, throughput_batch: int | None = None, progress: bool = True) -> dict:
+    """Parameters, FLOPs, memory per phase, latency, RTF and throughput of `system` (a System or its name).
+
+    The reference input is `seconds` of 16 kHz audio with 25 fps frames at `size` px, batch 1 (3 s: 48,000
+    samples, 75 frames). Memory phases run first, each in a fresh process, before this process touches the GPU.
+    """
+    _check_positive(seconds=seconds, size=size, train_batch=train_batch, repeats=repeats,
+                    throughput_batch=throughput_batch)
+    system = resolve_system(system)
+    name = getattr(system, "name", type(system).__name__)
+    dev = resolve_device(device)
+    kind = dev.type
+    d = DEFAULTS[kind]
+    batch, requested, note = _training_batch(system.recipe("paper"), train_batch, kind, name)
+
+    stages = tqdm(total=4, desc=f"profile {name}", disable=not progress, leave=False)
+    stages.set_postfix_str("memory (3 fresh processes)")
+    memory = memory_phases(system, str(dev), seconds, size, batch, requested, note)
+    stages.update()
+
+    stages.set_postfix_str("parameters and FLOPs")
+    model = system.build_model()
+    result = {"system": name, "device": str(dev),
+              "device_name": torch.cuda.get_device_name(dev) if kind == "cuda" else cpu_model(),
+              "reference_input": reference_shapes(seconds, size, 1), **parameter_count(model),
+              **count_flops(model, reference_input(seconds, size, 1))}
+    stages.update()
+
+    stages.set_postfix_str("latency")
+    model = model.to(dev).eval()
+    result.update(_latency(model, dev, seconds, size, d["warmup"], repeats or d["repeats"], progress))
+    stages.update()
+
+    stages.set_postfix_str("throughput")
+    result["throughput"] = _throughput(model, dev, seconds, size, throughput_batch or d["throughput_batch"],
+                                       d["throughput_warmup"], d["throughput_repeats"], progress)
+    stages.update()
+    stages.close()
+    result.update({"memory": memory, "hardware": hardware_info(), "software": software_info()})
+    return result
