@@ -47,7 +47,7 @@ def rnn_flop_jit(inputs: Sequence[Any], outputs: Sequence[Any]) -> int:
 
 def _fvcore_flop_count_analysis():
     with warnings.catch_warnings():  # fvcore's focal-loss module calls the deprecated torch.jit.script on import
-        warnings.filterwarnings("ignore", message="torch.jit.script is deprecated", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.* is deprecated", category=DeprecationWarning)
         from fvcore.nn import FlopCountAnalysis
     return FlopCountAnalysis
 

@@ -12,7 +12,8 @@ def reference_shapes(seconds: float, size: int, batch: int = 1) -> dict:
     """The stated reference input: 3 s at 128 px is 48,000 samples and 75 frames of 128 x 128."""
     samples, frames = round(seconds * SAMPLE_RATE), round(seconds * FPS)
     return {"seconds": seconds, "sample_rate": SAMPLE_RATE, "samples": samples, "fps": FPS, "frames": frames,
-            "size": size, "batch": batch, "audio_shape": [batch, samples], "video_shape": [batch, 1, frames, size, size]}
+            "size": size, "batch": batch, "audio_shape": [batch, samples],
+            "video_shape": [batch, 1, frames, size, size]}
 
 
 def reference_input(seconds: float, size: int, batch: int = 1, device: str | torch.device = "cpu",

@@ -40,8 +40,8 @@ def format_profile(r: dict) -> str:
                f"allocated / {_num(m['torch_peak_reserved_mib'])} reserved" if isinstance(m["gpu_mib"], int | float)
                else f"GPU {m['gpu_mib']}")
         own = m["ram_mib"] - m["ram_baseline_mib"]
-        lines.append(f"memory {phase:<10}RAM peak {m['ram_mib']:,.1f} MiB ({own:+,.1f} over {m['ram_baseline_mib']:,.1f} "
-                     f"at its start); {gpu}; batch {m['batch']}")
+        lines.append(f"memory {phase:<10}RAM peak {m['ram_mib']:,.1f} MiB ({own:+,.1f} over "
+                     f"{m['ram_baseline_mib']:,.1f} at its start); {gpu}; batch {m['batch']}")
     training = r["memory"]["training"]
     lines.append(f"training batch   {training['batch']} ({training['batch_note']}), {training['steps']} steps of "
                  f"{training['optimizer']}")
