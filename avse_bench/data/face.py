@@ -40,11 +40,21 @@ def viseme(phoneme: str) -> tuple[float, float]:
     return _CONSONANTS.get(name[:2], _CONSONANTS.get(name[:1], _OTHER_CONSONANT))
 
 
-def mouth_track(phonemes: list[tuple[float, str]], end_s: float, n_frames: int) -> np.ndarray:
+def loudness_ms(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Loudness per millisecond in [0, 1]: 20 ms RMS relative to the utterance's 95th percentile."""
+    hop, win = rate // 1000, rate // 50
+    rms = np.sqrt(np.convolve(audio.astype(np.float64) ** 2, np.ones(win) / win, mode="same")[::hop])
+    voiced = rms[rms > 0]
+    return np.clip(rms / np.percentile(voiced, 95), 0, 1) if len(voiced) else rms
+
+
+def mouth_track(phonemes: list[tuple[float, str]], end_s: float, n_frames: int,
+                loudness: np.ndarray | None = None) -> np.ndarray:
     """Per-frame (opening, rounding), shape (n_frames, 2), from phoneme onsets in seconds.
 
     Each phoneme holds its viseme until the next onset (the mouth closes after the last one or at `end_s`); the
-    millisecond track is smoothed (co-articulation) and averaged over each 40 ms frame.
+    jaw opens further on louder sounds (`loudness` per ms in [0, 1], as `loudness_ms` gives); the millisecond
+    track is smoothed (co-articulation) and averaged over each 40 ms frame.
     """
     n_ms = n_frames * _MS_PER_FRAME
     track = np.zeros((n_ms, 2), np.float32)  # (ms, 2)
@@ -52,6 +62,10 @@ def mouth_track(phonemes: list[tuple[float, str]], end_s: float, n_frames: int) 
     for (start, name), stop in zip(phonemes, bounds, strict=True):
         a, b = int(round(start * 1000)), int(round(min(stop, end_s) * 1000))
         track[max(a, 0):min(b, n_ms)] = viseme(name)
+    if loudness is not None:
+        loud = np.zeros(n_ms, np.float32)
+        loud[:min(len(loudness), n_ms)] = loudness[:n_ms]
+        track[:, 0] *= 0.4 + 0.6 * np.sqrt(loud)
     radius = int(3 * _COARTICULATION_MS)
     kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / _COARTICULATION_MS) ** 2)
     kernel /= kernel.sum()
@@ -132,27 +146,30 @@ def _draw_static(style: FaceStyle, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
+def _ellipse(img: np.ndarray, center: tuple[float, float], axes: tuple[float, float], value: float) -> None:
+    """A filled ellipse with sub-pixel centre and axes (4 fractional bits), so that small openings show."""
+    cv2.ellipse(img, (int(round(center[0] * 16)), int(round(center[1] * 16))),
+                (int(round(axes[0] * 16)), int(round(axes[1] * 16))), 0, 0, 360, value, -1, cv2.LINE_8, 4)
+
+
 def _draw_frame(base: np.ndarray, style: FaceStyle, opening: float, rounding: float, eye_open: float) -> np.ndarray:
     img = base.copy()
-    cx = int(style.center[0])
     for side in (-1, 1):
-        x = int(style.center[0] + side * style.eye_dx)
-        h = max(int(round(5 * eye_open)), 1)
-        cv2.ellipse(img, (x, int(style.eye_y)), (10, h), 0, 0, 360, 235.0, -1)
+        eye = (style.center[0] + side * style.eye_dx, style.eye_y)
+        _ellipse(img, eye, (10, max(5 * eye_open, 0.5)), 235.0)
         if eye_open > 0.3:
-            cv2.circle(img, (x, int(style.eye_y)), min(h, 4), 30.0, -1)
-    my = int(round(style.mouth_y))
-    half_w = style.mouth_half_width * (1.0 - 0.35 * rounding) * (1.0 + 0.1 * opening)
+            _ellipse(img, eye, (4, 4), 30.0)
+    mouth = (style.center[0], style.mouth_y)
+    half_w = style.mouth_half_width * (1.0 - 0.25 * rounding) * (1.0 + 0.1 * opening)
     inner_h = style.max_opening * opening
-    lips = (int(round(half_w + style.lip_thickness)), int(round(inner_h + style.lip_thickness)))
-    cv2.ellipse(img, (cx, my), lips, 0, 0, 360, style.skin - style.lip_shade, -1)
-    if inner_h >= 0.75:
-        cv2.ellipse(img, (cx, my), (int(round(half_w * 0.85)), int(round(inner_h))), 0, 0, 360, 25.0, -1)
+    _ellipse(img, mouth, (half_w + style.lip_thickness, inner_h + style.lip_thickness), style.skin - style.lip_shade)
+    if inner_h >= 0.5:
+        _ellipse(img, mouth, (half_w * 0.85, inner_h), 25.0)
         if opening > 0.35:  # upper teeth
-            cv2.ellipse(img, (cx, my - int(inner_h * 0.6)), (int(half_w * 0.6), max(int(inner_h * 0.3), 1)),
-                        0, 0, 360, 215.0, -1)
+            _ellipse(img, (mouth[0], mouth[1] - inner_h * 0.7), (half_w * 0.5, inner_h * 0.2), 200.0)
     else:
-        cv2.line(img, (cx - int(half_w), my), (cx + int(half_w), my), style.skin - style.lip_shade - 30, 1)
+        x0, x1, y = int(mouth[0] - half_w), int(mouth[0] + half_w), int(round(mouth[1]))
+        cv2.line(img, (x0, y), (x1, y), style.skin - style.lip_shade - 30, 1)
     return img
 
 

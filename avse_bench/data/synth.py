@@ -84,11 +84,14 @@ def _colored_noise(rng: np.random.Generator, n: int, beta: float) -> np.ndarray:
 
 
 def _target(espeak: Espeak, rng: np.random.Generator, voice: _Voice, n: int):
-    """The target track (n samples: lead-in silence, speech cut at a phoneme boundary, silence) and its phonemes."""
-    lead = int(rng.uniform(0.05, 0.25) * RATE)
+    """The target track of n samples and its phonemes: speech from the start, cut at a phoneme boundary, silence.
+
+    The speech starts with the scene (as an LRS3 clip does) rather than after a silence: a silent start would
+    coincide with the interferer's fade-in and make a speech masker's envelope correlate with the mouth.
+    """
     text = sentence(rng, 2)
     audio, phonemes = _speak(espeak, voice, text, int(rng.integers(2**31)))
-    room = n - lead - int(0.05 * RATE)
+    room = n - int(0.05 * RATE)
     if len(audio) > room:  # cut before the first phoneme that would not fit, with a 10 ms fade-out
         cut = max((int(t * RATE) for t, _ in phonemes if int(t * RATE) <= room), default=room)
         audio = audio[:cut].copy()
@@ -96,9 +99,8 @@ def _target(espeak: Espeak, rng: np.random.Generator, voice: _Voice, n: int):
         audio[len(audio) - fade:] *= np.linspace(1, 0, fade, dtype=np.float32)
         phonemes = [(t, p) for t, p in phonemes if int(t * RATE) < cut]
     track = np.zeros(n, np.float32)
-    track[lead:lead + len(audio)] = audio
-    end_s = (lead + len(audio)) / RATE
-    return track, [(t + lead / RATE, p) for t, p in phonemes], end_s, text
+    track[:len(audio)] = audio
+    return track, phonemes, len(audio) / RATE, text
 
 
 def _interferer(espeak: Espeak, rng: np.random.Generator, n: int, target_voice: str):
@@ -151,7 +153,8 @@ def make_scene(espeak: Espeak, seed: int, split: str, index: int, min_seconds: f
     snr = round(float(rng.uniform(lo, hi)), 2)
     target, interferer, mixed = _mix(target, interferer, snr, float(rng.uniform(0.5, 0.95)))
     style = face.FaceStyle.for_speaker(voice.name)
-    frames = face.render(style, face.mouth_track(phonemes, end_s, n_frames), rng)
+    track = face.mouth_track(phonemes, end_s, n_frames, face.loudness_ms(target, RATE))  # (n_frames, 2)
+    frames = face.render(style, track, rng)
     return {"target": target, "interferer": interferer, "mixed": mixed, "frames": frames, "snr": snr,
             "interferer_meta": inter_meta, "voice": voice, "text": text, "mouth_box": face.mouth_box(style)}
 

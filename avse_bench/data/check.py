@@ -1,0 +1,170 @@
+"""`avse-bench data check ROOT --split NAME`: validate one split of an AVSEC-layout root.
+
+A scene is broken when a required file is missing (targets are required unless no scene of the split has one,
+as in the challenge's eval split), an audio file cannot be read, is empty, is not 16 kHz mono, or differs in
+length from the mixture, the video cannot be decoded, or the audio and video durations disagree by more than one
+video frame. The summary gives scenes, hours, sample rates, video frame rates and sizes, and the masker/SNR
+histogram (from the metadata, which is optional); for the embedded corpus it adds the audio-visual correlation
+figures of `avse_bench.data.avsync`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import soundfile as sf
+from tqdm import tqdm
+
+from avse_bench.data.avsync import SyncFigures, sync_figures
+from avse_bench.data.layout import scan_split
+from avse_bench.data.preprocessing import AUDIO_RATE
+
+_AUDIO_PARTS = ("mixed", "target", "interferer")
+SNR_BAND_DB = 5
+
+
+@dataclass
+class CheckReport:
+    root: Path
+    split: str
+    n_scenes: int
+    has_targets: bool
+    metadata: Path | None
+    seconds: float = 0.0
+    sample_rates: Counter = field(default_factory=Counter)
+    video_fps: Counter = field(default_factory=Counter)
+    video_sizes: Counter = field(default_factory=Counter)
+    maskers: Counter = field(default_factory=Counter)  # (masker type, SNR band start) -> scenes
+    problems: dict[str, list[str]] = field(default_factory=dict)
+    sync: SyncFigures | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def format(self) -> str:
+        lines = [f"split {self.split!r} of {self.root}: {self.n_scenes} scenes, {self.seconds / 3600:.3f} h "
+                 f"({self.seconds:.1f} s of mixture)",
+                 "targets: " + ("yes" if self.has_targets else "none (evaluation split)"),
+                 "metadata: " + (str(self.metadata) if self.metadata else "none (masker type and SNR unknown)"),
+                 "audio sample rates: " + _counts(self.sample_rates, "Hz"),
+                 "video frame rates: " + _counts(self.video_fps, "fps"),
+                 "video frame sizes: " + _counts(self.video_sizes, "")]
+        if self.maskers:
+            lines.append("maskers by SNR band (dB): scenes")
+            for (kind, band), n in sorted(self.maskers.items(), key=lambda kv: (kv[0][0], kv[0][1] is None,
+                                                                                 kv[0][1] or 0)):
+                label = "unknown" if band is None else f"[{band:+d}, {band + SNR_BAND_DB:+d})"
+                lines.append(f"  {kind:<8} {label:<10} {n}")
+        if self.sync is not None:
+            lines.append(_format_sync(self.sync))
+        if self.problems:
+            lines.append(f"BROKEN: {len(self.problems)} scene(s)")
+            lines += [f"  {sid}: {'; '.join(msgs)}" for sid, msgs in sorted(self.problems.items())]
+        else:
+            lines.append("OK: no broken scene")
+        return "\n".join(lines)
+
+
+def _counts(counter: Counter, unit: str) -> str:
+    if not counter:
+        return "n/a (nothing readable)"
+    return ", ".join(f"{k}{(' ' + unit) if unit else ''} ({n})" for k, n in sorted(counter.items(), key=str))
+
+
+def _format_sync(sync: SyncFigures) -> str:
+    def fig(values: dict[str, float]) -> str:
+        if not values:
+            return "n/a (no scene)"
+        return f"mean r = {sum(values.values()) / len(values):+.3f} over {len(values)} scenes " \
+               f"(min {min(values.values()):+.2f}, max {max(values.values()):+.2f})"
+
+    return ("embedded corpus, mouth-box contrast against the amplitude envelope at 25 fps (Pearson):\n"
+            f"  target:        {fig(sync.target_r)}\n  speech masker: {fig(sync.speech_masker_r)}")
+
+
+def _check_audio(path: Path, problems: list[str]):
+    """soundfile's info of a wav that should be 16 kHz mono and not empty, or None (the problems noted)."""
+    try:
+        info = sf.info(str(path))
+    except (OSError, RuntimeError) as err:
+        problems.append(f"unreadable audio {path.name} ({str(err).strip()})")
+        return None
+    if info.samplerate != AUDIO_RATE:
+        problems.append(f"wrong sample rate {info.samplerate} Hz in {path.name} (expected {AUDIO_RATE})")
+    if info.channels != 1:
+        problems.append(f"{info.channels} channels in {path.name} (expected mono)")
+    if info.frames == 0:
+        problems.append(f"empty audio {path.name}")
+    return info
+
+
+def _check_video(path: Path, problems: list[str]) -> tuple[int, float, tuple[int, int]] | None:
+    """(frames, fps, (width, height)) of a decodable video, or None (with the problem noted)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        ok, frame = cap.read() if cap.isOpened() else (False, None)
+        if not ok:
+            problems.append(f"unreadable video {path.name}")
+            return None
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
+        n = 1
+        while cap.grab():
+            n += 1
+    finally:
+        cap.release()
+    if not fps > 0:
+        problems.append(f"video {path.name} states no frame rate")
+        return None
+    return n, fps, (frame.shape[1], frame.shape[0])
+
+
+def check_split(root, split: str, progress: bool = False) -> CheckReport:
+    """Validate `split` under `root`; raises AvseBenchError only when the split's folder does not exist."""
+    scan = scan_split(root, split)
+    report = CheckReport(Path(root), split, len(scan.scene_ids), scan.has_targets, scan.metadata_path,
+                         problems={k: list(v) for k, v in scan.problems.items()})
+    for sid in tqdm(scan.scene_ids, desc=f"check {split}", unit="scene", disable=not progress):
+        parts, problems = scan.files.get(sid, {}), []
+        lengths = {}
+        for part in _AUDIO_PARTS:
+            info = _check_audio(parts[part], problems) if part in parts else None
+            if info is not None:
+                lengths[part] = info.frames
+                report.sample_rates[info.samplerate] += 1
+        video = _check_video(parts["video"], problems) if "video" in parts else None
+        mixed = lengths.get("mixed")
+        if mixed:
+            report.seconds += mixed / AUDIO_RATE
+            for part in ("target", "interferer"):
+                if lengths.get(part) is not None and lengths[part] != mixed:
+                    problems.append(f"{part} has {lengths[part]} samples, mixture {mixed}")
+        if video is not None:
+            n_frames, fps, size = video
+            report.video_fps[round(fps, 3)] += 1
+            report.video_sizes[f"{size[0]}x{size[1]}"] += 1
+            if mixed and abs(mixed / AUDIO_RATE - n_frames / fps) > 1 / fps:
+                problems.append(f"audio lasts {mixed / AUDIO_RATE:.3f} s but video {n_frames / fps:.3f} s "
+                                f"({n_frames} frames at {fps:g} fps): more than a frame apart")
+        record = scan.metadata.get(sid)
+        if record is not None:
+            kind = (record.get("interferer") or {}).get("type", "unknown")
+            snr = record.get("SNR")
+            band = None if snr is None else int(math.floor(float(snr) / SNR_BAND_DB) * SNR_BAND_DB)
+            report.maskers[(str(kind), band)] += 1
+        if problems:
+            report.problems.setdefault(sid, []).extend(problems)
+    if scan.has_targets:
+        report.sync = sync_figures(root, split, skip=set(report.problems))
+    return report
+
+
+def run_check(root, split: str) -> int:
+    """Print the report; exit status 0 when every scene is sound, 1 when any is broken."""
+    report = check_split(root, split, progress=True)
+    print(report.format())
+    return 0 if report.ok else 1
