@@ -1,0 +1,74 @@
+"""Formatting of figures for the sheet: numbers with their units, "n/a (reason)" kept verbatim, nested facts as text.
+
+A figure that could not be measured arrives as the string "n/a (reason)" and leaves as that same string: nothing
+here ever turns a missing figure into 0 or into an empty cell.
+"""
+
+from __future__ import annotations
+
+import math
+
+METRIC_LABELS = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "ESTOI", "si_sdr": "SI-SDR (dB)"}
+METRIC_DIGITS = {"pesq_wb": 3, "pesq_nb": 3, "stoi": 3, "estoi": 3, "si_sdr": 2}
+NOT_RECORDED = "n/a (not recorded)"
+
+
+def is_na(value) -> bool:
+    """True for a figure that is not a number: an "n/a (reason)" string, None, or NaN."""
+    if value is None or isinstance(value, str):
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def na_text(value, missing: str = NOT_RECORDED) -> str:
+    """The text of a non-number: an "n/a (reason)" string as it is, anything else empty as `missing`."""
+    return value if isinstance(value, str) and value.strip() else missing
+
+
+def number(value, digits: int = 2, unit: str = "") -> str:
+    """`value` with `digits` decimals and a thousands separator, then the unit; a non-number as its n/a text."""
+    if is_na(value):
+        return na_text(value)
+    text = f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
+    return f"{text} {unit}".rstrip()
+
+
+def duration(seconds) -> str:
+    """Seconds as the sheet writes them: "1 min 43 s" or "12.3 s"."""
+    if is_na(seconds):
+        return na_text(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return (f"{hours} h " if hours else "") + f"{minutes} min {rest} s"
+
+
+def describe(obj) -> str:
+    """Nested facts (dicts, lists) as one line of text: "key: value; key: value"."""
+    if isinstance(obj, dict):
+        return "; ".join(f"{k}: {_inner(v)}" for k, v in obj.items()) or "none"
+    if isinstance(obj, list | tuple):
+        return ", ".join(_inner(v) for v in obj) or "none"
+    if isinstance(obj, float):
+        return f"{obj:g}"
+    return NOT_RECORDED if obj is None else str(obj)
+
+
+def _inner(obj) -> str:
+    return f"({describe(obj)})" if isinstance(obj, dict) else describe(obj)
+
+
+def with_ci(mean, lo, hi, digits: int) -> str:
+    """"mean [lo, hi]"; a mean that could not be computed (no scored scene) reads n/a."""
+    if is_na(mean):
+        return "n/a (no scored scene)"
+    if is_na(lo) or is_na(hi):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def p_value(p) -> str:
+    if is_na(p):
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"

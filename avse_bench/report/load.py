@@ -1,0 +1,79 @@
+"""Reading a compare run folder (layout in docs/ARCHITECTURE.md) into one object the renderers share.
+
+The report is a function of these stored files alone: manifest.json and scores.csv must be there; a system's
+profile or training summary that is missing is not an error here, it becomes "n/a (<file> missing)" in the sheet.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from avse_bench.errors import AvseBenchError
+
+NOISY = "noisy"
+SCORE_COLUMNS = ("system", "condition", "scene", "masker", "snr_db", "pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr",
+                 "error")
+
+
+@dataclass(frozen=True)
+class Run:
+    root: Path
+    manifest: dict
+    scores: pd.DataFrame  # one row per (system, condition, scene); `error` is "" where the scene was scored
+    profile: dict  # {system: profile dict | "n/a (reason)"}
+    train: dict  # {system: train_summary dict | "n/a (reason)"}
+    logs: dict  # {system: train_log DataFrame | None}
+
+    @property
+    def systems(self) -> list[str]:
+        return list(self.manifest["systems"])
+
+    def config(self, system: str) -> dict:
+        return self.manifest["systems"][system].get("config", {})
+
+    def recipe(self, system: str) -> dict:
+        return self.manifest["systems"][system].get("recipe", {})
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise AvseBenchError(f"{path} is not valid JSON ({err}); re-run the stage that writes it") from err
+
+
+def read_scores(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise AvseBenchError(f"{path} not found: run `avse-bench compare` into this folder first")
+    df = pd.read_csv(path, dtype={"system": str, "condition": str, "scene": str, "masker": str, "error": str})
+    missing = [c for c in SCORE_COLUMNS if c not in df.columns]
+    if missing:
+        raise AvseBenchError(f"{path} lacks the column(s) {', '.join(missing)}")
+    df["error"] = df["error"].fillna("")
+    return df
+
+
+def load_run(root: Path) -> Run:
+    root = Path(root)
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file():
+        raise AvseBenchError(f"{manifest_path} not found: {root} is not a compare run folder")
+    manifest = _read_json(manifest_path)
+    if not manifest.get("systems"):
+        raise AvseBenchError(f"{manifest_path} names no systems")
+    scores = read_scores(root / "scores.csv")
+
+    profile_path = root / "profile.json"
+    profiles = _read_json(profile_path) if profile_path.is_file() else {}
+    profile, train, logs = {}, {}, {}
+    for system in manifest["systems"]:
+        profile[system] = profiles.get(system, f"n/a ({profile_path.name} has no entry for {system})")
+        run_dir = root / "runs" / system
+        summary, log = run_dir / "train_summary.json", run_dir / "train_log.csv"
+        train[system] = _read_json(summary) if summary.is_file() else f"n/a ({summary.relative_to(root)} missing)"
+        logs[system] = pd.read_csv(log) if log.is_file() else None
+    return Run(root=root, manifest=manifest, scores=scores, profile=profile, train=train, logs=logs)

@@ -1,0 +1,149 @@
+"""The report's PNG plots. Figures are built with matplotlib's object API (no pyplot state, Agg canvas), so that
+rendering is headless and the same files come out every time.
+
+A figure that was not measured is drawn as absent and labelled "n/a", never as a zero-height bar.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from avse_bench.report import quality
+from avse_bench.report.fmt import METRIC_LABELS, describe, is_na
+from avse_bench.report.items import NO_CUDA, PHASES, get
+from avse_bench.report.load import NOISY, Run
+
+NOISY_COLOR = "0.55"
+DPI = 110
+
+
+def _colors(systems: list[str]) -> dict[str, str]:
+    return {s: f"C{i % 10}" for i, s in enumerate(systems)}
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    return path
+
+
+def _errorbar(stats: pd.DataFrame) -> np.ndarray:
+    """(2, k) distances below and above the mean, for matplotlib's yerr."""
+    return np.abs(np.vstack([stats["mean"] - stats.ci_lo, stats.ci_hi - stats["mean"]]).astype(float))
+
+
+def quality_plot(run: Run, summary: pd.DataFrame, path: Path) -> Path:
+    """One panel per metric: mean with its 95 % CI for the mixture and each system, audio-visual (solid) and
+    audio-only (hatched)."""
+    colors = _colors(run.systems)
+    bars = [(NOISY, quality.MIXTURE, "noisy", NOISY_COLOR, "")]
+    for s in run.systems:
+        bars += [(s, quality.AV, f"{s}\nAV", colors[s], ""),
+                 (s, quality.AUDIO_ONLY, f"{s}\naudio only", colors[s], "//")]
+    metrics = list(METRIC_LABELS)
+    fig = Figure(figsize=(3.0 * len(metrics), 3.8), layout="constrained")
+    for ax, metric in zip(fig.subplots(1, len(metrics)), metrics, strict=True):
+        for x, (system, condition, _, color, hatch) in enumerate(bars):
+            stats = summary[(summary.system == system) & (summary.condition == condition) & (summary.metric == metric)]
+            if stats.empty or is_na(stats["mean"].iloc[0]):
+                ax.text(x, 0, "n/a", ha="center", va="bottom", rotation=90, fontsize=8)
+                continue
+            ax.bar(x, stats["mean"], yerr=_errorbar(stats), color=color, hatch=hatch, edgecolor="black",
+                   linewidth=0.5, capsize=3, alpha=0.6 if hatch else 1.0)
+        ax.set_xticks(range(len(bars)), [b[2] for b in bars], rotation=60, fontsize=7)
+        ax.set_title(METRIC_LABELS[metric])
+        ax.axhline(0, color="black", linewidth=0.5)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("Quality on the evaluation split: mean and 95 % bootstrap CI over scenes")
+    return _save(fig, path)
+
+
+def snr_plot(run: Run, bands: pd.DataFrame, order: list[str], path: Path) -> Path:
+    """SI-SDR, PESQ-WB and STOI against the SNR band: the mixture and each system's audio-visual output."""
+    colors = {NOISY: NOISY_COLOR, **_colors(run.systems)}
+    fig = Figure(figsize=(13, 3.8), layout="constrained")
+    x = np.arange(len(order))
+    for ax, metric in zip(fig.subplots(1, 3), ("si_sdr", "pesq_wb", "stoi"), strict=True):
+        for k, system in enumerate([NOISY, *run.systems]):
+            rows = bands[(bands.system == system) & (bands.metric == metric)].set_index("snr_band").reindex(order)
+            shift = (k - len(run.systems) / 2) * 0.06  # keep the error bars of different lines apart
+            ax.errorbar(x + shift, rows["mean"], yerr=_errorbar(rows), color=colors[system], marker="o",
+                        capsize=3, label="noisy (mixture)" if system == NOISY else f"{system} (AV)")
+        ax.set_xticks(x, order, rotation=30, fontsize=8)
+        ax.set_xlabel("SNR band")
+        ax.set_title(METRIC_LABELS[metric])
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(fontsize=8)
+    fig.suptitle("Quality against input SNR: mean and 95 % CI per band")
+    return _save(fig, path)
+
+
+def latency_plot(run: Run, path: Path) -> Path:
+    """Distribution of the timed forward passes per system (box plot with every sample shown)."""
+    fig = Figure(figsize=(2.2 + 2.0 * len(run.systems), 4.0), layout="constrained")
+    ax = fig.subplots()
+    colors = _colors(run.systems)
+    rng = np.random.default_rng(0)  # jitter of the dots only
+    for x, system in enumerate(run.systems):
+        samples = get(run.profile[system], "latency_samples_ms")
+        if not isinstance(samples, list) or not samples:
+            ax.text(x, 0.5, f"n/a\n{samples if isinstance(samples, str) else 'no samples recorded'}",
+                    transform=ax.get_xaxis_transform(), ha="center", va="center", fontsize=8, wrap=True)
+            continue
+        ax.boxplot([samples], positions=[x], widths=0.5, showfliers=False)
+        ax.scatter(x + rng.uniform(-0.15, 0.15, len(samples)), samples, s=8, color=colors[system], alpha=0.6)
+    ax.set_xticks(range(len(run.systems)), run.systems)
+    ax.set_xlim(-0.6, len(run.systems) - 0.4)
+    ax.set_ylabel("latency per reference input (ms)")
+    facts = [sorted({describe(get(run.profile[s], key)) for s in run.systems}) for key in ("device_name", "timer")]
+    ax.set_title(f"Latency per reference input (batch 1) on {', '.join(facts[0])}\ntimer: {', '.join(facts[1])}",
+                 fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def _memory_value(run: Run, system: str, phase: str, kind: str):
+    """A phase's RAM or GPU figure in MiB, or its n/a text (any GPU figure of a run without CUDA is n/a)."""
+    profile = run.profile[system]
+    value = get(profile, "memory", phase, f"{kind}_mib")
+    device = get(profile, "device")
+    if kind == "gpu" and not (isinstance(device, str) and device.startswith("cuda")):
+        return value if isinstance(value, str) and value.startswith("n/a") else NO_CUDA
+    return value
+
+
+def memory_plot(run: Run, path: Path) -> Path:
+    """Grouped bars per phase (training, inference, model loading), RAM and GPU panels; an unmeasured figure is
+    an "n/a" mark where its bar would be."""
+    colors = _colors(run.systems)
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    width = 0.8 / len(run.systems)
+    for ax, kind, title in zip(fig.subplots(1, 2), ("ram", "gpu"), ("RAM (peak RSS)", "GPU (NVML)"), strict=True):
+        reasons = set()
+        for k, system in enumerate(run.systems):
+            for p, phase in enumerate(PHASES):
+                x = p - 0.4 + width * (k + 0.5)
+                value = _memory_value(run, system, phase, kind)
+                if is_na(value):
+                    reasons.add(str(value))
+                    ax.text(x, 0.02, "n/a", transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                            rotation=90, fontsize=8, color=colors[system])
+                    continue
+                ax.bar(x, value, width, color=colors[system], label=system if p == 0 else None)
+                ax.text(x, value, f"{value:,.0f}", ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(PHASES)), ["training", "inference", "model loading"])
+        ax.set_xlim(-0.5, len(PHASES) - 0.5)
+        ax.set_ylabel("MiB")
+        ax.set_title(title)
+        if reasons:
+            ax.text(0.5, 0.5, "not measured:\n" + "\n".join(sorted(reasons)), transform=ax.transAxes, ha="center",
+                    va="center", fontsize=9, color="0.3")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        else:
+            ax.set_yticks([])  # no figure on this panel: no scale that could be read as one
+    fig.suptitle("Memory footprint per phase")
+    return _save(fig, path)

@@ -1,0 +1,93 @@
+"""The quality numbers of a compare run, as tidy DataFrames: every statistic comes from `avse_bench.metrics.stats`.
+
+Rows are (system, condition): the unprocessed mixture ("noisy", "mixture") and each system's audio-visual ("av")
+and blank-video ("audio_only") outputs. Metric cells that could not be scored are NaN and stay out of the
+statistics; how many there were, and why, is counted by `errors`.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import pandas as pd
+
+from avse_bench.metrics.stats import METRICS, breakdown, improvement, paired_comparison, snr_band, summarize
+from avse_bench.report.load import NOISY
+
+AV, AUDIO_ONLY, MIXTURE = "av", "audio_only", "mixture"
+CONDITION_LABELS = {MIXTURE: "mixture", AV: "audio-visual", AUDIO_ONLY: "audio only, blank video"}
+
+
+def rows(scores: pd.DataFrame, system: str, condition: str) -> pd.DataFrame:
+    return scores[(scores.system == system) & (scores.condition == condition)]
+
+
+def by_scene(scores: pd.DataFrame, system: str, condition: str, metric: str) -> pd.Series:
+    """One metric of one (system, condition), indexed by scene, unscored scenes dropped."""
+    return rows(scores, system, condition).set_index("scene")[metric].dropna()
+
+
+def summary(scores: pd.DataFrame) -> pd.DataFrame:
+    """[system, condition, metric, n, mean, ci_lo, ci_hi] for every (system, condition) in the scores."""
+    return summarize(scores, metrics=METRICS, by=["system", "condition"])
+
+
+def errors(scores: pd.DataFrame, system: str, condition: str) -> tuple[int, int, str]:
+    """(scenes, scenes with an error, the reasons as "count x reason; ...")."""
+    df = rows(scores, system, condition)
+    failed = df[df.error != ""]
+    reasons = failed.error.value_counts().sort_index()
+    return len(df), len(failed), "; ".join(f"{n} x {reason}" for reason, n in reasons.items())
+
+
+def improvements(scores: pd.DataFrame, systems: list[str]) -> pd.DataFrame:
+    """[system, metric, n, mean, ci_lo, ci_hi] of each system's audio-visual score minus the mixture's, per scene."""
+    noisy = rows(scores, NOISY, MIXTURE)
+    frames = []
+    for system in systems:
+        deltas = improvement(rows(scores, system, AV), noisy, metrics=METRICS)
+        frames.append(summarize(deltas, metrics=METRICS).assign(system=system))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _paired(x: pd.Series, y: pd.Series, /, **labels) -> dict:
+    return {**labels, **paired_comparison(x, y)}
+
+
+def pairs(scores: pd.DataFrame, systems: list[str]) -> pd.DataFrame:
+    """[a, b, metric, n, mean_diff, ci_lo, ci_hi, p_value, test]: a minus b on the scenes both scored (audio-visual)."""
+    out = [_paired(by_scene(scores, a, AV, m), by_scene(scores, b, AV, m), a=a, b=b, metric=m)
+           for a, b in combinations(systems, 2) for m in METRICS]
+    return pd.DataFrame(out)
+
+
+def visual_contribution(scores: pd.DataFrame, systems: list[str]) -> pd.DataFrame:
+    """[system, maskers, metric, n, mean_diff, ci_lo, ci_hi, p_value, test]: audio-visual minus audio-only (blank
+    video) per scene, over all scenes and over the speech-masker scenes."""
+    out = []
+    speech = set(scores.loc[scores.masker == "speech", "scene"])
+    for system in systems:
+        for m in METRICS:
+            av, blank = by_scene(scores, system, AV, m), by_scene(scores, system, AUDIO_ONLY, m)
+            out.append(_paired(av, blank, system=system, maskers="all", metric=m))
+            av, blank = av[av.index.isin(speech)], blank[blank.index.isin(speech)]
+            if len(av) and len(blank):
+                out.append(_paired(av, blank, system=system, maskers="speech", metric=m))
+    return pd.DataFrame(out)
+
+
+def breakdowns(scores: pd.DataFrame, systems: list[str], by: str) -> pd.DataFrame:
+    """[system, condition, <by>, metric, n, mean, ci_lo, ci_hi] for the mixture and each system's audio-visual
+    output, split by `by` ("masker" or "snr_band")."""
+    frames = [breakdown(rows(scores, s, c), metrics=METRICS, by=(by,)).assign(system=s, condition=c)
+              for s, c in [(NOISY, MIXTURE), *((s, AV) for s in systems)]]
+    return pd.concat(frames, ignore_index=True)
+
+
+def group_order(scores: pd.DataFrame, by: str) -> list[str]:
+    """The groups of a breakdown in reading order: maskers by name, SNR bands from the lowest SNR up."""
+    if by == "snr_band":
+        snr = scores.snr_db.dropna()
+        lowest = snr.groupby(snr.map(snr_band)).min()
+        return list(lowest.sort_values().index)
+    return sorted(scores[by].dropna().unique())

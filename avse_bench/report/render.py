@@ -1,0 +1,124 @@
+"""`render_report(run_dir)`: sheet.md, sheet.csv, quality.csv and the PNG plots of a compare run, from its stored
+files alone (the same files give the same bytes)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pandas as pd
+
+from avse_bench.report import plots, quality, tables
+from avse_bench.report.fmt import describe
+from avse_bench.report.items import measured_items
+from avse_bench.report.load import Run, load_run
+from avse_bench.report.published import ITEMS, published_items
+
+N_BOOT, CONFIDENCE = 2000, 95  # the defaults of avse_bench.metrics.stats, stated in the sheet
+PLOTS = {"quality.png": "Quality with 95 % CIs", "snr_bands.png": "Quality against SNR band",
+         "latency.png": "Latency distribution", "memory.png": "Memory per phase"}
+
+
+def _md(df: pd.DataFrame) -> str:
+    """A Markdown table; cells are text already formatted (tabulate must not re-parse numbers), pipes escaped."""
+    if df.empty:
+        return "_(no rows)_"
+    text = df.map(lambda v: str(v).replace("|", "\\|").replace("\n", " "))
+    return text.to_markdown(index=False, disable_numparse=True)
+
+
+def provenance(run: Run) -> list[str]:
+    m = run.manifest
+    data = m.get("data", {})
+    pre = m.get("preprocessing", {})
+    command = m.get("command_line")
+    facts = {
+        "Commit": describe(m.get("git_commit")),
+        "Command line (item 11)": f"`{shlex.join(command)}`" if command else "n/a (not recorded)",
+        "Profile": describe(m.get("profile")),
+        "Seed": describe(m.get("seed")),
+        "Data": describe(data),
+        "Preprocessing (every system)": describe(pre.get("config")),
+        "Preprocessing hash": describe(pre.get("hash")),
+        "Hardware": describe(m.get("hardware")),
+        "Software": describe(m.get("software")),
+        "Created": describe(m.get("created")),
+    }
+    return ["## Provenance", "", _md(pd.DataFrame({"": list(facts), "value": list(facts.values())}))]
+
+
+def sheet_section(run: Run, rows: pd.DataFrame) -> list[str]:
+    out = ["## The system-description sheet (AVSEC-2 items 1-13)", "",
+           "Measured columns come from this run's records. A *published sheet* column is a reference: the values the "
+           "system's own published sheet reports (`[sheet]` in its `system.toml`), copied as printed, measured on "
+           "the hardware named in its heading, not by this harness.", "", _md(tables.side_by_side(rows, run)), ""]
+    empty = [s for s in run.systems if not published_items(run.config(s).get("sheet", {}))[0]]
+    if empty:
+        out += [f"No published sheet values for: {', '.join(empty)}.", ""]
+    out += ["### How each item was measured", ""]
+    notes = {s: measured_items(run, s) for s in run.systems}
+    for no, name in ITEMS.items():
+        out.append(f"**{no}. {name}**")
+        out += [f"- {s}: {notes[s][no][1]}" for s in run.systems if notes[s][no][1]]
+        out.append("")
+    for system in run.systems:
+        config = run.config(system)
+        unplaced = published_items(config.get("sheet", {}))[1]
+        if unplaced:
+            out += [f"Published values of {system} that fit no item: "
+                    + "; ".join(f"{k}: {v}" for k, v in unplaced.items()), ""]
+        if config.get("sheet_mapping"):
+            out += [f"### How {system}'s published sheet maps onto its code", "",
+                    *(f"- **{k}**: {describe(v)}" for k, v in config["sheet_mapping"].items()), ""]
+    return out
+
+
+def quality_section(run: Run, summary: pd.DataFrame, improvements: pd.DataFrame) -> list[str]:
+    scores, systems = run.scores, run.systems
+    data = run.manifest.get("data", {})
+    out = ["## Quality", "",
+           f"Per scene of the `{data.get('eval_split', '?')}` split, then mean and {CONFIDENCE} % bootstrap confidence "
+           f"interval over scenes ({N_BOOT} resamples, seed 0) as `mean [low, high]`. PESQ-WB as the official "
+           "AVSEC script, STOI classic. A metric that could not be scored on a scene is left out of its mean "
+           "and the scene counted under *scenes with an error*, with the reason; `(n=...)` marks a metric that "
+           "rests on fewer scenes than the other metrics of its row.", "",
+           _md(tables.scores_table(run, summary, (quality.AV,))), "",
+           "### Improvement over the mixture (audio-visual minus noisy, per scene)", "",
+           _md(tables.improvement_table(improvements)), ""]
+    if len(systems) > 1:
+        out += ["### Paired comparison between systems (same scenes, audio-visual)", "",
+                _md(tables.paired_table(quality.pairs(scores, systems), "a", "b")), ""]
+    out += ["### Visual contribution (audio-visual minus audio-only with a blank video, paired over scenes)", "",
+            "A system that uses the lips should gain most with speech maskers, where only the video tells which "
+            "voice is the target.", "",
+            _md(tables.visual_table(quality.visual_contribution(scores, systems))), "",
+            _md(tables.scores_table(run, summary, (quality.AUDIO_ONLY,))), ""]
+    for by, title in (("masker", "By masker type"), ("snr_band", "By SNR band")):
+        parts = quality.breakdowns(scores, systems, by)
+        out += [f"### {title}", "", _md(tables.breakdown_table(parts, by, quality.group_order(scores, by))), ""]
+    return out
+
+
+def render_report(run_dir) -> None:
+    """Write sheet.md, sheet.csv, quality.csv and the plots into `run_dir` from the run's stored files."""
+    run = load_run(Path(run_dir))
+    out = run.root
+    rows = tables.sheet_rows(run)
+    summary = quality.summary(run.scores)
+    improvements = quality.improvements(run.scores, run.systems)
+
+    plots.quality_plot(run, summary, out / "quality.png")
+    plots.snr_plot(run, quality.breakdowns(run.scores, run.systems, "snr_band"),
+                   quality.group_order(run.scores, "snr_band"), out / "snr_bands.png")
+    plots.latency_plot(run, out / "latency.png")
+    plots.memory_plot(run, out / "memory.png")
+
+    title = f"# System-description sheets: {', '.join(run.systems)}"
+    lines = [title, "", f"Compare run `{out.name}`, `{run.manifest.get('profile')}` profile. Files: `sheet.csv` "
+             "(the items below, one row per system and item), `quality.csv` (the quality numbers, unrounded), "
+             "`scores.csv` (per scene), `profile.json`, `manifest.json`.", "",
+             *provenance(run), "", *sheet_section(run, rows), *quality_section(run, summary, improvements),
+             "## Plots", "", *(f"![{caption}]({name})" for name, caption in PLOTS.items()), ""]
+    (out / "sheet.md").write_text("\n".join(lines))
+    rows.to_csv(out / "sheet.csv", index=False)
+    tables.quality_csv(summary, improvements).to_csv(out / "quality.csv", index=False)

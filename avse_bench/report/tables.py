@@ -1,0 +1,115 @@
+"""The sheet's tables: the side-by-side items (rows for sheet.csv) and the quality tables, as DataFrames of text."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from avse_bench.report import quality
+from avse_bench.report.fmt import METRIC_DIGITS, METRIC_LABELS, p_value, with_ci
+from avse_bench.report.items import measured_items
+from avse_bench.report.load import NOISY, Run
+from avse_bench.report.published import ITEMS, hardware_label, published_items
+
+NOT_REPORTED = "not reported"
+SHEET_COLUMNS = ["system", "item_no", "item", "value", "notes", "source"]
+
+
+def published_column(run: Run, system: str) -> str:
+    hardware = hardware_label(run.config(system).get("sheet", {}))
+    return f"{system} (published sheet{', ' + hardware if hardware else ''})"
+
+
+def sheet_rows(run: Run) -> pd.DataFrame:
+    """sheet.csv: one row per (system, item) measured, then one per (system, item) of each non-empty published
+    sheet (items it does not report read "not reported")."""
+    out = []
+    for system in run.systems:
+        for no, (value, notes) in measured_items(run, system).items():
+            out.append([system, no, ITEMS[no], value, notes, "measured"])
+    for system in run.systems:
+        placed, _ = published_items(run.config(system).get("sheet", {}))
+        if placed:
+            out += [[system, no, name, placed.get(no, NOT_REPORTED), "as printed in the published sheet",
+                     "published sheet"] for no, name in ITEMS.items()]
+    return pd.DataFrame(out, columns=SHEET_COLUMNS)
+
+
+def side_by_side(rows: pd.DataFrame, run: Run) -> pd.DataFrame:
+    """Items 1-13 as rows; per system its measured column, then its published column where it has one."""
+    table = pd.DataFrame({"No.": list(ITEMS), "Item": list(ITEMS.values())})
+    for system in run.systems:
+        for source, heading in (("measured", f"{system} (measured)"),
+                                ("published sheet", published_column(run, system))):
+            values = rows[(rows.system == system) & (rows.source == source)].set_index("item_no").value
+            if len(values):
+                table[heading] = table["No."].map(values)
+    return table
+
+
+def _label(system: str, condition: str) -> str:
+    return "noisy (mixture)" if system == NOISY else f"{system} ({quality.CONDITION_LABELS[condition]})"
+
+
+def _ci_cells(stats: pd.DataFrame) -> dict[str, str]:
+    """{metric label: "mean [lo, hi]"} from rows [metric, n, mean, ci_lo, ci_hi]; "(n=...)" added to a metric
+    that rests on fewer scenes than the row's best-scored metric."""
+    cells, most = {}, stats.n.max()
+    for r in stats.itertuples():
+        text = with_ci(r.mean, r.ci_lo, r.ci_hi, METRIC_DIGITS[r.metric])
+        cells[METRIC_LABELS[r.metric]] = text if r.n == most else f"{text} (n={r.n})"
+    return cells
+
+
+def scores_table(run: Run, summary: pd.DataFrame, conditions: tuple[str, ...]) -> pd.DataFrame:
+    """The quality table: the mixture, then each system in `conditions`; mean [95 % CI] per metric."""
+    out = []
+    for system, condition in [(NOISY, quality.MIXTURE), *((s, c) for s in run.systems for c in conditions)]:
+        scenes, failed, reasons = quality.errors(run.scores, system, condition)
+        if not scenes:
+            continue
+        stats = summary[(summary.system == system) & (summary.condition == condition)]
+        out.append({"": _label(system, condition), **_ci_cells(stats), "scenes": scenes,
+                    "scenes with an error": f"{failed} ({reasons})" if failed else "0"})
+    return pd.DataFrame(out)
+
+
+def improvement_table(improvements: pd.DataFrame) -> pd.DataFrame:
+    out = []
+    for system, stats in improvements.groupby("system", sort=False):
+        out.append({"": f"{system} (audio-visual) - noisy", "n": int(stats.n.max()), **_ci_cells(stats)})
+    return pd.DataFrame(out)
+
+
+def paired_table(paired: pd.DataFrame, first: str, second: str) -> pd.DataFrame:
+    """Rows of paired comparisons: which difference, metric, n, mean difference [95 % CI], p-value and test."""
+    out = []
+    for r in paired.to_dict("records"):
+        out.append({"difference": f"{r[first]} - {r[second]}", "metric": METRIC_LABELS[r["metric"]], "n": r["n"],
+                    "mean difference [95 % CI]": with_ci(r["mean_diff"], r["ci_lo"], r["ci_hi"],
+                                                         METRIC_DIGITS[r["metric"]]),
+                    "p": p_value(r["p_value"]), "test": r["test"]})
+    return pd.DataFrame(out)
+
+
+def visual_table(visual: pd.DataFrame) -> pd.DataFrame:
+    table = paired_table(visual.assign(av="audio-visual", blank="audio-only"), "av", "blank")
+    table.insert(0, "maskers", list(visual.maskers))
+    table.insert(0, "system", list(visual.system))
+    return table.drop(columns="difference")
+
+
+def breakdown_table(parts: pd.DataFrame, by: str, order: list[str]) -> pd.DataFrame:
+    """One row per (group, mixture or system) in the groups' `order`; n is the most scenes any metric scored."""
+    out = []
+    for group in order:
+        for (system, condition), stats in parts[parts[by] == group].groupby(["system", "condition"], sort=False):
+            out.append({by: group, "": _label(system, condition), "n": int(stats.n.max()), **_ci_cells(stats)})
+    return pd.DataFrame(out)
+
+
+def quality_csv(summary: pd.DataFrame, improvements: pd.DataFrame) -> pd.DataFrame:
+    """quality.csv: the numbers behind the quality and improvement tables, unrounded."""
+    gain = improvements.assign(condition="av - mixture")
+    cols = ["system", "condition", "metric", "n", "mean", "ci_lo", "ci_hi"]
+    return pd.concat([summary[cols], gain[cols]], ignore_index=True)
+
