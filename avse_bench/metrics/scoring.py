@@ -166,7 +166,9 @@ def write_official(path: Path, rows: Iterable[dict[str, str]]) -> None:
 def _worker_count(jobs: int) -> int:
     if jobs < 0:
         raise AvseBenchError(f"--jobs {jobs}: expected 0 (all cores) or a positive number")
-    return jobs or len(os.sched_getaffinity(0))
+    if jobs:
+        return jobs
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:
