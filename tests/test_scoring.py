@@ -205,3 +205,8 @@ def test_cli_score_and_merge(corpus, reference, tmp_path, capsys):
     assert_same_rows(tmp_path / "all.csv", reference)
     assert main(["score", "--data", str(corpus), "--out", str(tmp_path / "x.csv"), "--shard", "3/2"]) == 2
     assert "shard" in capsys.readouterr().err
+
+
+def test_negative_jobs_are_refused(corpus, tmp_path):
+    with pytest.raises(AvseBenchError, match="--jobs -1"):
+        score_split(corpus, "dev", tmp_path / "s.csv", jobs=-1, progress=False)
