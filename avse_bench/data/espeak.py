@@ -3,8 +3,11 @@
 espeak-ng is driven through ctypes in synchronous mode: each call to `speak` returns the waveform at the
 library's rate (22,050 Hz) and the phoneme events with their sample positions, which the face renderer uses to
 move the mouth. The library keeps global state, so one `Espeak` object per process is enough (`get_espeak()`).
-Its noise sources (breathy voices) draw from a generator that `speak` re-seeds on every call: the same
-arguments give the same samples.
+
+Determinism: espeak-ng carries hidden state from one utterance to the next (libc `rand()` for breath noise and
+wave-generator state that neither `espeak_ng_SetRandSeed` nor re-initialising resets), so an utterance depends on
+what the process spoke before. The same sequence of calls in a fresh process gives the same samples; the corpus
+generator therefore synthesises each scene in a fresh worker process.
 """
 
 from __future__ import annotations

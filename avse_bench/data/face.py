@@ -200,10 +200,10 @@ def render(style: FaceStyle, track: np.ndarray, rng: np.random.Generator) -> np.
     return frames
 
 
-def write_mp4(path, frames: np.ndarray) -> None:
-    """Write uint8 BGR frames (T, H, W, 3) as an mp4v video at 25 fps."""
+def write_mp4(path, frames: np.ndarray, fps: float = FPS) -> None:
+    """Write uint8 BGR frames (T, H, W, 3) as an mp4v video."""
     h, w = frames.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
     if not writer.isOpened():
         raise OSError(f"OpenCV cannot write an mp4v video at {path}")
     for frame in frames:

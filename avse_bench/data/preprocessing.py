@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from avse_bench.errors import AvseBenchError
 
@@ -96,6 +95,8 @@ class Preprocessing:
             raise AvseBenchError(f"cannot read audio {path}: {err}") from err
         mono = data.mean(axis=1)
         if rate != AUDIO_RATE:
+            from scipy.signal import resample_poly  # scipy.signal takes seconds to import: only when needed
+
             g = math.gcd(int(rate), AUDIO_RATE)
             mono = resample_poly(mono, AUDIO_RATE // g, int(rate) // g)
         return np.ascontiguousarray(mono, dtype=np.float32)

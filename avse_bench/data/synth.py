@@ -15,6 +15,7 @@ Written files: `OUT/<split>/scenes/S#####_{target,interferer,mixed}.wav` (16 kHz
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import zlib
 from dataclasses import dataclass
@@ -143,7 +144,8 @@ def _split_code(split: str) -> int:
 
 
 def make_scene(espeak: Espeak, seed: int, split: str, index: int, min_seconds: float, max_seconds: float):
-    """One scene's signals, frames and records; a function of (seed, split, index) only."""
+    """One scene's signals, frames and records from (seed, split, index), given an espeak that has spoken
+    nothing yet in this process (see `synthesize`)."""
     rng = np.random.default_rng([seed, _split_code(split), index])
     n_frames = int(round(rng.uniform(min_seconds, max_seconds) * face.FPS))
     n = n_frames * SAMPLES_PER_FRAME
@@ -169,37 +171,55 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def _scene_job(job: tuple) -> tuple[dict, dict]:
+    """Make and write one scene; runs in a fresh worker process (see `synthesize`). Returns its metadata
+    record and this generator's own record."""
+    scenes_dir, scene_id, seed, split, index, min_seconds, max_seconds = job
+    s = make_scene(get_espeak(), seed, split, index, min_seconds, max_seconds)
+    for part in ("target", "interferer", "mixed"):
+        _write_wav(scenes_dir / f"{scene_id}_{part}.wav", s[part])
+    tmp = scenes_dir / f".{scene_id}_silent.partial.mp4"
+    face.write_mp4(tmp, s["frames"])
+    os.replace(tmp, scenes_dir / f"{scene_id}_silent.mp4")
+    voice = s["voice"]
+    record = {"scene": scene_id, "dataset": split, "target": {"name": f"{voice.name}/r{voice.rate_wpm}p{voice.pitch}"},
+              "interferer": s["interferer_meta"], "SNR": s["snr"], "duration": len(s["mixed"])}
+    return record, {"mouth_box": list(s["mouth_box"]), "text": s["text"], "voice": voice.name}
+
+
+def _worker_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def synthesize(out, n_train: int = 200, n_dev: int = 40, seed: int = 0, min_seconds: float = 2.0,
                max_seconds: float = 4.0, progress: bool = True) -> Path:
-    """Write the embedded corpus (train and dev splits) under `out` in the AVSEC layout; returns `out`."""
+    """Write the embedded corpus (train and dev splits) under `out` in the AVSEC layout; returns `out`.
+
+    Scene ids run on from train to dev (S00001... as in AVSEC). Each scene is made in a fresh worker process
+    (forked from a clean fork server, one process per scene, as many at once as there are cores), because
+    espeak-ng's output depends on what the process synthesised before: so a scene depends on (seed, split,
+    index) alone, and the bytes do not depend on the scene count, the order or the number of workers.
+    """
     out = Path(out)
     if n_train < 0 or n_dev < 0:
         raise AvseBenchError(f"scene counts must be >= 0 (got train {n_train}, dev {n_dev})")
     if not 0.5 <= min_seconds <= max_seconds:
         raise AvseBenchError(f"need 0.5 <= min_seconds <= max_seconds (got {min_seconds}, {max_seconds})")
-    espeak = get_espeak()
     (out / "metadata").mkdir(parents=True, exist_ok=True)
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
     first_id = 1
-    for split, count in (("train", n_train), ("dev", n_dev)):
-        scenes_dir = out / split / "scenes"
-        scenes_dir.mkdir(parents=True, exist_ok=True)
-        records, extra = [], {}
-        for index in tqdm(range(count), desc=f"synth {split}", unit="scene", disable=not progress):
-            scene_id = f"S{first_id + index:05d}"
-            s = make_scene(espeak, seed, split, index, min_seconds, max_seconds)
-            for part in ("target", "interferer", "mixed"):
-                _write_wav(scenes_dir / f"{scene_id}_{part}.wav", s[part])
-            tmp = scenes_dir / f".{scene_id}_silent.partial.mp4"
-            face.write_mp4(tmp, s["frames"])
-            os.replace(tmp, scenes_dir / f"{scene_id}_silent.mp4")
-            voice = s["voice"]
-            records.append({"scene": scene_id, "dataset": split,
-                            "target": {"name": f"{voice.name}/r{voice.rate_wpm}p{voice.pitch}"},
-                            "interferer": s["interferer_meta"], "SNR": s["snr"], "duration": len(s["mixed"])})
-            extra[scene_id] = {"mouth_box": list(s["mouth_box"]), "text": s["text"], "voice": voice.name}
-        first_id += count
-        _write_json(out / "metadata" / f"scenes.{split}.json", records)
-        _write_json(out / "metadata" / f"synth.{split}.json",
-                    {"generator": GENERATOR_VERSION, "seed": seed, "min_seconds": min_seconds,
-                     "max_seconds": max_seconds, "scenes": extra})
+    with ctx.Pool(processes=_worker_count(), maxtasksperchild=1) as pool:
+        for split, count in (("train", n_train), ("dev", n_dev)):
+            scenes_dir = out / split / "scenes"
+            scenes_dir.mkdir(parents=True, exist_ok=True)
+            jobs = [(scenes_dir, f"S{first_id + i:05d}", seed, split, i, min_seconds, max_seconds)
+                    for i in range(count)]
+            results = list(tqdm(pool.imap(_scene_job, jobs), total=count, desc=f"synth {split}", unit="scene",
+                                disable=not progress))
+            first_id += count
+            _write_json(out / "metadata" / f"scenes.{split}.json", [record for record, _ in results])
+            _write_json(out / "metadata" / f"synth.{split}.json",
+                        {"generator": GENERATOR_VERSION, "seed": seed, "min_seconds": min_seconds,
+                         "max_seconds": max_seconds, "scenes": {r["scene"]: extra for r, extra in results}})
     return out
