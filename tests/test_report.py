@@ -192,6 +192,26 @@ def test_gpu_items_read_na_on_a_cpu_run(rendered):
     assert not measured.str.contains(r"GPU:? 0(?:\.0)?\b|\b0 MiB", regex=True).any()
 
 
+def test_limitations_are_derived_from_the_run(tmp_path):
+    from avse_bench.report.items import limitations
+    from avse_bench.report.load import load_run
+
+    root = make_run(tmp_path / "blind")
+    scores = pd.read_csv(root / "scores.csv", dtype={"scene": str})
+    av = scores[(scores.system == "dcnn_rnn") & (scores.condition == "av")]
+    blind = scores.condition == "audio_only"
+    scores.loc[blind & (scores.system == "dcnn_rnn"), METRICS] = av[list(METRICS)].to_numpy()  # ignores the video
+    scores.to_csv(root / "scores.csv", index=False)
+    run = load_run(root)
+    text = {s: limitations(run, s)[0] for s in SYSTEMS}
+    for system in SYSTEMS:
+        assert "embedded synthetic corpus" in text[system] and "trained on CPU only" in text[system]
+        assert "120 steps over 3 epochs against 50 epochs at batch 16" in text[system]
+        assert "only 12 evaluation scenes" in text[system]
+    assert "no clear use of the video" in text["dcnn_rnn"] and "no clear use" not in text["baseline"]
+    assert "2 of 24 scene scorings" in text["baseline"] and "3 of 24" in text["dcnn_rnn"]
+
+
 def test_gpu_run_reports_gpu_figures(tmp_path):
     root = make_run(tmp_path / "gpu", gpu=True)
     render_report(root)
@@ -285,11 +305,22 @@ def test_missing_profile_reads_na_and_missing_manifest_raises(tmp_path):
         render_report(root)
 
 
+@pytest.mark.parametrize("folder", sorted((Path(__file__).parents[1] / "systems").glob("*/system.toml")),
+                         ids=lambda p: p.parent.name)
+def test_builtin_published_sheets_fit_the_items(folder):
+    """Every value of a built-in system's published sheet lands on an item of the template."""
+    import tomllib
+
+    sheet = tomllib.loads(folder.read_text()).get("sheet", {})
+    assert published_items(sheet)[1] == {}
+
+
 def test_published_keys_land_on_their_items():
     assert item_of("memory_training_gpu_mib") == 7
     assert item_of("Training time per epoch") == 6
     assert item_of("training_steps") == 3
     assert item_of("params_trainable") == 1
     assert item_of("team") is None
+    assert item_of("epoch_seconds") == 6 and item_of("epochs") == 10
     placed, unplaced = published_items({"flops": "7.57 GFLOPS", "flops_note": "per 3 s", "team": "x"})
     assert placed == {2: "7.57 GFLOPS; flops_note: per 3 s"} and unplaced == {"team": "x"}

@@ -51,7 +51,7 @@ def describe(obj) -> str:
     if isinstance(obj, list | tuple):
         return ", ".join(_inner(v) for v in obj) or "none"
     if isinstance(obj, float):
-        return f"{obj:g}"
+        return f"{obj:,.0f}" if obj.is_integer() and abs(obj) >= 1e4 else f"{obj:g}"
     return NOT_RECORDED if obj is None else str(obj)
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import shlex
 
-from avse_bench.report.fmt import NOT_RECORDED, describe, duration, is_na, na_text, number
+from avse_bench.report.fmt import NOT_RECORDED, describe, duration, is_na, na_text, number, with_ci
 from avse_bench.report.load import Run
+from avse_bench.report.quality import visual_gain
 
 NO_CUDA = "n/a (no CUDA device)"
 PHASES = ("training", "inference", "loading")
@@ -120,7 +121,8 @@ def epoch_time(run: Run, system: str) -> tuple[str, str]:
     t = run.train[system]
     if isinstance(t, str):
         return t, ""
-    notes = (f"device {describe(get(t, 'device'))}, world size {describe(get(t, 'world_size'))}; "
+    notes = (f"device {describe(get(t, 'device'))}, world size {describe(get(t, 'world_size'))}, "
+             f"torch threads {describe(get(t, 'torch_threads'))}; "
              f"total {duration(get(t, 'total_seconds'))} for {describe(get(t, 'epochs'))} epochs")
     log = run.logs[system]
     if log is not None and len(log) and "epoch_seconds" in log:
@@ -228,15 +230,22 @@ def limitations(run: Run, system: str) -> tuple[str, str]:
         found.append(f"{run.manifest.get('profile')} profile: {describe(get(t, 'total_steps'))} steps over "
                      f"{describe(get(t, 'epochs'))} epochs against {describe(published.get('epochs', '?'))} epochs "
                      f"at batch {describe(published.get('batch_size', '?'))} in the published recipe")
+    n_eval = data.get("n_eval")
+    if isinstance(n_eval, int) and n_eval < 100:
+        found.append(f"only {n_eval} evaluation scenes: the confidence intervals are wide")
     scores = run.scores[(run.scores.system == system)]
     errors = int((scores.error != "").sum())
     if errors:
-        found.append(f"{errors} of {len(scores)} scene scorings failed (see the quality table)")
+        found.append(f"{errors} of {len(scores)} scene scorings (both conditions) had an error (see the quality table)")
+    gain = visual_gain(run.scores, system, "si_sdr", "speech")
+    if gain is not None and gain["n"] > 1 and gain["ci_lo"] <= 0:
+        found.append(f"no clear use of the video: audio-visual minus audio-only SI-SDR on speech maskers "
+                     f"{with_ci(gain['mean_diff'], gain['ci_lo'], gain['ci_hi'], 2)} dB (n={gain['n']})")
     skipped = get(p, "flops_unsupported")
     if skipped and not isinstance(skipped, str):
         found.append(f"FLOPs omit the ops fvcore cannot count ({', '.join(skipped)})")
     if not _on_gpu(get(p, "device")):
-        found.append("latency timed with wall-clock on a shared CPU: indicative only")
+        found.append("latency and RTF timed with the wall clock on the CPU: sensitive to other load on the machine")
     return "; ".join(found) or "none found in the run's records", "derived from this run's manifest and records"
 
 

@@ -35,7 +35,7 @@ KEYS: dict[int, tuple[str, ...]] = {
     3: ("training_steps", "steps"),
     4: ("latency", "latency_ms"),
     5: ("rtf", "real_time_factor"),
-    6: ("training_time_per_epoch", "time_per_epoch", "epoch_time"),
+    6: ("training_time_per_epoch", "time_per_epoch", "epoch_time", "epoch_seconds"),
     7: ("memory", "memory_footprint"),
     8: ("hardware",),
     9: ("gpus", "gpu", "num_gpus", "number_of_gpus"),

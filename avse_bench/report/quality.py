@@ -61,19 +61,24 @@ def pairs(scores: pd.DataFrame, systems: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def visual_gain(scores: pd.DataFrame, system: str, metric: str, maskers: str = "all") -> dict | None:
+    """Audio-visual minus audio-only (blank video) per scene, paired, over all scenes or one masker type;
+    None when there is no such scene."""
+    av, blank = by_scene(scores, system, AV, metric), by_scene(scores, system, AUDIO_ONLY, metric)
+    if maskers != "all":
+        chosen = set(scores.loc[scores.masker == maskers, "scene"])
+        av, blank = av[av.index.isin(chosen)], blank[blank.index.isin(chosen)]
+    if not (len(av) and len(blank)):
+        return None
+    return _paired(av, blank, system=system, maskers=maskers, metric=metric)
+
+
 def visual_contribution(scores: pd.DataFrame, systems: list[str]) -> pd.DataFrame:
-    """[system, maskers, metric, n, mean_diff, ci_lo, ci_hi, p_value, test]: audio-visual minus audio-only (blank
-    video) per scene, over all scenes and over the speech-masker scenes."""
-    out = []
-    speech = set(scores.loc[scores.masker == "speech", "scene"])
-    for system in systems:
-        for m in METRICS:
-            av, blank = by_scene(scores, system, AV, m), by_scene(scores, system, AUDIO_ONLY, m)
-            out.append(_paired(av, blank, system=system, maskers="all", metric=m))
-            av, blank = av[av.index.isin(speech)], blank[blank.index.isin(speech)]
-            if len(av) and len(blank):
-                out.append(_paired(av, blank, system=system, maskers="speech", metric=m))
-    return pd.DataFrame(out)
+    """[system, maskers, metric, n, mean_diff, ci_lo, ci_hi, p_value, test]: audio-visual minus audio-only per
+    scene, over all scenes and over the speech-masker scenes (where only the video tells which voice to keep)."""
+    out = [visual_gain(scores, system, m, maskers) for system in systems for m in METRICS
+           for maskers in ("all", "speech")]
+    return pd.DataFrame([row for row in out if row is not None])
 
 
 def breakdowns(scores: pd.DataFrame, systems: list[str], by: str) -> pd.DataFrame:
