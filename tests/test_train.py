@@ -1,0 +1,122 @@
+"""The one training loop: it learns, it resumes exactly, it refuses to clobber a run, and it runs under torchrun."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from avse_bench.data import AVSEDataset, Preprocessing, load_split
+from avse_bench.errors import AvseBenchError
+from avse_bench.profiles import get_profile
+from avse_bench.systems import System, load
+from avse_bench.train import seed_everything, train, validate
+
+REPO = Path(__file__).resolve().parents[1]
+SYSTEM = "dcnn_rnn"  # the small one: seconds per smoke run
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "full"
+    train(SYSTEM, tiny_corpus, out, profile="smoke", progress=False)
+    return out
+
+
+def _log(run: Path) -> list[dict]:
+    with open(run / "train_log.csv") as f:
+        return [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in csv.DictReader(f)]
+
+
+def test_a_smoke_run_writes_its_records(full_run):
+    summary = json.loads((full_run / "train_summary.json").read_text())
+    recipe = load(SYSTEM).recipe("smoke")
+    assert summary["system"] == SYSTEM and summary["profile"] == "smoke"
+    assert summary["recipe"] == recipe
+    assert summary["preprocessing"]["size"] == get_profile("smoke")["video_size"]
+    assert summary["total_steps"] == min(recipe["max_steps"], recipe["epochs"] * summary["steps_per_epoch"])
+    assert summary["world_size"] == 1 and summary["batch_size"] == recipe["batch_size"]
+    for key in ("steps_per_epoch", "epochs", "mean_epoch_seconds", "total_seconds", "device", "seed",
+                "final_val_loss", "preprocessing_hash"):
+        assert key in summary
+    rows = _log(full_run)
+    assert len(rows) == summary["epochs"]
+    assert int(rows[-1]["steps"]) == summary["total_steps"]
+    assert float(rows[-1]["val_loss"]) == summary["final_val_loss"]
+    ckpt = torch.load(full_run / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == summary["epochs"] and ckpt["step"] == summary["total_steps"]
+
+
+def test_smoke_training_decreases_the_validation_loss(full_run, tiny_corpus):
+    system = load(SYSTEM)
+    recipe = system.recipe("smoke")
+    val = AVSEDataset(load_split(tiny_corpus, "dev"), Preprocessing(size=get_profile("smoke")["video_size"]),
+                      crop_seconds=recipe["crop_seconds"], seed=0)
+    loader = DataLoader(val, batch_size=recipe["batch_size"])
+    seed_everything(0)
+    model = system.build_model()  # the run's initial weights (same seed)
+    before = validate(model, loader, torch.device("cpu"))
+    model.load_state_dict(torch.load(full_run / "model.pt", weights_only=True))
+    after = validate(model, loader, torch.device("cpu"))
+    assert after < before - 0.5, (before, after)
+
+
+def test_a_killed_run_resumes_to_the_same_weights(full_run, tiny_corpus, tmp_path):
+    out = tmp_path / "resumed"
+    train(SYSTEM, tiny_corpus, out, profile="smoke", progress=False, stop_after_epochs=1)
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert not (out / "model.pt").exists()
+    train(SYSTEM, tiny_corpus, out, profile="smoke", progress=False, resume=True)
+    expected = torch.load(full_run / "model.pt", weights_only=True)
+    got = torch.load(out / "model.pt", weights_only=True)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+    assert _log(out) == _log(full_run)
+
+
+def test_a_run_folder_is_not_overwritten_without_resume(full_run, tiny_corpus):
+    with pytest.raises(AvseBenchError, match="--resume"):
+        train(SYSTEM, tiny_corpus, full_run, profile="smoke", progress=False)
+
+
+def test_resuming_with_other_settings_is_refused(full_run, tiny_corpus):
+    with pytest.raises(AvseBenchError, match="another run"):
+        train(SYSTEM, tiny_corpus, full_run, profile="smoke", progress=False, resume=True, seed=1)
+
+
+def test_too_few_scenes_for_a_batch_is_explained(tiny_corpus, tmp_path, monkeypatch):
+    recipe = System.recipe
+    monkeypatch.setattr(System, "recipe", lambda self, profile: {**recipe(self, profile), "batch_size": 64})
+    with pytest.raises(AvseBenchError, match="no full batch"):
+        train(SYSTEM, tiny_corpus, tmp_path / "run", profile="smoke", progress=False)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_cpu(tiny_corpus, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "avse_bench.cli", "train", SYSTEM, "--data", str(tiny_corpus), "--out", str(out),
+           "--profile", "smoke", "--device", "cpu"]
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads((out / "train_summary.json").read_text())
+    n_train = len(load_split(tiny_corpus, "train"))
+    batch = load(SYSTEM).recipe("smoke")["batch_size"]
+    assert summary["world_size"] == 2
+    assert summary["steps_per_epoch"] == n_train // (2 * batch)  # the distributed sampler splits the scenes
+    weights = torch.load(out / "model.pt", weights_only=True)
+    assert not any(k.startswith("module.") for k in weights)  # the plain model's weights, not DDP's wrapper
+    load(SYSTEM).build_model().load_state_dict(weights)
+    assert run.stdout.count("[train] dcnn_rnn epoch 1/") == 1  # only rank 0 reports (and writes)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "model.pt", "train_log.csv",
+                                                     "train_summary.json"]
