@@ -223,6 +223,22 @@ def test_gpu_run_reports_gpu_figures(tmp_path):
     assert NO_CUDA not in measured["baseline", "7"]
 
 
+def test_one_system_without_audio_only_scores(tmp_path):
+    root = make_run(tmp_path / "one")
+    manifest = json.loads((root / "manifest.json").read_text())
+    del manifest["systems"]["dcnn_rnn"]
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    scores = pd.read_csv(root / "scores.csv", dtype={"scene": str})
+    scores[scores.system.isin(["noisy", "baseline"]) & (scores.condition != "audio_only")].to_csv(
+        root / "scores.csv", index=False)
+    render_report(root)
+    md = (root / "sheet.md").read_text()
+    assert "dcnn_rnn (" not in md and "Paired comparison" not in md
+    visual = md[md.index("### Visual contribution"):md.index("### By masker type")]
+    assert "_(no rows)_" in visual and "audio only" not in visual
+    assert len(_sheet_csv(root)) == 13
+
+
 def test_published_column_and_rows(rendered):
     md = (rendered / "sheet.md").read_text()
     assert "dcnn_rnn (published sheet, NVIDIA A10)" in md

@@ -11,7 +11,7 @@ from itertools import combinations
 
 import pandas as pd
 
-from avse_bench.metrics.stats import METRICS, breakdown, improvement, paired_comparison, snr_band, summarize
+from avse_bench.metrics.stats import METRICS, SNR_BANDS, breakdown, improvement, paired_comparison, summarize
 from avse_bench.report.load import NOISY
 
 AV, AUDIO_ONLY, MIXTURE = "av", "audio_only", "mixture"
@@ -89,10 +89,7 @@ def breakdowns(scores: pd.DataFrame, systems: list[str], by: str) -> pd.DataFram
     return pd.concat(frames, ignore_index=True)
 
 
-def group_order(scores: pd.DataFrame, by: str) -> list[str]:
-    """The groups of a breakdown in reading order: maskers by name, SNR bands from the lowest SNR up."""
-    if by == "snr_band":
-        snr = scores.snr_db.dropna()
-        lowest = snr.groupby(snr.map(snr_band)).min()
-        return list(lowest.sort_values().index)
-    return sorted(scores[by].dropna().unique())
+def group_order(parts: pd.DataFrame, by: str) -> list[str]:
+    """The groups of a breakdown in reading order: SNR bands from the lowest SNR up, maskers by name."""
+    present = set(parts[by])
+    return [b for b in SNR_BANDS if b in present] if by == "snr_band" else sorted(present)

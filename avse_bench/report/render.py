@@ -95,7 +95,7 @@ def quality_section(run: Run, summary: pd.DataFrame, improvements: pd.DataFrame)
             _md(tables.scores_table(run, summary, (quality.AUDIO_ONLY,))), ""]
     for by, title in (("masker", "By masker type"), ("snr_band", "By SNR band")):
         parts = quality.breakdowns(scores, systems, by)
-        out += [f"### {title}", "", _md(tables.breakdown_table(parts, by, quality.group_order(scores, by))), ""]
+        out += [f"### {title}", "", _md(tables.breakdown_table(parts, by, quality.group_order(parts, by))), ""]
     return out
 
 
@@ -108,8 +108,8 @@ def render_report(run_dir) -> None:
     improvements = quality.improvements(run.scores, run.systems)
 
     plots.quality_plot(run, summary, out / "quality.png")
-    plots.snr_plot(run, quality.breakdowns(run.scores, run.systems, "snr_band"),
-                   quality.group_order(run.scores, "snr_band"), out / "snr_bands.png")
+    bands = quality.breakdowns(run.scores, run.systems, "snr_band")
+    plots.snr_plot(run, bands, quality.group_order(bands, "snr_band"), out / "snr_bands.png")
     plots.latency_plot(run, out / "latency.png")
     plots.memory_plot(run, out / "memory.png")
 

@@ -92,6 +92,8 @@ def paired_table(paired: pd.DataFrame, first: str, second: str) -> pd.DataFrame:
 
 
 def visual_table(visual: pd.DataFrame) -> pd.DataFrame:
+    if visual.empty:
+        return visual
     table = paired_table(visual.assign(av="audio-visual", blank="audio-only"), "av", "blank")
     table.insert(0, "maskers", list(visual.maskers))
     table.insert(0, "system", list(visual.system))
