@@ -141,7 +141,7 @@ def make_run(root: Path, *, gpu: bool = False, seed: int = 0) -> Path:
                    "preprocessing": manifest["preprocessing"], "steps_per_epoch": 40, "total_steps": 120,
                    "epochs": 3, "mean_epoch_seconds": epoch_s, "total_seconds": 3 * epoch_s,
                    "device": "cuda:0" if gpu else "cpu", "world_size": 1, "batch_size": 4, "seed": 0,
-                   "final_val_loss": -2.9}
+                   "final_val_loss": -2.9, "torch_threads": 2}
         (run / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return root
 

@@ -59,7 +59,10 @@ def sheet_section(run: Run, rows: pd.DataFrame) -> list[str]:
     notes = {s: measured_items(run, s) for s in run.systems}
     for no, name in ITEMS.items():
         out.append(f"**{no}. {name}**")
-        out += [f"- {s}: {notes[s][no][1]}" for s in run.systems if notes[s][no][1]]
+        texts = {s: notes[s][no][1] for s in run.systems if notes[s][no][1]}
+        if len(texts) > 1 and len(set(texts.values())) == 1:
+            texts = {"every system": next(iter(texts.values()))}
+        out += [f"- {who}: {text}" for who, text in texts.items()]
         out.append("")
     for system in run.systems:
         config = run.config(system)
