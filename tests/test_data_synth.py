@@ -13,6 +13,7 @@ from avse_bench.data import Preprocessing
 from avse_bench.data.avsync import envelope, mouth_activity, pearson, sync_figures
 from avse_bench.data.preprocessing import read_frames
 from avse_bench.data.synth import NOISE_SNR_DB, RAMP_SECONDS, SPEECH_SNR_DB, synthesize
+from avse_bench.errors import AvseBenchError
 
 PARTS = ("target", "interferer", "mixed")
 PCM_STEP = 1 / 32768
@@ -71,6 +72,13 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tiny_corpus, tmp_path):
             reference = (tiny_corpus / split / "scenes" / f"{tiny_id}_{part}").read_bytes()
             assert (same / split / "scenes" / f"{small_id}_{part}").read_bytes() == reference
             assert (other / split / "scenes" / f"{small_id}_{part}").read_bytes() != reference
+
+
+def test_refuses_to_mix_into_an_existing_corpus(tiny_corpus):
+    before = sorted(p.name for p in (tiny_corpus / "train" / "scenes").iterdir())
+    with pytest.raises(AvseBenchError, match="already holds scenes"):
+        synthesize(tiny_corpus, n_train=1, n_dev=0, seed=5, progress=False)
+    assert sorted(p.name for p in (tiny_corpus / "train" / "scenes").iterdir()) == before
 
 
 def test_video_is_a_face_that_equalisation_changes(tiny_corpus):

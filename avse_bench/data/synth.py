@@ -205,6 +205,11 @@ def synthesize(out, n_train: int = 200, n_dev: int = 40, seed: int = 0, min_seco
         raise AvseBenchError(f"scene counts must be >= 0 (got train {n_train}, dev {n_dev})")
     if not 0.5 <= min_seconds <= max_seconds:
         raise AvseBenchError(f"need 0.5 <= min_seconds <= max_seconds (got {min_seconds}, {max_seconds})")
+    for split in ("train", "dev"):
+        scenes_dir = out / split / "scenes"
+        if scenes_dir.is_dir() and any(scenes_dir.iterdir()):
+            raise AvseBenchError(f"{scenes_dir} already holds scenes: write the corpus to a new folder (or delete "
+                                 "this one) so that no scene of another corpus is mixed in")
     (out / "metadata").mkdir(parents=True, exist_ok=True)
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])
