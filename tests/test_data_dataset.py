@@ -12,7 +12,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from avse_bench.data import AVSEDataset, Preprocessing, load_split
-from avse_bench.data import preprocessing as preprocessing_module
 from avse_bench.data.face import write_mp4
 
 SPF = 640  # samples per video frame
@@ -117,8 +116,8 @@ def test_whole_utterances(marked_root):
 
 def test_video_decoded_once_per_scene_and_batches_collate(marked_root, monkeypatch):
     calls = []
-    original = preprocessing_module.read_frames
-    monkeypatch.setattr(preprocessing_module, "read_frames", lambda p: calls.append(p) or original(p))
+    original = Preprocessing.video_uint8
+    monkeypatch.setattr(Preprocessing, "video_uint8", lambda self, p: calls.append(p) or original(self, p))
     scenes = load_split(marked_root, "train")
     ds = AVSEDataset(scenes, Preprocessing(size=16, equalize=False), crop_seconds=0.4, seed=1)
     for epoch in range(3):

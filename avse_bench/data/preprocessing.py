@@ -27,33 +27,52 @@ VIDEO_FPS = 25
 AUDIO_RATE = 16_000
 
 
+def source_frame(j: int, fps: float) -> int:
+    """Index of the source frame that 25 fps output frame j shows (the one on screen at its centre)."""
+    return math.floor((j + 0.5) * fps / VIDEO_FPS + 1e-9)
+
+
 def output_frame_indices(n_source: int, fps: float) -> np.ndarray:
     """Source frame index for each 25 fps output frame of a clip with n_source frames at `fps` (rule above)."""
-    n_out = max(math.ceil(n_source * VIDEO_FPS / fps - 0.5), 1) if n_source else 0
-    idx = np.floor((np.arange(n_out) + 0.5) * fps / VIDEO_FPS + 1e-9).astype(np.int64)
-    return np.minimum(idx, n_source - 1)
+    idx = []
+    while source_frame(len(idx), fps) < n_source:
+        idx.append(source_frame(len(idx), fps))
+    return np.asarray(idx, np.int64)
+
+
+class _Video:
+    """An opened video: `with _Video(path) as v:` gives `v.cap` (cv2.VideoCapture) and `v.fps`."""
+
+    def __init__(self, path):
+        self.path = path
+        self.cap = cv2.VideoCapture(str(path))
+
+    def __enter__(self) -> _Video:
+        if not self.cap.isOpened():
+            self.cap.release()
+            raise AvseBenchError(f"cannot open video {self.path}")
+        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS))
+        if not self.fps > 0:
+            self.cap.release()
+            raise AvseBenchError(f"video {self.path} does not state its frame rate")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cap.release()
 
 
 def read_frames(path) -> tuple[list[np.ndarray], float]:
     """All frames of a video file as decoded by OpenCV (BGR uint8), and its frame rate."""
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise AvseBenchError(f"cannot open video {path}")
-        fps = float(cap.get(cv2.CAP_PROP_FPS))
+    with _Video(path) as v:
         frames = []
         while True:
-            ok, frame = cap.read()
+            ok, frame = v.cap.read()
             if not ok:
                 break
             frames.append(frame)
-    finally:
-        cap.release()
     if not frames:
         raise AvseBenchError(f"no decodable frames in video {path}")
-    if not fps > 0:
-        raise AvseBenchError(f"video {path} does not state its frame rate")
-    return frames, fps
+    return frames, v.fps
 
 
 @dataclass(frozen=True)
@@ -72,16 +91,25 @@ class Preprocessing:
         return cv2.equalizeHist(small) if self.equalize else small
 
     def video_uint8(self, path) -> np.ndarray:
-        """uint8 (T, size, size) at 25 fps: the exact values of `video` times 255 (compact for caching)."""
-        frames, fps = read_frames(path)
-        idx = output_frame_indices(len(frames), fps)
-        cache: dict[int, np.ndarray] = {}  # a source frame can be shown by several output frames
-        out = np.empty((len(idx), self.size, self.size), np.uint8)
-        for j, k in enumerate(idx):
-            if k not in cache:
-                cache[k] = self.frame(frames[k])
-            out[j] = cache[k]
-        return out
+        """uint8 (T, size, size) at 25 fps: the exact values of `video` times 255 (compact for caching).
+
+        Streams the file: a source frame no output frame shows is skipped undecoded (`grab` without `retrieve`),
+        and one shown several times (source below 25 fps) is processed once."""
+        out: list[np.ndarray] = []
+        with _Video(path) as v:
+            k = 0  # index of the source frame just grabbed
+            while v.cap.grab():
+                if source_frame(len(out), v.fps) == k:
+                    ok, bgr = v.cap.retrieve()
+                    if not ok:
+                        raise AvseBenchError(f"cannot decode frame {k} of video {path}")
+                    processed = self.frame(bgr)
+                    while source_frame(len(out), v.fps) == k:
+                        out.append(processed)
+                k += 1
+        if not out:
+            raise AvseBenchError(f"no decodable frames in video {path}")
+        return np.stack(out)  # (T, size, size)
 
     def video(self, path) -> np.ndarray:
         """float32 (T, size, size) in [0, 1] at 25 fps."""
