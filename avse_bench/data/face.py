@@ -146,14 +146,18 @@ def _draw_static(style: FaceStyle, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def _ellipse(img: np.ndarray, center: tuple[float, float], axes: tuple[float, float], value: float) -> None:
-    """A filled ellipse with sub-pixel centre and axes (4 fractional bits), so that small openings show."""
+def _ellipse(img: np.ndarray, center: tuple[float, float], axes: tuple[float, float], value: float,
+             arc: tuple[int, int] = (0, 360)) -> None:
+    """A filled ellipse (or the sector `arc`, degrees clockwise from +x) with sub-pixel centre and axes
+    (4 fractional bits), so that small openings show."""
     cv2.ellipse(img, (int(round(center[0] * 16)), int(round(center[1] * 16))),
-                (int(round(axes[0] * 16)), int(round(axes[1] * 16))), 0, 0, 360, value, -1, cv2.LINE_8, 4)
+                (int(round(axes[0] * 16)), int(round(axes[1] * 16))), 0, *arc, value, -1, cv2.LINE_8, 4)
 
 
 def _draw_frame(base: np.ndarray, style: FaceStyle, opening: float, rounding: float, eye_open: float) -> np.ndarray:
     img = base.copy()
+    jaw_drop = 0.5 * style.max_opening * opening  # the chin goes down as the mouth opens
+    _ellipse(img, style.center, (style.axes[0], style.axes[1] + jaw_drop), style.skin, arc=(0, 180))  # lower face
     for side in (-1, 1):
         eye = (style.center[0] + side * style.eye_dx, style.eye_y)
         _ellipse(img, eye, (10, max(5 * eye_open, 0.5)), 235.0)
