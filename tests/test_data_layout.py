@@ -45,6 +45,7 @@ def test_eval_split_without_targets_or_metadata(tiny_corpus, tmp_path):
     report = check_split(tmp_path, "dev")
     assert report.ok and not report.has_targets
     assert "none (evaluation split)" in report.format()
+    assert "audio-visual correlation: n/a (no targets)" in report.format()
 
 
 def test_missing_split_folder_is_a_user_error(tmp_path):

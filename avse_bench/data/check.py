@@ -62,6 +62,9 @@ class CheckReport:
                 lines.append(f"  {kind:<8} {label:<10} {n}")
         if self.sync is not None:
             lines.append(_format_sync(self.sync))
+        else:
+            reason = "no targets" if not self.has_targets else "no mouth boxes: not the embedded corpus"
+            lines.append(f"audio-visual correlation: n/a ({reason})")
         if self.problems:
             lines.append(f"BROKEN: {len(self.problems)} scene(s)")
             lines += [f"  {sid}: {'; '.join(msgs)}" for sid, msgs in sorted(self.problems.items())]
