@@ -64,8 +64,12 @@ def with_ci(mean, lo, hi, digits: int) -> str:
     if is_na(mean):
         return "n/a (no scored scene)"
     if is_na(lo) or is_na(hi):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+        return _fixed(mean, digits)
+    return f"{_fixed(mean, digits)} [{_fixed(lo, digits)}, {_fixed(hi, digits)}]"
+
+
+def _fixed(x: float, digits: int) -> str:
+    return f"{round(x, digits) + 0.0:.{digits}f}"  # + 0.0: a value that rounds to zero prints "0.00", not "-0.00"
 
 
 def p_value(p) -> str:

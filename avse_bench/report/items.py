@@ -155,11 +155,15 @@ def memory(run: Run, system: str) -> tuple[str, str]:
     return "; ".join(parts), "; ".join(notes)
 
 
+def _machine(run: Run, system: str, key: str):
+    """The profile's hardware or software facts, else the manifest's (the same functions wrote both)."""
+    facts = get(run.profile[system], key)
+    return facts if isinstance(facts, dict) else run.manifest.get(key, facts)
+
+
 def hardware(run: Run, system: str) -> tuple[str, str]:
     p = run.profile[system]
-    hw = get(p, "hardware")
-    if not isinstance(hw, dict):
-        hw = run.manifest.get("hardware", hw)
+    hw = _machine(run, system, "hardware")
     if isinstance(hw, dict):
         value = (f"{describe(get(hw, 'cpu_model'))}, {describe(get(hw, 'cpu_cores_available'))} cores available "
                  f"({describe(get(hw, 'cpu_cores_logical'))} logical, {describe(get(hw, 'cpu_cores_physical'))} "
@@ -181,7 +185,7 @@ def _gpu_list(gpus) -> str:
 def gpus(run: Run, system: str) -> tuple[str, str]:
     t, p = run.train[system], run.profile[system]
     train_device = get(t, "device")
-    hw = get(p, "hardware")
+    hw = _machine(run, system, "hardware")
     notes = (f"training device {describe(train_device)}, world size {describe(get(t, 'world_size'))}; "
              f"GPUs on the machine: {describe(get(hw, 'gpu_count'))}")
     if not _on_gpu(train_device):
@@ -253,9 +257,7 @@ def requirements(run: Run, system: str) -> tuple[str, str]:
     p = run.profile[system]
     ram = get(p, "memory", "training", "ram_mib")
     gpu = _gpu_figure(get(p, "memory", "training", "gpu_mib"), get(p, "device"))
-    software = get(p, "software")
-    if software == NOT_RECORDED:
-        software = run.manifest.get("software", NOT_RECORDED)
+    software = _machine(run, system, "software")
     value = f"RAM {number(ram, 0, 'MiB')} and GPU memory {gpu} (training peak); software: {describe(software)}"
     return value, "the measured training peak is the least a machine needs for this profile's batch"
 
@@ -264,6 +266,10 @@ MEASURED = {1: parameters, 2: flops, 3: training_steps, 4: latency, 5: rtf, 6: e
             9: gpus, 10: training_process, 11: reproducibility, 12: limitations, 13: requirements}
 
 
+PROFILE_ONLY = (1, 2, 4, 5, 7)  # items read from profile.json alone
+
+
 def measured_items(run: Run, system: str) -> dict[int, tuple[str, str]]:
-    """{item_no: (value, notes)} for items 1-13."""
-    return {no: fn(run, system) for no, fn in MEASURED.items()}
+    """{item_no: (value, notes)} for items 1-13; a system with no profile gets its reason once per item."""
+    missing = run.profile[system] if isinstance(run.profile[system], str) else None
+    return {no: (missing, "") if missing and no in PROFILE_ONLY else fn(run, system) for no, fn in MEASURED.items()}
