@@ -49,6 +49,13 @@ def reference_text(ref) -> str:
             f"{get(ref, 'fps')} fps, batch {get(ref, 'batch')}")
 
 
+def short_reference(ref) -> str:
+    """The reference input in brief, for a table cell: "3 s at 128 px"."""
+    if not isinstance(ref, dict):
+        return describe(ref)
+    return f"{describe(get(ref, 'seconds'))} s at {describe(get(ref, 'size'))} px"
+
+
 def parameters(run: Run, system: str) -> tuple[str, str]:
     p = run.profile[system]
     total, trainable, size = get(p, "params_total"), get(p, "params_trainable"), get(p, "size_mb")
@@ -60,7 +67,8 @@ def parameters(run: Run, system: str) -> tuple[str, str]:
 def flops(run: Run, system: str) -> tuple[str, str]:
     p = run.profile[system]
     total = get(p, "flops")
-    value = f"{total / 1e9:.2f} G multiply-adds" if not is_na(total) else na_text(total)
+    value = (f"{total / 1e9:.2f} G (fvcore flops = multiply-adds) per {short_reference(get(p, 'reference_input'))} "
+             "input" if not is_na(total) else na_text(total))
     parts = [f"per forward pass on the reference input: {reference_text(get(p, 'reference_input'))}",
              "fvcore FlopCountAnalysis, whose convention counts one multiply-add as one flop (so GFLOPs = GMACs; "
              "biases and element-wise ops not counted)"]
@@ -95,7 +103,7 @@ def latency(run: Run, system: str) -> tuple[str, str]:
     if isinstance(lat, str):
         return lat, ""
     value = ", ".join(f"{q} {number(get(lat, q), 2, 'ms')}" for q in ("p50", "p90", "p99"))
-    value += f" on {describe(get(p, 'device_name'))}"
+    value += f" per {short_reference(get(p, 'reference_input'))} input on {describe(get(p, 'device_name'))}"
     notes = (f"batch-1 forward pass on the reference input ({reference_text(get(p, 'reference_input'))}); "
              f"mean {number(get(lat, 'mean'), 2)} ± {number(get(lat, 'std'), 2)} ms over {describe(get(lat, 'n'))} "
              f"timed runs after {describe(get(p, 'latency_warmup'))} warm-up runs; timer: {describe(get(p, 'timer'))}; "
