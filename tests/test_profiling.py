@@ -246,3 +246,4 @@ def test_profile_json_has_every_key_and_states_what_it_measured(tmp_path, capsys
     training = r["memory"]["training"]
     assert (training["batch"], training["batch_requested"]) == (2, 8) and "capped at 2" in training["batch_note"]
     assert r["hardware"]["gpus"] == NO_CUDA
+    assert len(r["load_average"]["start"]) == 3

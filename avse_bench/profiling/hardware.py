@@ -67,6 +67,14 @@ def hardware_info() -> dict:
     }
 
 
+def load_average() -> list[float] | str:
+    """The machine's 1, 5 and 15-minute load averages: above the core count, timings are inflated by other work."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return "n/a (no load average on this OS)"
+
+
 def distribution_version(name: str) -> str:
     try:
         return metadata.version(name)

@@ -7,7 +7,7 @@ from tqdm import tqdm
 
 from avse_bench.errors import AvseBenchError
 from avse_bench.profiling.flops import count_flops
-from avse_bench.profiling.hardware import cpu_model, hardware_info, software_info
+from avse_bench.profiling.hardware import cpu_model, hardware_info, load_average, software_info
 from avse_bench.profiling.latency import summarize, time_calls
 from avse_bench.profiling.memory import memory_phases
 from avse_bench.profiling.params import parameter_count
@@ -46,7 +46,7 @@ def resolve_system(system):
 def _training_batch(recipe: dict, train_batch: int | None, kind: str, name: str) -> tuple[int, int, str]:
     """(batch to try, batch requested, note): the recipe's batch unless given, capped on CPU unless given."""
     if train_batch is not None:
-        return train_batch, train_batch, "given on the command line"
+        return train_batch, train_batch, "given explicitly (--train-batch or the caller)"
     if "batch_size" not in recipe:
         raise AvseBenchError(f"system {name!r}: its [recipe] has no batch_size; pass --train-batch")
     requested, cap = int(recipe["batch_size"]), DEFAULTS[kind]["train_batch_cap"]
@@ -98,6 +98,7 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
     kind = dev.type
     d = DEFAULTS[kind]
     batch, requested, note = _training_batch(system.recipe("paper"), train_batch, kind, name)
+    load_at_start = load_average()
 
     stages = tqdm(total=4, desc=f"profile {name}", disable=not progress, leave=False)
     stages.set_postfix_str("memory (3 fresh processes)")
@@ -122,5 +123,8 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
                                        d["throughput_warmup"], d["throughput_repeats"], progress)
     stages.update()
     stages.close()
-    result.update({"memory": memory, "hardware": hardware_info(), "software": software_info()})
+    result.update({"memory": memory, "hardware": hardware_info(), "software": software_info(),
+                   "load_average": {"start": load_at_start, "end": load_average(),
+                                    "note": "1, 5, 15-minute load averages; above the core count other work "
+                                            "competed with the timings"}})
     return result

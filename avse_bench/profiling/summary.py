@@ -42,6 +42,9 @@ def format_profile(r: dict) -> str:
         own = m["ram_mib"] - m["ram_baseline_mib"]
         lines.append(f"memory {phase:<10}RAM peak {m['ram_mib']:,.1f} MiB ({own:+,.1f} over "
                      f"{m['ram_baseline_mib']:,.1f} at its start); {gpu}; batch {m['batch']}")
+    load = r["load_average"]
+    lines.append(f"machine load     {load['start']} at the start, {load['end']} at the end (1/5/15 min; "
+                 f"{r['hardware']['cpu_cores_logical']} cores)")
     training = r["memory"]["training"]
     lines.append(f"training batch   {training['batch']} ({training['batch_note']}), {training['steps']} steps of "
                  f"{training['optimizer']}")
