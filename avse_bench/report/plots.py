@@ -87,20 +87,25 @@ def latency_plot(run: Run, path: Path) -> Path:
     ax = fig.subplots()
     colors = _colors(run.systems)
     rng = np.random.default_rng(0)  # jitter of the dots only
+    timed = []
     for x, system in enumerate(run.systems):
         samples = get(run.profile[system], "latency_samples_ms")
         if not isinstance(samples, list) or not samples:
-            ax.text(x, 0.5, f"n/a\n{samples if isinstance(samples, str) else 'no samples recorded'}",
-                    transform=ax.get_xaxis_transform(), ha="center", va="center", fontsize=8, wrap=True)
+            reason = samples if isinstance(samples, str) else "n/a (no samples recorded)"
+            ax.text(x, 0.5, reason.replace(" (", "\n("), transform=ax.get_xaxis_transform(), ha="center",
+                    va="center", fontsize=8)
             continue
+        timed.append(system)
         ax.boxplot([samples], positions=[x], widths=0.5, showfliers=False)
         ax.scatter(x + rng.uniform(-0.15, 0.15, len(samples)), samples, s=8, color=colors[system], alpha=0.6)
     ax.set_xticks(range(len(run.systems)), run.systems)
     ax.set_xlim(-0.6, len(run.systems) - 0.4)
     ax.set_ylabel("latency per reference input (ms)")
-    facts = [sorted({describe(get(run.profile[s], key)) for s in run.systems}) for key in ("device_name", "timer")]
-    ax.set_title(f"Latency per reference input (batch 1) on {', '.join(facts[0])}\ntimer: {', '.join(facts[1])}",
-                 fontsize=9)
+    if not timed:
+        ax.set_yticks([])  # nothing was timed: no scale that could be read as one
+    facts = [sorted({describe(get(run.profile[s], key)) for s in timed}) for key in ("device_name", "timer")]
+    ax.set_title(f"Latency per reference input (batch 1) on {', '.join(facts[0]) or 'n/a'}\n"
+                 f"timer: {', '.join(facts[1]) or 'n/a'}", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
