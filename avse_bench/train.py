@@ -133,6 +133,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: dict, where: Path)
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=float(recipe.get("plateau_factor", 0.8)), patience=int(recipe.get("plateau_patience", 5)))
     if name == "exponential":
+        if "gamma" not in recipe:
+            raise AvseBenchError(f"{where}: [recipe] schedule 'exponential' needs gamma (the decay per epoch)")
         return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=float(recipe["gamma"]))
     if name == "none":
         return None
