@@ -79,9 +79,9 @@ def cache_dir() -> Path:
 
 def embedded_corpus(spec: dict, seed: int) -> Path:
     """The embedded corpus for `spec` (train/dev counts and durations), generated once and cached by its settings."""
-    from avse_bench.data.synth import synthesize
+    from avse_bench.data.synth import GENERATOR_VERSION, synthesize
 
-    root = cache_dir() / "corpus" / _hash({**spec, "seed": seed})
+    root = cache_dir() / "corpus" / _hash({**spec, "seed": seed, "generator": GENERATOR_VERSION})
     if (root / "COMPLETE").exists():
         return root
     tmp = root.with_name(root.name + ".partial")

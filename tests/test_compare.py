@@ -1,0 +1,147 @@
+"""`compare` end to end with the smoke profile: every file, every sheet item, stage skipping, and a third system
+added as a folder outside the harness."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pandas as pd
+import pytest
+
+from avse_bench.compare import compare
+
+SHEET_ITEMS = range(1, 14)
+GPU_ITEM_WORDS = ("gpu", "GPU")
+PLOTS_MIN = 4
+
+TOY_MODEL = '''
+"""A toy system: an audio-only learned gain, to show that adding a system is adding a folder."""
+import torch
+from torch import nn
+
+
+class ToyGain(nn.Module):
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv1d(1, hidden, 9, padding=4), nn.ReLU(), nn.Conv1d(hidden, 1, 9, padding=4))
+
+    def forward(self, audio, video):  # audio (B, L), video (B, 1, T, H, W), unused
+        return audio * torch.sigmoid(self.net(audio[:, None]))[:, 0]  # (B, L)
+
+
+def build_model(config: dict) -> nn.Module:
+    return ToyGain(**config)
+'''
+
+TOY_TOML = '''
+[system]
+name = "toy"
+title = "Toy gain"
+description = "An audio-only learned gain (test fixture)."
+source = "tests/test_compare.py"
+
+[model]
+hidden = 4
+
+[recipe]
+optimizer = "adam"
+lr = 1e-3
+schedule = "none"
+batch_size = 2
+epochs = 1
+crop_seconds = 0.5
+
+[profiles.smoke]
+max_steps = 2
+
+[sheet]
+'''
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """compare baseline dcnn_rnn --profile smoke, run once for the module (its corpus cached in a tmp folder)."""
+    mp = pytest.MonkeyPatch()
+    cache = tmp_path_factory.mktemp("cache")
+    mp.setenv("AVSE_BENCH_CACHE", str(cache))
+    out = tmp_path_factory.mktemp("run") / "smoke"
+    compare(["baseline", "dcnn_rnn"], profile="smoke", out_dir=out, device="cpu", seed=0,
+            command_line=["avse-bench", "compare", "baseline", "dcnn_rnn", "--profile", "smoke"])
+    yield out, cache
+    mp.undo()
+
+
+@pytest.mark.slow
+def test_compare_writes_every_output(smoke_run):
+    out, _ = smoke_run
+    for name in ("sheet.md", "sheet.csv", "scores.csv", "profile.json", "manifest.json"):
+        assert (out / name).is_file(), name
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) >= PLOTS_MIN
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["systems"]) == {"baseline", "dcnn_rnn"}
+    assert manifest["data"]["synthetic"] is True
+    assert manifest["preprocessing"]["config"]["size"] == 32
+    assert manifest["git_commit"]
+
+    scores = pd.read_csv(out / "scores.csv", dtype={"scene": str})
+    n_dev = manifest["data"]["n_eval"]
+    groups = scores.groupby(["system", "condition"]).size().to_dict()
+    expected = {("noisy", "mixture"), ("baseline", "av"), ("baseline", "audio_only"),
+                ("dcnn_rnn", "av"), ("dcnn_rnn", "audio_only")}
+    assert set(groups) == expected
+    assert all(n == n_dev for n in groups.values())
+
+    profile = json.loads((out / "profile.json").read_text())
+    for name in ("baseline", "dcnn_rnn"):
+        assert profile[name]["params_total"] > 0
+        assert str(profile[name]["memory"]["inference"]["gpu_mib"]).startswith("n/a")
+
+
+@pytest.mark.slow
+def test_sheet_has_every_item_for_every_system(smoke_run):
+    out, _ = smoke_run
+    sheet = pd.read_csv(out / "sheet.csv", dtype=str, keep_default_na=False)
+    measured = sheet[sheet["source"] == "measured"]
+    for system in ("baseline", "dcnn_rnn"):
+        rows = measured[measured["system"] == system]
+        assert sorted({int(i) for i in rows["item_no"]}) == list(SHEET_ITEMS), system
+        for _, row in rows.iterrows():
+            assert row["value"].strip(), f"{system} item {row['item_no']} is blank"
+            if any(w in row["item"] for w in GPU_ITEM_WORDS):
+                assert row["value"].strip() not in {"0", "0.0"}, f"{system} item {row['item_no']} reads 0"
+    published = sheet[sheet["source"] == "published sheet"]
+    assert "7.57" in " ".join(published["value"])  # the DCNN-RNN sheet's GFLOPS, as a labelled reference
+    md = (out / "sheet.md").read_text()
+    assert "n/a (no CUDA device)" in md
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_stages(smoke_run, capsys):
+    out, _ = smoke_run
+    stamps = {p.name: p.read_text() for p in (out / "stages").glob("*.done.json")}
+    compare(["baseline", "dcnn_rnn"], profile="smoke", out_dir=out, device="cpu", seed=0)
+    printed = capsys.readouterr().out
+    assert "running" not in printed.replace("resuming", "")
+    assert printed.count("up to date, skipped") == len(stamps)
+    assert {p.name: p.read_text() for p in (out / "stages").glob("*.done.json")} == stamps
+
+
+@pytest.mark.slow
+def test_a_third_system_is_a_folder(smoke_run, tmp_path, monkeypatch):
+    _, cache = smoke_run
+    folder = tmp_path / "my_systems" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "model.py").write_text(textwrap.dedent(TOY_MODEL))
+    (folder / "system.toml").write_text(textwrap.dedent(TOY_TOML))
+    monkeypatch.setenv("AVSE_BENCH_SYSTEMS", str(folder.parent))
+    monkeypatch.setenv("AVSE_BENCH_CACHE", str(cache))
+    out = compare(["toy"], profile="smoke", out_dir=tmp_path / "run", device="cpu", seed=0)
+    sheet = pd.read_csv(out / "sheet.csv", dtype=str, keep_default_na=False)
+    toy = sheet[(sheet["system"] == "toy") & (sheet["source"] == "measured")]
+    assert sorted({int(i) for i in toy["item_no"]}) == list(SHEET_ITEMS)
+    scores = pd.read_csv(out / "scores.csv", dtype={"scene": str})
+    assert set(scores["system"]) == {"noisy", "toy"}
