@@ -32,8 +32,7 @@ from avse_bench.profiling.reference import reference_input
 
 MIB = 2**20
 PHASES = ("loading", "inference", "training")
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop,
-              "sgd": torch.optim.SGD}
+
 
 
 class PhaseOutOfMemory(Exception):
@@ -93,16 +92,10 @@ class PhaseProbe:
                 "torch_peak_reserved_mib": round(torch.cuda.max_memory_reserved(self.device) / MIB, 1), **result}
 
 
-def make_optimizer(recipe: dict, params) -> torch.optim.Optimizer:
-    name = str(recipe.get("optimizer", "adam")).lower()
-    if name not in OPTIMIZERS:
-        raise AvseBenchError(f"recipe optimizer {name!r} unknown to the profiler; known: {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[name](params, lr=float(recipe.get("lr", 1e-3)))
-
-
 def _phase_worker(phase: str, system, device: str, seconds: float, size: int, batch: int, steps: int) -> dict:
     """Runs in the fresh process: set up what precedes the phase, then measure the phase alone."""
     from avse_bench.nn import si_snr_loss
+    from avse_bench.train import build_optimizer
 
     torch.manual_seed(0)
     dev = torch.device(device)
@@ -123,7 +116,7 @@ def _phase_worker(phase: str, system, device: str, seconds: float, size: int, ba
                 model(*reference_input(seconds, size, batch, dev))
             return {**probe.stop(), "batch": batch}
         model.train()
-        optimizer = make_optimizer(system.recipe("paper"), model.parameters())
+        optimizer = build_optimizer(model.parameters(), system.recipe("paper"), getattr(system, "path", system))
         probe.start()
         audio, video = reference_input(seconds, size, batch, dev)
         target = reference_input(seconds, size, batch, dev, seed=1)[0]  # (B, L), a stand-in clean signal

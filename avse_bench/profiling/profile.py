@@ -12,6 +12,7 @@ from avse_bench.profiling.latency import summarize, time_calls
 from avse_bench.profiling.memory import memory_phases
 from avse_bench.profiling.params import parameter_count
 from avse_bench.profiling.reference import reference_input, reference_shapes
+from avse_bench.train import resolve_device
 
 # Defaults per device kind; every one can be overridden through profile_system's arguments except the warm-ups.
 DEFAULTS = {
@@ -22,16 +23,6 @@ DEFAULTS = {
              "train_batch_cap": None},
 }
 TRAINING_STEPS = 2  # the first step allocates the optimiser's state, the second runs with it in place
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise AvseBenchError(f"--device {device}: no CUDA device is available to torch {torch.__version__}")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise AvseBenchError(f"--device {device!r}: use auto, cpu or cuda")
-    return torch.device(device)
 
 
 def resolve_system(system):
