@@ -69,9 +69,10 @@ def flops(run: Run, system: str) -> tuple[str, str]:
     total = get(p, "flops")
     value = (f"{total / 1e9:.2f} G (fvcore flops = multiply-adds) per {short_reference(get(p, 'reference_input'))} "
              "input" if not is_na(total) else na_text(total))
+    note = get(p, "flops_note")
     parts = [f"per forward pass on the reference input: {reference_text(get(p, 'reference_input'))}",
-             "fvcore FlopCountAnalysis, whose convention counts one multiply-add as one flop (so GFLOPs = GMACs; "
-             "biases and element-wise ops not counted)"]
+             "fvcore FlopCountAnalysis: " + (describe(note) if note != NOT_RECORDED else
+                                             "one multiply-add counts as one flop (GFLOPs = GMACs)")]
     by_op = get(p, "flops_by_op")
     if isinstance(by_op, dict) and by_op:
         counted = sorted(((op, n) for op, n in by_op.items() if not is_na(n)), key=lambda kv: -kv[1])
@@ -80,9 +81,6 @@ def flops(run: Run, system: str) -> tuple[str, str]:
     if isinstance(skipped, dict):
         skipped = ", ".join(f"{op} (x{n})" for op, n in skipped.items()) or "none"
     parts.append(f"ops fvcore skipped (counted as 0): {describe(skipped)}")
-    note = get(p, "flops_note")
-    if note != NOT_RECORDED:
-        parts.append(describe(note))
     return value, "; ".join(parts)
 
 

@@ -103,11 +103,18 @@ def latency_plot(run: Run, path: Path) -> Path:
     ax.set_ylabel("latency per reference input (ms)")
     if not timed:
         ax.set_yticks([])  # nothing was timed: no scale that could be read as one
+    elif max(_all_samples(run, timed)) > 10 * min(_all_samples(run, timed)):
+        ax.set_yscale("log")  # systems (or outliers) an order of magnitude apart: keep every box readable
+        ax.set_ylabel("latency per reference input (ms, log scale)")
     facts = [sorted({describe(get(run.profile[s], key)) for s in timed}) for key in ("device_name", "timer")]
     ax.set_title(f"Latency per reference input (batch 1) on {', '.join(facts[0]) or 'n/a'}\n"
                  f"timer: {', '.join(facts[1]) or 'n/a'}", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
+
+
+def _all_samples(run: Run, systems: list[str]) -> list[float]:
+    return [x for s in systems for x in get(run.profile[s], "latency_samples_ms")]
 
 
 def _memory_value(run: Run, system: str, phase: str, kind: str):
