@@ -296,6 +296,8 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
             loss = si_snr_loss(net(mixed, video), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if recipe.get("grad_clip"):  # max L2 norm of all gradients together (DPRNN's recipe uses 5)
+                torch.nn.utils.clip_grad_norm_(net.parameters(), float(recipe["grad_clip"]))
             optimizer.step()
             step += 1
             losses.append(loss.item())

@@ -120,3 +120,15 @@ def test_torchrun_two_processes_on_cpu(tiny_corpus, tmp_path):
     assert run.stdout.count("[train] dcnn_rnn epoch 1/") == 1  # only rank 0 reports (and writes)
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "model.pt", "train_log.csv",
                                                      "train_summary.json"]
+
+
+def test_grad_clip_in_the_recipe_clips_every_step(tiny_corpus, tmp_path, monkeypatch):
+    system = load(SYSTEM)
+    recipe = {**system.recipe("smoke"), "grad_clip": 5.0, "max_steps": 2}
+    monkeypatch.setattr(System, "recipe", lambda self, profile: recipe)
+    norms = []
+    clip = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_",
+                        lambda params, max_norm, **kw: norms.append(max_norm) or clip(params, max_norm, **kw))
+    train(system, data_root=tiny_corpus, out_dir=tmp_path / "run", profile="smoke", device="cpu", progress=False)
+    assert norms == [5.0, 5.0]
