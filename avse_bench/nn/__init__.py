@@ -4,6 +4,7 @@ from avse_bench.nn.audio import AudioDecoder, AudioEncoder
 from avse_bench.nn.avmask import AVMaskNet
 from avse_bench.nn.loss import si_snr_loss
 from avse_bench.nn.separator import DualPathBlock, PathRNN, Separator, chunk, overlap_add
+from avse_bench.nn.visual import per_frame_features
 
 __all__ = ["AVMaskNet", "AudioDecoder", "AudioEncoder", "DualPathBlock", "PathRNN", "Separator", "chunk", "overlap_add",
-           "si_snr_loss"]
+           "per_frame_features", "si_snr_loss"]

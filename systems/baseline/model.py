@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avse_bench.nn import AVMaskNet, Separator
+from avse_bench.nn import AVMaskNet, Separator, per_frame_features
 
 
 class Swish(nn.Module):
@@ -77,12 +77,8 @@ class VisualEncoder(nn.Module):
         self.projection = nn.Linear(512, out_features, bias=False)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        B = video.shape[0]
-        x = self.frontend(video)  # (B, 64, T, H/4, W/4)
-        _, C, T, h, w = x.shape
-        x = x.transpose(1, 2).reshape(B * T, C, h, w)  # frames folded into the batch
-        x = self.trunk(x)  # (B*T, 512)
-        return torch.relu(self.projection(x)).reshape(B, T, -1)  # (B, T, 256)
+        # front end (B, 64, T, H/4, W/4) -> trunk per frame (B*T, 512) -> (B, T, 256)
+        return per_frame_features(video, self.frontend, self.trunk, self.projection)
 
 
 def build_model(config: dict) -> nn.Module:
