@@ -20,6 +20,7 @@ from pathlib import Path
 
 from avse_bench.data import Preprocessing
 from avse_bench.errors import AvseBenchError
+from avse_bench.io import write_json
 from avse_bench.profiles import get_profile
 
 CONDITIONS = {"av": False, "audio_only": True}  # condition -> blank_video
@@ -31,11 +32,8 @@ def _hash(obj) -> str:
 
 
 def _write_json(path: Path, obj) -> None:
-    """Write JSON atomically (write then rename), so a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    write_json(path, obj)
 
 
 class Stages:

@@ -10,7 +10,6 @@ the checkpoint and ends with exactly the weights an uninterrupted run would have
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 import random
@@ -27,6 +26,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from avse_bench.errors import AvseBenchError
+from avse_bench.io import replace_atomically, write_json
 from avse_bench.nn import si_snr_loss
 from avse_bench.profiles import get_profile
 from avse_bench.systems import System, load
@@ -190,9 +190,7 @@ def validate(model: nn.Module, loader: DataLoader, device: torch.device) -> floa
 
 # --- checkpoints ----------------------------------------------------------------------------------------------------
 def atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    replace_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 def _gather_rng(device: torch.device, d: Dist) -> list[dict]:
@@ -205,12 +203,13 @@ def _gather_rng(device: torch.device, d: Dist) -> list[dict]:
 
 
 def _write_log(rows: list[dict], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    replace_atomically(path, write)
 
 
 def _load_checkpoint(path: Path, system: System, profile: str, recipe: dict, seed: int) -> dict:
@@ -333,9 +332,7 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
             "train_scenes": len(train_set), "torch_threads": torch.get_num_threads(),
             "data_root": str(data_root), "train_split": train_split, "val_split": val_split,
         }
-        tmp = out / "train_summary.json.tmp"
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        os.replace(tmp, out / "train_summary.json")
+        write_json(out / "train_summary.json", summary)
         print(f"[train] {system.name}: {step} steps in {elapsed:.0f} s; final val loss {rows[-1]['val_loss']:.3f}; "
               f"weights in {out / 'model.pt'}")
     if d.world_size > 1:

@@ -14,7 +14,6 @@ Written files: `OUT/<split>/scenes/S#####_{target,interferer,mixed}.wav` (16 kHz
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import zlib
@@ -30,6 +29,7 @@ from avse_bench.data import face
 from avse_bench.data.espeak import Espeak, get_espeak
 from avse_bench.data.sentences import sentence
 from avse_bench.errors import AvseBenchError
+from avse_bench.io import write_json
 
 GENERATOR_VERSION = "avse-bench-synth-1"
 RATE = 16_000
@@ -165,12 +165,6 @@ def _write_wav(path: Path, audio: np.ndarray) -> None:
     sf.write(str(path), np.clip(audio, -1.0, 32767 / 32768), RATE, subtype="PCM_16")
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
 def _scene_job(job: tuple) -> tuple[dict, dict]:
     """Make and write one scene; runs in a fresh worker process (see `synthesize`). Returns its metadata
     record and this generator's own record."""
@@ -223,8 +217,8 @@ def synthesize(out, n_train: int = 200, n_dev: int = 40, seed: int = 0, min_seco
             results = list(tqdm(pool.imap(_scene_job, jobs), total=count, desc=f"synth {split}", unit="scene",
                                 disable=not progress))
             first_id += count
-            _write_json(out / "metadata" / f"scenes.{split}.json", [record for record, _ in results])
-            _write_json(out / "metadata" / f"synth.{split}.json",
-                        {"generator": GENERATOR_VERSION, "seed": seed, "min_seconds": min_seconds,
-                         "max_seconds": max_seconds, "scenes": {r["scene"]: extra for r, extra in results}})
+            write_json(out / "metadata" / f"scenes.{split}.json", [record for record, _ in results], indent=1)
+            write_json(out / "metadata" / f"synth.{split}.json",
+                       {"generator": GENERATOR_VERSION, "seed": seed, "min_seconds": min_seconds,
+                        "max_seconds": max_seconds, "scenes": {r["scene"]: extra for r, extra in results}}, indent=1)
     return out

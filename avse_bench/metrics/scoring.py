@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from avse_bench.errors import AvseBenchError
+from avse_bench.io import replace_atomically
 from avse_bench.metrics.functional import FS, METRICS, MetricError, score_pair
 
 COLUMNS = ("scene", "masker", "snr_db", *METRICS, "error")
@@ -143,12 +144,14 @@ def _unique(rows: Iterable[dict[str, str]], where: str) -> list[dict[str, str]]:
 
 def _write_atomic(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(rows)
+
+    replace_atomically(path, write)
 
 
 def write_scores(path: Path, rows: Iterable[dict[str, str]]) -> None:

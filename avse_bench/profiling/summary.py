@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from avse_bench.io import write_json
 
 
 def _num(value, fmt: str = ",.1f") -> str:
@@ -57,5 +58,5 @@ def write_profile(result: dict, path: str | Path | None) -> None:
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(path, result)
         print(f"written: {path}")
