@@ -22,9 +22,10 @@ from avse_bench.data import Preprocessing
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import write_json
 from avse_bench.profiles import get_profile
+from avse_bench.report.load import NOISY
+from avse_bench.report.quality import AUDIO_ONLY, AV, MIXTURE
 
-CONDITIONS = {"av": False, "audio_only": True}  # condition -> blank_video
-NOISY = "noisy"
+CONDITIONS = {AV: False, AUDIO_ONLY: True}  # condition -> blank_video
 
 
 def _hash(obj) -> str:
@@ -187,12 +188,12 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
         run_dir = out / "runs" / s.name
         inputs = {**base_inputs, "system": s.config, "recipe": s.recipe(profile)}
         stages.run(f"train.{s.name}", inputs, [run_dir], lambda s=s, run_dir=run_dir: train(
-            s.name, data_root=root, out_dir=run_dir, profile=profile, device=device, seed=seed,
+            s, data_root=root, out_dir=run_dir, profile=profile, device=device, seed=seed,
             resume=(run_dir / "checkpoint.pt").exists(), train_split=train_split, val_split=eval_split))
 
-    score_files = {(NOISY, "mixture"): out / "scores" / f"{NOISY}.csv"}
-    stages.run("score.noisy", base_inputs, [score_files[NOISY, "mixture"]], lambda: score_split(
-        root, eval_split, out_csv=score_files[NOISY, "mixture"], progress=True))
+    score_files = {(NOISY, MIXTURE): out / "scores" / f"{NOISY}.csv"}
+    stages.run("score.noisy", base_inputs, [score_files[NOISY, MIXTURE]], lambda: score_split(
+        root, eval_split, out_csv=score_files[NOISY, MIXTURE], progress=True))
     for s in systems:
         weights = hashlib.sha256((out / "runs" / s.name / "model.pt").read_bytes()).hexdigest()
         for condition, blank in CONDITIONS.items():
@@ -201,7 +202,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
             inputs = {**base_inputs, "weights": weights, "condition": condition}
             stages.run(f"enhance.{s.name}.{condition}", inputs, [enhanced],
                        lambda s=s, enhanced=enhanced, blank=blank: enhance(
-                           s.name, run_dir=out / "runs" / s.name, data_root=root, split=eval_split,
+                           s, run_dir=out / "runs" / s.name, data_root=root, split=eval_split,
                            out_dir=enhanced, device=device, blank_video=blank))
             stages.run(f"score.{s.name}.{condition}", inputs, [csv],
                        lambda enhanced=enhanced, csv=csv: score_split(

@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from avse_bench.errors import AvseBenchError
+from avse_bench.metrics.scoring import COLUMNS
 
 NOISY = "noisy"
-SCORE_COLUMNS = ("system", "condition", "scene", "masker", "snr_db", "pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr",
-                 "error")
+SCORE_COLUMNS = ("system", "condition", *COLUMNS)  # scores.csv: score_split's columns, labelled
 
 
 @dataclass(frozen=True)
