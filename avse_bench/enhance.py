@@ -15,11 +15,10 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
+from avse_bench.data.preprocessing import AUDIO_RATE
 from avse_bench.errors import AvseBenchError
 from avse_bench.systems import System, load
 from avse_bench.train import resolve_device
-
-SAMPLE_RATE = 16000
 
 
 def load_trained(system: System, run_dir: Path, device: torch.device) -> torch.nn.Module:
@@ -77,6 +76,6 @@ def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_di
                 video = torch.zeros_like(video)
             enhanced = model(mixed, video)[0].cpu().numpy()  # (L,)
             tmp = out / f".{item['scene']}.wav.tmp"
-            sf.write(tmp, enhanced, SAMPLE_RATE, subtype="FLOAT", format="WAV")
+            sf.write(tmp, enhanced, AUDIO_RATE, subtype="FLOAT", format="WAV")
             os.replace(tmp, out / f"{item['scene']}.wav")
     return out

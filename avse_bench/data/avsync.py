@@ -16,9 +16,7 @@ import cv2
 import numpy as np
 import soundfile as sf
 
-from avse_bench.data.preprocessing import read_frames
-
-SAMPLES_PER_FRAME = 640
+from avse_bench.data.preprocessing import SAMPLES_PER_FRAME, read_frames
 
 
 def envelope(audio: np.ndarray, n_frames: int) -> np.ndarray:

@@ -19,10 +19,8 @@ import torch
 from torch.utils.data import Dataset
 
 from avse_bench.data.layout import Scene
-from avse_bench.data.preprocessing import AUDIO_RATE, VIDEO_FPS, Preprocessing
+from avse_bench.data.preprocessing import SAMPLES_PER_FRAME, VIDEO_FPS, Preprocessing
 from avse_bench.errors import AvseBenchError
-
-SAMPLES_PER_FRAME = AUDIO_RATE // VIDEO_FPS  # 640
 
 
 def _fit(x: np.ndarray, n: int, mode: str) -> np.ndarray:

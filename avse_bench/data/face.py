@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-FPS = 25
+from avse_bench.data.preprocessing import VIDEO_FPS as FPS  # the corpus is written at the rate the preprocessing reads
+
 FRAME_SIZE = 224
 _MS_PER_FRAME = 1000 // FPS
 _COARTICULATION_MS = 30.0  # standard deviation of the Gaussian that blends neighbouring visemes

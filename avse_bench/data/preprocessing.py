@@ -25,6 +25,7 @@ from avse_bench.errors import AvseBenchError
 PREPROCESSING_VERSION = "1"
 VIDEO_FPS = 25
 AUDIO_RATE = 16_000
+SAMPLES_PER_FRAME = AUDIO_RATE // VIDEO_FPS  # 640: the audio under one video frame
 
 
 def source_frame(j: int, fps: float) -> int:

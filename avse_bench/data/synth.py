@@ -27,13 +27,12 @@ from tqdm import tqdm
 
 from avse_bench.data import face
 from avse_bench.data.espeak import Espeak, get_espeak
+from avse_bench.data.preprocessing import AUDIO_RATE, SAMPLES_PER_FRAME
 from avse_bench.data.sentences import sentence
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import write_json
 
 GENERATOR_VERSION = "avse-bench-synth-1"
-RATE = 16_000
-SAMPLES_PER_FRAME = RATE // face.FPS  # 640
 RAMP_SECONDS = 0.5
 SPEECH_SNR_DB = (-15.0, 5.0)
 NOISE_SNR_DB = (-10.0, 10.0)
@@ -62,7 +61,7 @@ class _Voice:
 def _speak(espeak: Espeak, voice: _Voice, text: str, seed: int):
     """(audio float32 at 16 kHz, phonemes [(onset s, name)])."""
     utt = espeak.speak(text, voice.name, voice.rate_wpm, voice.pitch, voice.pitch_range, seed)
-    audio = resample_poly(utt.audio.astype(np.float32) / 32768.0, RATE, utt.rate).astype(np.float32)
+    audio = resample_poly(utt.audio.astype(np.float32) / 32768.0, AUDIO_RATE, utt.rate).astype(np.float32)
     return audio, [(pos / utt.rate, name) for pos, name in utt.phonemes]
 
 
@@ -71,7 +70,7 @@ def _speech_stream(espeak: Espeak, rng: np.random.Generator, voice: _Voice, n: i
     parts, total = [], 0
     while total < n:
         audio, _ = _speak(espeak, voice, sentence(rng, 1), int(rng.integers(2**31)))
-        parts += [audio, np.zeros(int(rng.uniform(0.05, 0.25) * RATE), np.float32)]
+        parts += [audio, np.zeros(int(rng.uniform(0.05, 0.25) * AUDIO_RATE), np.float32)]
         total += len(audio) + len(parts[-1])
     return np.concatenate(parts)
 
@@ -79,7 +78,7 @@ def _speech_stream(espeak: Espeak, rng: np.random.Generator, voice: _Voice, n: i
 def _colored_noise(rng: np.random.Generator, n: int, beta: float) -> np.ndarray:
     """Gaussian noise with a 1/f^beta power spectrum (0 white, 1 pink, 2 brown)."""
     spectrum = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
-    f = np.fft.rfftfreq(n, 1 / RATE)
+    f = np.fft.rfftfreq(n, 1 / AUDIO_RATE)
     spectrum *= 1 / np.maximum(f, 20.0) ** (beta / 2)
     return np.fft.irfft(spectrum, n).astype(np.float32)
 
@@ -92,16 +91,16 @@ def _target(espeak: Espeak, rng: np.random.Generator, voice: _Voice, n: int):
     """
     text = sentence(rng, 2)
     audio, phonemes = _speak(espeak, voice, text, int(rng.integers(2**31)))
-    room = n - int(0.05 * RATE)
+    room = n - int(0.05 * AUDIO_RATE)
     if len(audio) > room:  # cut before the first phoneme that would not fit, with a 10 ms fade-out
-        cut = max((int(t * RATE) for t, _ in phonemes if int(t * RATE) <= room), default=room)
+        cut = max((int(t * AUDIO_RATE) for t, _ in phonemes if int(t * AUDIO_RATE) <= room), default=room)
         audio = audio[:cut].copy()
         fade = min(160, len(audio))
         audio[len(audio) - fade:] *= np.linspace(1, 0, fade, dtype=np.float32)
-        phonemes = [(t, p) for t, p in phonemes if int(t * RATE) < cut]
+        phonemes = [(t, p) for t, p in phonemes if int(t * AUDIO_RATE) < cut]
     track = np.zeros(n, np.float32)
     track[:len(audio)] = audio
-    return track, phonemes, len(audio) / RATE, text
+    return track, phonemes, len(audio) / AUDIO_RATE, text
 
 
 def _interferer(espeak: Espeak, rng: np.random.Generator, n: int, target_voice: str):
@@ -109,7 +108,7 @@ def _interferer(espeak: Espeak, rng: np.random.Generator, n: int, target_voice: 
     kind = rng.choice(["speech", "speech", "colored", "babble"])
     if kind == "speech":
         voice = _Voice.draw(rng, MASKER_VOICES, exclude=target_voice)
-        stream = _speech_stream(espeak, rng, voice, n + 2 * RATE)
+        stream = _speech_stream(espeak, rng, voice, n + 2 * AUDIO_RATE)
         offset = int(rng.integers(len(stream) - n))
         name = f"{voice.name}/r{voice.rate_wpm}p{voice.pitch}"
         return stream[offset:offset + n], {"type": "speech", "name": name, "offset": offset}, SPEECH_SNR_DB
@@ -120,7 +119,7 @@ def _interferer(espeak: Espeak, rng: np.random.Generator, n: int, target_voice: 
     talkers = int(rng.integers(3, 7))
     babble = np.zeros(n, np.float32)
     for _ in range(talkers):
-        stream = _speech_stream(espeak, rng, _Voice.draw(rng, MASKER_VOICES, exclude=target_voice), n + RATE)
+        stream = _speech_stream(espeak, rng, _Voice.draw(rng, MASKER_VOICES, exclude=target_voice), n + AUDIO_RATE)
         start = int(rng.integers(len(stream) - n))
         part = stream[start:start + n]
         babble += part / (np.sqrt(np.mean(part**2)) + 1e-9)
@@ -130,7 +129,7 @@ def _interferer(espeak: Espeak, rng: np.random.Generator, n: int, target_voice: 
 def _mix(target: np.ndarray, interferer: np.ndarray, snr_db: float, peak: float):
     """Scale the interferer to the SNR, fade it in, mix; one peak normalisation for all three."""
     gain = np.sqrt(np.mean(target**2) / (np.mean(interferer**2) * 10 ** (snr_db / 10) + 1e-12))
-    ramp_n = int(RAMP_SECONDS * RATE)
+    ramp_n = int(RAMP_SECONDS * AUDIO_RATE)
     ramp = np.ones(len(interferer), np.float32)
     ramp[:ramp_n] = 0.5 * (1 - np.cos(np.pi * np.arange(min(ramp_n, len(ramp))) / ramp_n))
     interferer = interferer * gain * ramp
@@ -155,14 +154,14 @@ def make_scene(espeak: Espeak, seed: int, split: str, index: int, min_seconds: f
     snr = round(float(rng.uniform(lo, hi)), 2)
     target, interferer, mixed = _mix(target, interferer, snr, float(rng.uniform(0.5, 0.95)))
     style = face.FaceStyle.for_speaker(voice.name)
-    track = face.mouth_track(phonemes, end_s, n_frames, face.loudness_ms(target, RATE))  # (n_frames, 2)
+    track = face.mouth_track(phonemes, end_s, n_frames, face.loudness_ms(target, AUDIO_RATE))  # (n_frames, 2)
     frames = face.render(style, track, rng)
     return {"target": target, "interferer": interferer, "mixed": mixed, "frames": frames, "snr": snr,
             "interferer_meta": inter_meta, "voice": voice, "text": text, "mouth_box": face.mouth_box(style)}
 
 
 def _write_wav(path: Path, audio: np.ndarray) -> None:
-    sf.write(str(path), np.clip(audio, -1.0, 32767 / 32768), RATE, subtype="PCM_16")
+    sf.write(str(path), np.clip(audio, -1.0, 32767 / 32768), AUDIO_RATE, subtype="PCM_16")
 
 
 def _scene_job(job: tuple) -> tuple[dict, dict]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import torch
 
-SAMPLE_RATE = 16_000
-FPS = 25
+from avse_bench.data.preprocessing import AUDIO_RATE, VIDEO_FPS
 
 
 def reference_shapes(seconds: float, size: int, batch: int = 1) -> dict:
     """The stated reference input: 3 s at 128 px is 48,000 samples and 75 frames of 128 x 128."""
-    samples, frames = round(seconds * SAMPLE_RATE), round(seconds * FPS)
-    return {"seconds": seconds, "sample_rate": SAMPLE_RATE, "samples": samples, "fps": FPS, "frames": frames,
+    samples, frames = round(seconds * AUDIO_RATE), round(seconds * VIDEO_FPS)
+    return {"seconds": seconds, "sample_rate": AUDIO_RATE, "samples": samples, "fps": VIDEO_FPS, "frames": frames,
             "size": size, "batch": batch, "audio_shape": [batch, samples],
             "video_shape": [batch, 1, frames, size, size]}
 
