@@ -13,6 +13,30 @@ PROFILES = ("quick", "paper", "smoke")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+def _loader(a: argparse.Namespace):
+    from avse_bench.data.loading import LoaderOptions
+
+    return LoaderOptions(workers=a.workers, frame_cache_mb=a.frame_cache_mb,
+                         frame_store=None if a.frame_store is None else str(a.frame_store),
+                         frame_store_gb=a.frame_store_gb)
+
+
+def _add_loader_options(p: argparse.ArgumentParser) -> None:
+    from avse_bench.data.frames import DEFAULT_MEMORY_MB, DEFAULT_STORE_GB
+    from avse_bench.data.loading import MAX_DEFAULT_WORKERS
+
+    g = p.add_argument_group("data loading")
+    g.add_argument("--workers", type=int, default=None,
+                   help=f"DataLoader worker processes (default: half the cores, at most {MAX_DEFAULT_WORKERS}; "
+                        "0 loads in the main process)")
+    g.add_argument("--frame-cache-mb", type=float, default=DEFAULT_MEMORY_MB,
+                   help=f"in-memory budget for decoded frames, per process (MiB, default {DEFAULT_MEMORY_MB:g})")
+    g.add_argument("--frame-store", type=Path, default=None,
+                   help="folder of a disk store of preprocessed frames, read by memory map (default: none)")
+    g.add_argument("--frame-store-gb", type=float, default=DEFAULT_STORE_GB,
+                   help=f"budget of the frame store (GiB, default {DEFAULT_STORE_GB:g}; 1.4 GiB per hour at 128 px)")
+
+
 # --- data -------------------------------------------------------------------------------------------------------
 def _data_synth(a: argparse.Namespace) -> int:
     from avse_bench.data.synth import synthesize
@@ -40,7 +64,7 @@ def _train(a: argparse.Namespace) -> int:
     from avse_bench.train import train
 
     train(a.system, data_root=a.data, out_dir=a.out, profile=a.profile, resume=a.resume, device=a.device,
-          seed=a.seed, train_split=a.split, val_split=a.val_split)
+          seed=a.seed, train_split=a.split, val_split=a.val_split, loader=_loader(a))
     return 0
 
 
@@ -48,7 +72,7 @@ def _enhance(a: argparse.Namespace) -> int:
     from avse_bench.enhance import enhance
 
     enhance(a.system, run_dir=a.run, data_root=a.data, split=a.split, out_dir=a.out, device=a.device,
-            blank_video=a.blank_video)
+            blank_video=a.blank_video, loader=_loader(a))
     return 0
 
 
@@ -82,7 +106,7 @@ def _compare(a: argparse.Namespace) -> int:
     from avse_bench.compare import compare
 
     compare(a.systems, data_root=a.data, profile=a.profile, out_dir=a.out, device=a.device, seed=a.seed,
-            command_line=["avse-bench", *sys.argv[1:]])
+            command_line=["avse-bench", *sys.argv[1:]], loader=_loader(a), nproc_per_node=a.nproc_per_node)
     return 0
 
 
@@ -126,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--split", default="train", help="training split (default train)")
     t.add_argument("--val-split", default="dev", help="validation split (default dev)")
+    _add_loader_options(t)
     t.set_defaults(func=_train)
 
     e = sub.add_parser("enhance", help="run a trained system over a split; writes <scene>.wav per scene")
@@ -136,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, required=True, help="folder for the enhanced wavs")
     e.add_argument("--device", choices=DEVICES, default="auto")
     e.add_argument("--blank-video", action="store_true", help="replace the video by a blank clip (audio-only)")
+    _add_loader_options(e)
     e.set_defaults(func=_enhance)
 
     # `score merge` is dispatched in main(); this parser documents `score`.
@@ -171,6 +197,10 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--out", type=Path, default=None, help="output folder (default reports/<profile>)")
     cm.add_argument("--device", choices=DEVICES, default="auto")
     cm.add_argument("--seed", type=int, default=0)
+    cm.add_argument("--nproc-per-node", type=int, default=1,
+                    help="train each system under torchrun with N processes (DDP: NCCL on GPU, gloo on CPU); "
+                         "default 1: one process, no torchrun")
+    _add_loader_options(cm)
     cm.set_defaults(func=_compare)
 
     r = sub.add_parser("report", help="re-render sheet.md, sheet.csv and plots from a compare run's stored results")

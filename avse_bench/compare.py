@@ -13,12 +13,14 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from avse_bench.data import Preprocessing
+from avse_bench.data.loading import LoaderOptions
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import write_json
 from avse_bench.profiles import get_profile
@@ -138,6 +140,31 @@ def build_manifest(systems, profile: str, seed: int, data: dict, pre: Preprocess
 
 
 # --- the stages ---------------------------------------------------------------------------------------------------
+def train_under_torchrun(system: str, nproc: int, root: Path, run_dir: Path, profile: str, device: str, seed: int,
+                         loader: LoaderOptions, train_split: str, val_split: str) -> None:
+    """`avse-bench train` under PyTorch's own launcher, `torchrun --standalone --nproc-per-node N` (DDP: NCCL on
+    GPU, gloo on CPU), resuming from the run folder's checkpoint when there is one. Raises AvseBenchError when the
+    launch fails (the processes' own output is above it)."""
+    if nproc > 1 and device != "cpu":
+        import torch
+
+        if torch.cuda.is_available() and nproc > torch.cuda.device_count():
+            raise AvseBenchError(f"--nproc-per-node {nproc} asks for more processes than the "
+                                 f"{torch.cuda.device_count()} CUDA device(s) here; use at most that many")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "avse_bench.cli", "train", system, "--data", str(root), "--out", str(run_dir), "--profile", profile,
+           "--device", device, "--seed", str(seed), "--split", train_split, "--val-split", val_split,
+           "--frame-cache-mb", str(loader.frame_cache_mb), "--frame-store-gb", str(loader.frame_store_gb)]
+    cmd += ["--workers", str(loader.workers)] if loader.workers is not None else []
+    cmd += ["--frame-store", loader.frame_store] if loader.frame_store is not None else []
+    cmd += ["--resume"] if (run_dir / "checkpoint.pt").exists() else []
+    print(f"[compare] {' '.join(cmd[2:])}", flush=True)
+    status = subprocess.run(cmd).returncode
+    if status != 0:
+        raise AvseBenchError(f"training {system} under torchrun ({nproc} processes) ended with exit status {status} "
+                             "(its output is above); re-run the same command to resume from the last checkpoint")
+
+
 def combine_scores(out_csv: Path, score_files: dict[tuple[str, str], Path]) -> None:
     """scores.csv: every (system, condition) score file, with `system` and `condition` columns in front."""
     import pandas as pd
@@ -153,7 +180,14 @@ def combine_scores(out_csv: Path, score_files: dict[tuple[str, str], Path]) -> N
 
 def compare(system_names: list[str], data_root: Path | None = None, profile: str = "quick",
             out_dir: Path | None = None, device: str = "auto", seed: int = 0,
-            command_line: list[str] | None = None) -> Path:
+            command_line: list[str] | None = None, loader: LoaderOptions | None = None,
+            nproc_per_node: int = 1) -> Path:
+    """Run every stage for `system_names` and render the report; returns the output folder.
+
+    `loader`: DataLoader workers and frame budgets for training and enhancement (results do not depend on them).
+    `nproc_per_node` > 1 trains each system under torchrun with that many processes (the world size is part of the
+    training stage's inputs and is stated in the sheet). Raises AvseBenchError for bad input.
+    """
     from avse_bench.data import load_split
     from avse_bench.enhance import enhance
     from avse_bench.metrics.scoring import score_split
@@ -164,6 +198,9 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
 
     if len(set(system_names)) != len(system_names):
         raise AvseBenchError(f"a system is named twice: {' '.join(system_names)}")
+    if nproc_per_node < 1:
+        raise AvseBenchError(f"--nproc-per-node must be 1 or more (got {nproc_per_node})")
+    loader = loader or LoaderOptions()
     settings = get_profile(profile)
     systems = [load(name) for name in system_names]  # fail fast on an unknown name
     out = Path(out_dir) if out_dir is not None else Path("reports") / profile
@@ -186,10 +223,15 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
 
     for s in systems:
         run_dir = out / "runs" / s.name
-        inputs = {**base_inputs, "system": s.config, "recipe": s.recipe(profile)}
-        stages.run(f"train.{s.name}", inputs, [run_dir], lambda s=s, run_dir=run_dir: train(
-            s, data_root=root, out_dir=run_dir, profile=profile, device=device, seed=seed,
-            resume=(run_dir / "checkpoint.pt").exists(), train_split=train_split, val_split=eval_split))
+        inputs = {**base_inputs, "system": s.config, "recipe": s.recipe(profile), "world_size": nproc_per_node}
+        if nproc_per_node > 1:
+            run_training = lambda s=s, run_dir=run_dir: train_under_torchrun(  # noqa: E731
+                s.name, nproc_per_node, root, run_dir, profile, device, seed, loader, train_split, eval_split)
+        else:
+            run_training = lambda s=s, run_dir=run_dir: train(  # noqa: E731
+                s, data_root=root, out_dir=run_dir, profile=profile, device=device, seed=seed, loader=loader,
+                resume=(run_dir / "checkpoint.pt").exists(), train_split=train_split, val_split=eval_split)
+        stages.run(f"train.{s.name}", inputs, [run_dir], run_training)
 
     score_files = {(NOISY, MIXTURE): out / "scores" / f"{NOISY}.csv"}
     stages.run("score.noisy", base_inputs, [score_files[NOISY, MIXTURE]], lambda: score_split(
@@ -203,7 +245,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
             stages.run(f"enhance.{s.name}.{condition}", inputs, [enhanced],
                        lambda s=s, enhanced=enhanced, blank=blank: enhance(
                            s, run_dir=out / "runs" / s.name, data_root=root, split=eval_split,
-                           out_dir=enhanced, device=device, blank_video=blank))
+                           out_dir=enhanced, device=device, blank_video=blank, loader=loader))
             stages.run(f"score.{s.name}.{condition}", inputs, [csv],
                        lambda enhanced=enhanced, csv=csv: score_split(
                            root, eval_split, out_csv=csv, enhanced_dir=enhanced, progress=True))

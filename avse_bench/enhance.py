@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import soundfile as sf
 import torch
+from torch.utils.data import Subset
 from tqdm import tqdm
 
+from avse_bench.data.loading import LoaderOptions, make_loader
 from avse_bench.data.preprocessing import AUDIO_RATE
 from avse_bench.errors import AvseBenchError
 from avse_bench.systems import System, load
@@ -51,10 +54,12 @@ def run_preprocessing(run_dir: Path):
 
 
 def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_dir=None, device: str = "auto",
-            blank_video: bool = False, progress: bool = True) -> Path:
+            blank_video: bool = False, progress: bool = True, loader: LoaderOptions | None = None) -> Path:
     """Write out_dir/<scene>.wav for every scene of `data_root/split`; returns out_dir.
 
-    `blank_video=True` replaces every video frame by zeros: the audio-only control.
+    `blank_video=True` replaces every video frame by zeros: the audio-only control. `loader`: workers that decode
+    the next scenes while the model runs (each scene is read once, so no in-memory frame cache is kept; a disk
+    frame store in the options is used).
     """
     from avse_bench.data import AVSEDataset, load_split
 
@@ -66,12 +71,15 @@ def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_di
     model = load_trained(system, run_dir, dev)
     scenes = load_split(data_root, split)
     todo = [i for i, s in enumerate(scenes) if not (out / f"{s.id}.wav").is_file()]
-    dataset = AVSEDataset(scenes, run_preprocessing(run_dir), crop_seconds=None)
+    if not todo:
+        return out
+    loader = replace(loader or LoaderOptions(), frame_cache_mb=0)
+    dataset = AVSEDataset(scenes, run_preprocessing(run_dir), crop_seconds=None, **loader.dataset_kwargs())
+    items = make_loader(Subset(dataset, todo), loader, dev, seed=0, batch_size=None)
     with torch.no_grad():
-        for i in tqdm(todo, desc=f"enhance {system.name} {split}", disable=not progress):
-            item = dataset[i]
-            mixed = torch.as_tensor(item["mixed"]).unsqueeze(0).to(dev)  # (1, L)
-            video = torch.as_tensor(item["video"]).unsqueeze(0).to(dev)  # (1, 1, T, H, W)
+        for item in tqdm(items, desc=f"enhance {system.name} {split}", disable=not progress):
+            mixed = item["mixed"].unsqueeze(0).to(dev, non_blocking=True)  # (1, L)
+            video = item["video"].unsqueeze(0).to(dev, non_blocking=True)  # (1, 1, T, H, W)
             if blank_video:
                 video = torch.zeros_like(video)
             enhanced = model(mixed, video)[0].cpu().numpy()  # (L,)

@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from avse_bench.data.loading import LoaderOptions, make_loader
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import replace_atomically, write_json
 from avse_bench.nn import si_snr_loss
@@ -150,20 +151,23 @@ def _schedule_step(scheduler, val_loss: float) -> None:
 
 # --- data ---------------------------------------------------------------------------------------------------------
 def build_loaders(data_root: Path, train_split: str, val_split: str, preprocessing, recipe: dict, seed: int,
-                  d: Dist):
+                  d: Dist, options: LoaderOptions, device: torch.device):
+    """The training loader (shuffled by a DistributedSampler, crops per (seed, epoch, index)) and the validation
+    loader (fixed crops: epoch 0's), both over bounded frame sources, with the options' workers."""
     from avse_bench.data import AVSEDataset, load_split
+    from avse_bench.data.dataset import EpochSampler
 
     crop = float(recipe["crop_seconds"])
     batch = int(recipe["batch_size"])
-    train_set = AVSEDataset(load_split(data_root, train_split), preprocessing, crop_seconds=crop, seed=seed)
+    frames = options.dataset_kwargs()
+    train_set = AVSEDataset(load_split(data_root, train_split), preprocessing, crop_seconds=crop, seed=seed, **frames)
     # Validation on fixed crops (epoch 0's) of the same length, so that batches stack and val losses compare.
-    val_set = AVSEDataset(load_split(data_root, val_split), preprocessing, crop_seconds=crop, seed=seed)
-    val_set.set_epoch(0)
+    val_set = AVSEDataset(load_split(data_root, val_split), preprocessing, crop_seconds=crop, seed=seed, **frames)
     # One sampler for every case: with one replica it is a seeded shuffle that depends only on (seed, epoch).
-    sampler = DistributedSampler(train_set, num_replicas=d.world_size, rank=d.rank, shuffle=True, seed=seed,
-                                 drop_last=True)
-    train_loader = DataLoader(train_set, batch_size=batch, sampler=sampler, drop_last=True)
-    val_loader = DataLoader(val_set, batch_size=batch, shuffle=False)
+    sampler = EpochSampler(DistributedSampler(train_set, num_replicas=d.world_size, rank=d.rank, shuffle=True,
+                                              seed=seed, drop_last=True))
+    train_loader = make_loader(train_set, options, device, seed, batch_size=batch, sampler=sampler, drop_last=True)
+    val_loader = make_loader(val_set, options, device, seed, batch_size=batch)
     if len(train_loader) == 0:
         raise AvseBenchError(f"{data_root}/{train_split}: {len(train_set)} scenes give no full batch of {batch} "
                              f"on each of {d.world_size} process(es); use more scenes or a smaller batch")
@@ -173,7 +177,8 @@ def build_loaders(data_root: Path, train_split: str, val_split: str, preprocessi
 
 
 def _to(batch: dict, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return (batch["mixed"].to(device), batch["video"].to(device), batch["target"].to(device))
+    """Mixture, video and target on `device` (non-blocking from pinned memory on CUDA)."""
+    return tuple(batch[k].to(device, non_blocking=True) for k in ("mixed", "video", "target"))
 
 
 @torch.no_grad()
@@ -228,8 +233,10 @@ def _load_checkpoint(path: Path, system: System, profile: str, recipe: dict, see
 # --- the loop -------------------------------------------------------------------------------------------------------
 def train(system: str | System, data_root, out_dir, profile: str = "quick", resume: bool = False,
           device: str = "auto", seed: int = 0, train_split: str = "train", val_split: str = "dev",
-          progress: bool = True, stop_after_epochs: int | None = None) -> Path:
+          progress: bool = True, stop_after_epochs: int | None = None, loader: LoaderOptions | None = None) -> Path:
     """Train `system` on `data_root/train_split`, validating on `val_split`; returns the run folder.
+
+    `loader`: DataLoader workers and frame budgets (default LoaderOptions(): half the cores, 256 MiB per process).
 
     `stop_after_epochs` ends this call after that many epochs (checkpoint written, run left resumable): what a
     killed job looks like, used to test that resuming is exact.
@@ -257,8 +264,9 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
     seed_everything(seed + d.rank)  # per-rank dropout streams
     optimizer = build_optimizer(model.parameters(), recipe, where)
     scheduler = build_scheduler(optimizer, recipe, where)
+    loader = loader or LoaderOptions()
     train_set, train_loader, sampler, val_loader = build_loaders(
-        Path(data_root), train_split, val_split, preprocessing, recipe, seed, d)
+        Path(data_root), train_split, val_split, preprocessing, recipe, seed, d, loader, dev)
     steps_per_epoch = len(train_loader)
     total_steps = int(recipe["epochs"]) * steps_per_epoch
     if recipe.get("max_steps"):
@@ -282,8 +290,7 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
     ran = 0
     while epoch < epochs and (stop_after_epochs is None or ran < stop_after_epochs):
         t0 = time.perf_counter()
-        sampler.set_epoch(epoch)
-        train_set.set_epoch(epoch)
+        sampler.set_epoch(epoch)  # the epoch reaches the dataset (in any worker) with each index
         net.train()
         losses = []
         bar = tqdm(train_loader, desc=f"{system.name} epoch {epoch + 1}/{epochs}", leave=False,
@@ -330,6 +337,8 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
             "device": str(dev), "world_size": d.world_size, "batch_size": int(recipe["batch_size"]),
             "seed": seed, "final_val_loss": rows[-1]["val_loss"],
             "train_scenes": len(train_set), "torch_threads": torch.get_num_threads(),
+            "loader_workers": loader.n_workers, "frame_cache_mb": loader.frame_cache_mb,
+            "frame_store": loader.frame_store,
             "data_root": str(data_root), "train_split": train_split, "val_split": val_split,
         }
         write_json(out / "train_summary.json", summary)

@@ -145,3 +145,22 @@ def test_a_third_system_is_a_folder(smoke_run, tmp_path, monkeypatch):
     assert sorted({int(i) for i in toy["item_no"]}) == list(SHEET_ITEMS)
     scores = pd.read_csv(out / "scores.csv", dtype={"scene": str})
     assert set(scores["system"]) == {"noisy", "toy"}
+
+
+@pytest.mark.slow
+def test_nproc_per_node_trains_under_torchrun(smoke_run, tmp_path, monkeypatch, capfd):
+    from avse_bench.cli import main
+
+    _, cache = smoke_run
+    monkeypatch.setenv("AVSE_BENCH_CACHE", str(cache))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "ddp"
+    assert main(["compare", "dcnn_rnn", "--profile", "smoke", "--device", "cpu", "--nproc-per-node", "2",
+                 "--workers", "0", "--out", str(out)]) == 0
+    assert "torch.distributed.run --standalone --nproc-per-node=2" in capfd.readouterr().out
+    summary = json.loads((out / "runs" / "dcnn_rnn" / "train_summary.json").read_text())
+    assert summary["world_size"] == 2
+    sheet = pd.read_csv(out / "sheet.csv", dtype=str, keep_default_na=False)
+    measured = sheet[(sheet["system"] == "dcnn_rnn") & (sheet["source"] == "measured")]
+    item = {int(r["item_no"]): r for _, r in measured.iterrows()}
+    assert "world size 2" in item[6]["notes"] and "world size 2" in item[9]["notes"]  # item 9's value: n/a on CPU

@@ -136,4 +136,4 @@ def test_disk_cache_is_keyed_by_preprocessing(marked_root, tmp_path):
     assert len(cached) == 2 and cached[0].parent != cached[1].parent
     fresh = AVSEDataset(scenes, Preprocessing(size=16), crop_seconds=0.4, cache_dir=tmp_path)
     expected = Preprocessing(size=16).video_uint8(scenes[0].video)
-    assert np.array_equal(fresh.video_frames(scenes[0]), expected)
+    assert np.array_equal(fresh.frames.frames(scenes[0].video), expected)

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from avse_bench.data import AVSEDataset, Preprocessing, load_split
+from avse_bench.data.loading import LoaderOptions
 from avse_bench.errors import AvseBenchError
 from avse_bench.profiles import get_profile
 from avse_bench.systems import System, load
@@ -80,6 +81,21 @@ def test_a_killed_run_resumes_to_the_same_weights(full_run, tiny_corpus, tmp_pat
     for name in expected:
         assert torch.equal(expected[name], got[name]), name
     assert _log(out) == _log(full_run)
+
+
+def test_the_same_seed_gives_the_same_weights_with_0_and_2_workers(full_run, tiny_corpus, tmp_path):
+    runs = {}
+    for workers in (0, 2):
+        runs[workers] = tmp_path / f"workers{workers}"
+        train(SYSTEM, tiny_corpus, runs[workers], profile="smoke", progress=False,
+              loader=LoaderOptions(workers=workers))
+        assert json.loads((runs[workers] / "train_summary.json").read_text())["loader_workers"] == workers
+    reference = torch.load(full_run / "model.pt", weights_only=True)  # the default loader
+    for workers, run in runs.items():
+        weights = torch.load(run / "model.pt", weights_only=True)
+        for name in reference:
+            assert torch.equal(reference[name], weights[name]), (workers, name)
+        assert _log(run) == _log(full_run)
 
 
 def test_a_run_folder_is_not_overwritten_without_resume(full_run, tiny_corpus):

@@ -2,22 +2,22 @@
 
 Alignment: video frame i covers audio samples [640 i, 640 (i + 1)) (16 kHz / 25 fps). A training crop of
 n = round(crop_seconds * 25) frames starts on a frame boundary chosen by a generator seeded with
-(seed, epoch, index), so a resumed run sees the same crops; scenes shorter than the crop are padded (audio with
-zeros, video by repeating its last frame). Preprocessed video is cached (uint8) per scene and preprocessing hash,
-in memory and optionally in `cache_dir`, so training does not decode the mp4 again every step.
+(seed, epoch, index), so a resumed run, and a run with any number of DataLoader workers, sees the same crops; scenes
+shorter than the crop are padded (audio with zeros, video by repeating its last frame).
+
+Memory does not grow with the corpus: video frames come from a `FrameSource` (frames.py), whose in-memory cache
+(default 256 MiB per process) and optional disk store (`cache_dir`) are both bounded by budgets.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
+from avse_bench.data.frames import DEFAULT_MEMORY_MB, DEFAULT_STORE_GB, FrameSource
 from avse_bench.data.layout import Scene
 from avse_bench.data.preprocessing import SAMPLES_PER_FRAME, VIDEO_FPS, Preprocessing
 from avse_bench.errors import AvseBenchError
@@ -32,8 +32,20 @@ def _fit(x: np.ndarray, n: int, mode: str) -> np.ndarray:
 
 
 class AVSEDataset(Dataset):
+    """Items of `scenes` preprocessed by `preprocessing`: dicts with `scene` (id), `mixed` (n_samples,) float32,
+    `video` (1, n_frames, size, size) float32 in [0, 1] and, where the scene has one, `target` (n_samples,).
+
+    `crop_seconds`: training crops of that length (None: whole utterances, the video padded to cover the audio).
+    `seed`: with the epoch and the index, the crop's start. `cache_dir`: a disk store of preprocessed frames
+    (frames.py), at most `store_gb` GiB; `memory_mb`: the in-memory frame budget per process. An item is addressed
+    by its index (at the epoch set with `set_epoch`) or by `(epoch, index)`, which `EpochSampler` yields so that
+    persistent DataLoader workers crop for the right epoch. Raises AvseBenchError for a crop shorter than one frame
+    and for a scene whose target and mixture differ in length.
+    """
+
     def __init__(self, scenes: list[Scene], preprocessing: Preprocessing, crop_seconds: float | None = 3.0,
-                 seed: int = 0, cache_dir=None):
+                 seed: int = 0, cache_dir=None, memory_mb: float = DEFAULT_MEMORY_MB,
+                 store_gb: float = DEFAULT_STORE_GB):
         if crop_seconds is not None and round(crop_seconds * VIDEO_FPS) < 1:
             raise AvseBenchError(f"crop_seconds must cover at least one video frame (got {crop_seconds})")
         self.scenes = list(scenes)
@@ -41,9 +53,7 @@ class AVSEDataset(Dataset):
         self.crop_frames = None if crop_seconds is None else int(round(crop_seconds * VIDEO_FPS))
         self.seed = seed
         self.epoch = 0
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self._hash = preprocessing.config_hash()
-        self._video_cache: dict[str, np.ndarray] = {}  # scene id -> uint8 (T, size, size)
+        self.frames = FrameSource(preprocessing, memory_mb=memory_mb, store_dir=cache_dir, store_gb=store_gb)
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -51,54 +61,58 @@ class AVSEDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def video_frames(self, scene: Scene) -> np.ndarray:
-        """uint8 (T, size, size) at 25 fps for `scene`, from the cache when possible."""
-        frames = self._video_cache.get(scene.id)
-        if frames is None:
-            disk = self._disk_path(scene)
-            if disk is not None and disk.is_file():
-                frames = np.load(disk)
-            else:
-                frames = self.preprocessing.video_uint8(scene.video)
-                if disk is not None:
-                    disk.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = disk.with_name(f"{disk.stem}.{os.getpid()}.tmp.npy")  # workers may race: atomic
-                    np.save(tmp, frames)
-                    tmp.replace(disk)
-            self._video_cache[scene.id] = frames
-        return frames
-
-    def _disk_path(self, scene: Scene) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        stat = scene.video.stat()
-        key = hashlib.sha256(f"{scene.video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
-        return self.cache_dir / self._hash / f"{scene.id}-{key[:16]}.npy"
-
-    def crop_start(self, index: int, n_samples: int) -> int:
+    def crop_start(self, index: int, n_samples: int, epoch: int | None = None) -> int:
         """First video frame of the training crop of item `index` (a function of seed, epoch and index)."""
         last = max((n_samples - self.crop_frames * SAMPLES_PER_FRAME) // SAMPLES_PER_FRAME, 0)
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, index])
         return int(rng.integers(last + 1))
 
-    def __getitem__(self, index: int) -> dict:
+    def _clip(self, scene: Scene, start: int, n_frames: int) -> np.ndarray:
+        """uint8 (n_frames, size, size) from frame `start`, padded with the video's last frame."""
+        clip = self.frames.frames(scene.video, start, start + n_frames)
+        if len(clip) == 0:  # the video ends before the crop starts: its last frame stands for all
+            clip = self.frames.frames(scene.video)[-1:]
+        return _fit(clip, n_frames, "edge")
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        epoch, index = key if isinstance(key, tuple) else (None, key)
         scene = self.scenes[index]
         pre = self.preprocessing
         mixed = pre.audio(scene.mixed)  # (L,)
         target = pre.audio(scene.target) if scene.target is not None else None
         if target is not None and len(target) != len(mixed):
             raise AvseBenchError(f"scene {scene.id}: target has {len(target)} samples, mixture {len(mixed)}")
-        video = self.video_frames(scene)  # (T, size, size) uint8
         if self.crop_frames is None:
             start, n_frames, n_samples = 0, math.ceil(len(mixed) / SAMPLES_PER_FRAME), len(mixed)
         else:
-            start, n_frames = self.crop_start(index, len(mixed)), self.crop_frames
+            start, n_frames = self.crop_start(index, len(mixed), epoch), self.crop_frames
             n_samples = n_frames * SAMPLES_PER_FRAME
         a = start * SAMPLES_PER_FRAME
-        clip = _fit(video[start:], n_frames, "edge") if start < len(video) else np.repeat(video[-1:], n_frames, 0)
+        clip = self._clip(scene, start, n_frames)  # (n_frames, size, size) uint8
         item = {"scene": scene.id,
                 "mixed": torch.from_numpy(_fit(mixed[a:], n_samples, "constant").copy()),  # (n_samples,)
                 "video": torch.from_numpy(clip.astype(np.float32) / 255.0)[None]}  # (1, n_frames, size, size)
         if target is not None:
             item["target"] = torch.from_numpy(_fit(target[a:], n_samples, "constant").copy())
         return item
+
+
+class EpochSampler(Sampler):
+    """Wraps a sampler of indices and yields `(epoch, index)`: the epoch travels with each index to the DataLoader's
+    (persistent) workers, whose copies of the dataset never see `set_epoch`. `set_epoch` is passed on to the
+    wrapped sampler (a DistributedSampler reshuffles with it)."""
+
+    def __init__(self, sampler: Sampler):
+        self.sampler = sampler
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        return ((self.epoch, int(i)) for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)

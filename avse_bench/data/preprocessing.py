@@ -91,25 +91,33 @@ class Preprocessing:
         small = cv2.resize(gray, (self.size, self.size), interpolation=cv2.INTER_AREA)
         return cv2.equalizeHist(small) if self.equalize else small
 
-    def video_uint8(self, path) -> np.ndarray:
-        """uint8 (T, size, size) at 25 fps: the exact values of `video` times 255 (compact for caching).
+    def video_uint8(self, path, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """uint8 (T, size, size) at 25 fps: output frames [start, stop) (all by default; fewer, or none, past the
+        clip's end), the exact values of `video` times 255 (compact for caching).
 
-        Streams the file: a source frame no output frame shows is skipped undecoded (`grab` without `retrieve`),
-        and one shown several times (source below 25 fps) is processed once."""
+        Streams the file: decoding ends at the last frame asked for, a source frame no requested output frame shows
+        is skipped undecoded (`grab` without `retrieve`), and one shown several times (source below 25 fps) is
+        processed once. Raises AvseBenchError when the file cannot be opened or holds no decodable frame."""
         out: list[np.ndarray] = []
+        if stop is not None and stop <= start:
+            return np.empty((0, self.size, self.size), np.uint8)
+        j = start  # the next output frame to fill
         with _Video(path) as v:
             k = 0  # index of the source frame just grabbed
-            while v.cap.grab():
-                if source_frame(len(out), v.fps) == k:
+            while (stop is None or j < stop) and v.cap.grab():
+                if source_frame(j, v.fps) == k:
                     ok, bgr = v.cap.retrieve()
                     if not ok:
                         raise AvseBenchError(f"cannot decode frame {k} of video {path}")
                     processed = self.frame(bgr)
-                    while source_frame(len(out), v.fps) == k:
+                    while source_frame(j, v.fps) == k and (stop is None or j < stop):
                         out.append(processed)
+                        j += 1
                 k += 1
+            if k == 0:
+                raise AvseBenchError(f"no decodable frames in video {path}")
         if not out:
-            raise AvseBenchError(f"no decodable frames in video {path}")
+            return np.empty((0, self.size, self.size), np.uint8)
         return np.stack(out)  # (T, size, size)
 
     def video(self, path) -> np.ndarray:
