@@ -62,6 +62,7 @@ def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_di
     frame store in the options is used).
     """
     from avse_bench.data import AVSEDataset, load_split
+    from avse_bench.data.dataset import video_to_float
 
     system = load(system) if isinstance(system, str) else system
     run_dir = Path(run_dir)
@@ -74,12 +75,13 @@ def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_di
     if not todo:
         return out
     loader = replace(loader or LoaderOptions(), frame_cache_mb=0)
-    dataset = AVSEDataset(scenes, run_preprocessing(run_dir), crop_seconds=None, **loader.dataset_kwargs())
+    dataset = AVSEDataset(scenes, run_preprocessing(run_dir), crop_seconds=None, video_uint8=True,
+                          **loader.dataset_kwargs())
     items = make_loader(Subset(dataset, todo), loader, dev, seed=0, batch_size=None)
     with torch.no_grad():
         for item in tqdm(items, desc=f"enhance {system.name} {split}", disable=not progress):
             mixed = item["mixed"].unsqueeze(0).to(dev, non_blocking=True)  # (1, L)
-            video = item["video"].unsqueeze(0).to(dev, non_blocking=True)  # (1, 1, T, H, W)
+            video = video_to_float(item["video"].unsqueeze(0).to(dev, non_blocking=True))  # (1, 1, T, H, W)
             if blank_video:
                 video = torch.zeros_like(video)
             enhanced = model(mixed, video)[0].cpu().numpy()  # (L,)

@@ -159,7 +159,7 @@ def build_loaders(data_root: Path, train_split: str, val_split: str, preprocessi
 
     crop = float(recipe["crop_seconds"])
     batch = int(recipe["batch_size"])
-    frames = options.dataset_kwargs()
+    frames = {**options.dataset_kwargs(), "video_uint8": True}
     train_set = AVSEDataset(load_split(data_root, train_split), preprocessing, crop_seconds=crop, seed=seed, **frames)
     # Validation on fixed crops (epoch 0's) of the same length, so that batches stack and val losses compare.
     val_set = AVSEDataset(load_split(data_root, val_split), preprocessing, crop_seconds=crop, seed=seed, **frames)
@@ -177,8 +177,12 @@ def build_loaders(data_root: Path, train_split: str, val_split: str, preprocessi
 
 
 def _to(batch: dict, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mixture, video and target on `device` (non-blocking from pinned memory on CUDA)."""
-    return tuple(batch[k].to(device, non_blocking=True) for k in ("mixed", "video", "target"))
+    """Mixture, video (float32 in [0, 1], converted from uint8 on the device) and target on `device`
+    (non-blocking from pinned memory on CUDA)."""
+    from avse_bench.data.dataset import video_to_float
+
+    mixed, video, target = (batch[k].to(device, non_blocking=True) for k in ("mixed", "video", "target"))
+    return mixed, video_to_float(video), target
 
 
 @torch.no_grad()
