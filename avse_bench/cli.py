@@ -52,6 +52,21 @@ def _data_check(a: argparse.Namespace) -> int:
     return run_check(a.root, a.split)
 
 
+def _data_frames(a: argparse.Namespace) -> int:
+    from avse_bench.data import Preprocessing, load_split
+    from avse_bench.data.frames import fill_store
+    from avse_bench.data.loading import default_workers
+    from avse_bench.profiles import get_profile
+
+    pre = Preprocessing(size=a.size if a.size is not None else get_profile(a.profile)["video_size"])
+    videos = [scene.video for split in a.split for scene in load_split(a.root, split)]
+    result = fill_store(videos, pre, a.store, a.store_gb, jobs=a.jobs or max(1, 2 * default_workers()))
+    gib = result["bytes"] / 2**30
+    print(f"frame store {result['folder']}: {result['stored']} video(s) added, {result['already_stored']} already "
+          f"there, {result['left_out_by_budget']} left out by the {a.store_gb:g} GiB budget; {gib:.2f} GiB in all")
+    return 0
+
+
 # --- systems, training, enhancement -------------------------------------------------------------------------------
 def _systems(a: argparse.Namespace) -> int:
     from avse_bench.systems import print_systems
@@ -136,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("root", type=Path)
     c.add_argument("--split", required=True, help="train, dev or eval")
     c.set_defaults(func=_data_check)
+    f = dsub.add_parser("frames", help="preprocess a split's videos into a disk frame store (parallel, resumable)")
+    f.add_argument("root", type=Path)
+    f.add_argument("--split", action="append", required=True, help="split to store (repeatable)")
+    f.add_argument("--store", type=Path, required=True, help="the store folder (pass it to --frame-store later)")
+    f.add_argument("--profile", choices=PROFILES, default="quick",
+                   help="the run profile whose preprocessing (frame size) is stored (default quick)")
+    f.add_argument("--size", type=int, default=None, help="frame size instead of the profile's")
+    f.add_argument("--store-gb", type=float, default=64.0, help="budget of the store (GiB, default 64)")
+    f.add_argument("--jobs", type=int, default=0, help="processes (default: all cores)")
+    f.set_defaults(func=_data_frames)
 
     s = sub.add_parser("systems", help="list the registered systems with their parameter counts")
     s.set_defaults(func=_systems)

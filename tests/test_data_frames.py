@@ -82,3 +82,17 @@ def test_disk_store_is_keyed_atomic_bounded_and_exact(corpus, tmp_path):
     other = FrameSource(Preprocessing(size=16), memory_mb=0, store_dir=tmp_path)
     other.frames(scenes[0].video)
     assert len(list(tmp_path.iterdir())) == 2  # another preprocessing, another folder
+
+
+def test_fill_store_in_parallel_then_resume(corpus, tmp_path):
+    from avse_bench.data.frames import fill_store
+
+    videos = [s.video for s in load_split(corpus, "train")]
+    pre = Preprocessing(size=16)
+    first = fill_store(videos[:5], pre, tmp_path, jobs=2, progress=False)
+    assert (first["already_stored"], first["stored"], first["left_out_by_budget"]) == (0, 5, 0)
+    second = fill_store(videos, pre, tmp_path, jobs=2, progress=False)  # resumes: only the 3 missing ones
+    assert (second["already_stored"], second["stored"]) == (5, 3)
+    source = FrameSource(pre, memory_mb=0, store_dir=tmp_path)
+    for video in videos:
+        assert np.array_equal(np.load(source.store / f"{store_key(video)}.npy"), pre.video_uint8(video))

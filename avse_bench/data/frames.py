@@ -124,3 +124,30 @@ class FrameSource:
         os.replace(tmp, path)
         self._store_used += path.stat().st_size
         self._writes += 1
+
+
+def _store_one(args: tuple) -> bool:
+    """Worker of `fill_store`: preprocess one video into the store; False when the budget left no room for it."""
+    preprocessing, store_dir, store_gb, video = args
+    source = FrameSource(preprocessing, memory_mb=0, store_dir=store_dir, store_gb=store_gb)
+    source.frames(video, 0, 0)
+    return source._store_path(video).is_file()
+
+
+def fill_store(videos: list[Path], preprocessing: Preprocessing, store_dir, store_gb: float = DEFAULT_STORE_GB,
+               jobs: int = 1, progress: bool = True) -> dict:
+    """Preprocess `videos` into the disk store ahead of training, `jobs` processes in parallel; videos already
+    stored are skipped, so a killed run resumes. Returns counts: stored before, stored now, left out (budget)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    probe = FrameSource(preprocessing, memory_mb=0, store_dir=store_dir, store_gb=store_gb)
+    todo = [v for v in videos if not probe._store_path(v).is_file()]
+    tasks = [(preprocessing, store_dir, store_gb, v) for v in todo]
+    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+        stored = list(tqdm(pool.map(_store_one, tasks, chunksize=4), total=len(tasks), desc="frame store",
+                           unit="video", disable=not progress))
+    return {"videos": len(videos), "already_stored": len(videos) - len(todo), "stored": sum(stored),
+            "left_out_by_budget": len(stored) - sum(stored), "folder": str(probe.store),
+            "bytes": _folder_bytes(probe.store)}
