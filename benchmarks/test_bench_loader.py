@@ -20,9 +20,9 @@ from avse_bench.data import Preprocessing, load_split
 from avse_bench.data.preprocessing import _Video
 from avse_bench.data.synth import synthesize
 
-SMALL = 12  # scenes; the large corpus has 4x as many
+SMALL = 8  # scenes; the large corpus has 4x as many
 SIZE, CROP = 128, 3.0
-RSS_BUDGET_MB = 32  # below both corpora's frames (about 33 and 130 MiB), so that the budget is what binds
+RSS_BUDGET_MB = 16  # below both corpora's frames (about 22 and 88 MiB), so that the budget is what binds
 
 
 @pytest.fixture(scope="module")
