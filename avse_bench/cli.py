@@ -49,7 +49,7 @@ def _data_synth(a: argparse.Namespace) -> int:
 def _data_check(a: argparse.Namespace) -> int:
     from avse_bench.data.check import run_check
 
-    return run_check(a.root, a.split)
+    return run_check(a.root, a.split, jobs=a.jobs)
 
 
 def _data_frames(a: argparse.Namespace) -> int:
@@ -96,7 +96,7 @@ def _score(a: argparse.Namespace) -> int:
     from avse_bench.metrics.scoring import score_split
 
     score_split(a.data, a.split, out_csv=a.out, enhanced_dir=a.enhanced, jobs=a.jobs, shard=a.shard,
-                official_csv=a.official_csv, progress=True)
+                official_csv=a.official_csv, progress=True, enhanced_suffix=a.enhanced_suffix, timeout=a.timeout)
     return 0
 
 
@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = dsub.add_parser("check", help="validate one split of an AVSEC-layout root; exit 1 if anything is broken")
     c.add_argument("root", type=Path)
     c.add_argument("--split", required=True, help="train, dev or eval")
+    c.add_argument("--jobs", type=int, default=0, help="processes checking scenes in parallel (default: all cores)")
     c.set_defaults(func=_data_check)
     f = dsub.add_parser("frames", help="preprocess a split's videos into a disk frame store (parallel, resumable)")
     f.add_argument("root", type=Path)
@@ -200,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--shard", default=None, help="i/n: score only the i-th of n deterministic slices (1-based)")
     sc.add_argument("--official-csv", type=Path, default=None,
                     help="also write the official objective_evaluation.py format (scene,stoi,pesq)")
+    sc.add_argument("--enhanced-suffix", default="",
+                    help="enhanced files are <scene><SUFFIX>.wav (default none; '_mixed' for the official "
+                         "evaluation config's names)")
+    sc.add_argument("--timeout", type=float, default=300.0,
+                    help="seconds one scene's metrics may take before they are reported as timed out (default 300)")
     sc.set_defaults(func=_score)
 
     pr = sub.add_parser("profile", help="FLOPs, parameters, memory per phase, latency and RTF")

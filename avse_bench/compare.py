@@ -140,6 +140,24 @@ def build_manifest(systems, profile: str, seed: int, data: dict, pre: Preprocess
 
 
 # --- the stages ---------------------------------------------------------------------------------------------------
+def validate_splits(root: Path, splits: list[str]) -> None:
+    """`data check`'s checks on every split the run uses, before any work: raises AvseBenchError naming every broken
+    scene and its reason; files in scenes/ that belong to no scene are listed as a warning."""
+    from avse_bench.data.check import check_split
+
+    broken = []
+    for split in splits:
+        report = check_split(root, split, progress=True, sync=False, jobs=0)
+        broken += [f"  {split}/{sid}: {'; '.join(msgs)}" for sid, msgs in sorted(report.problems.items())]
+        if report.unrecognised:
+            names = ", ".join(report.unrecognised[:5]) + (" ..." if len(report.unrecognised) > 5 else "")
+            print(f"[compare] warning: {len(report.unrecognised)} file(s) in {root / split / 'scenes'} belong to no "
+                  f"scene and are not used: {names}")
+    if broken:
+        raise AvseBenchError(f"{len(broken)} broken scene(s) in {root}; nothing was trained (fix or remove them, "
+                             f"`avse-bench data check {root} --split NAME` shows them):\n" + "\n".join(broken))
+
+
 def train_under_torchrun(system: str, nproc: int, root: Path, run_dir: Path, profile: str, device: str, seed: int,
                          loader: LoaderOptions, train_split: str, val_split: str) -> None:
     """`avse-bench train` under PyTorch's own launcher, `torchrun --standalone --nproc-per-node N` (DDP: NCCL on
@@ -220,6 +238,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     manifest = build_manifest(systems, profile, seed, data, pre, command_line or [])
     _write_json(out / "manifest.json", manifest)
     base_inputs = {"data": data["fingerprint"], "preprocessing": pre.config_hash(), "seed": seed, "profile": profile}
+    stages.run("check", {"data": data["fingerprint"]}, [], lambda: validate_splits(root, [train_split, eval_split]))
 
     for s in systems:
         run_dir = out / "runs" / s.name

@@ -280,3 +280,27 @@ def test_a_plain_install_carries_the_builtin_systems(tmp_path):
     assert where.startswith(str(target))
     assert int(n_baseline) == 13_967_489
     assert int(n_dcnn) == count_parameters(load("dcnn_rnn").build_model())
+
+
+@pytest.mark.parametrize("name", ["baseline", "dcnn_rnn"])
+def test_visual_network_starts_from_the_official_initialisation(name):
+    """Per weight tensor of the visual network, the standard deviation over three seeds is within 10 % of the
+    official scheme's (convolutions sqrt(2 / (prod(kernel) * out)), the projection sqrt(2 / in)); BatchNorm is 1/0."""
+    measured: dict[str, list[float]] = {}
+    for seed in range(3):
+        torch.manual_seed(seed)
+        visual = load(name).build_model().visual
+        for module_name, m in visual.named_modules():
+            if isinstance(m, nn.Conv2d | nn.Conv3d):
+                expected = math.sqrt(2.0 / (math.prod(m.kernel_size) * m.out_channels))
+            elif isinstance(m, nn.Linear):
+                expected = math.sqrt(2.0 / m.in_features)
+            elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm3d):
+                assert torch.all(m.weight == 1) and torch.all(m.bias == 0), module_name
+                continue
+            else:
+                continue
+            measured.setdefault(module_name, []).append(m.weight.std().item() / expected)
+    assert len(measured) >= 9
+    for module_name, ratios in measured.items():
+        assert abs(sum(ratios) / len(ratios) - 1) < 0.10, (module_name, ratios)

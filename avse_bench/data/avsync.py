@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import soundfile as sf
 
+from avse_bench.data.layout import masker_of, scan_split
 from avse_bench.data.preprocessing import SAMPLES_PER_FRAME, read_frames
 
 
@@ -75,8 +76,8 @@ def sync_figures(root, split: str, skip: set[str] = frozenset()) -> SyncFigures 
     if not path.is_file():
         return None
     boxes = {sid: rec["mouth_box"] for sid, rec in json.loads(path.read_text())["scenes"].items()}
-    meta_path = Path(root) / "metadata" / f"scenes.{split}.json"
-    maskers = {r["scene"]: r["interferer"]["type"] for r in json.loads(meta_path.read_text())}
+    scan = scan_split(root, split)
+    maskers = {sid: masker_of(record, scan.metadata_path)[0] for sid, record in scan.metadata.items()}
     scenes = Path(root) / split / "scenes"
     figures = SyncFigures({}, {})
     for sid, box in sorted(boxes.items()):

@@ -11,6 +11,7 @@ figures of `avse_bench.data.avsync`.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from avse_bench.data.avsync import SyncFigures, sync_figures
-from avse_bench.data.layout import scan_split
+from avse_bench.data.layout import masker_of, scan_split
 from avse_bench.data.preprocessing import AUDIO_RATE
 
 _AUDIO_PARTS = ("mixed", "target", "interferer")
@@ -41,10 +42,11 @@ class CheckReport:
     maskers: Counter = field(default_factory=Counter)  # (masker type, SNR band start) -> scenes
     problems: dict[str, list[str]] = field(default_factory=dict)
     sync: SyncFigures | None = None
+    unrecognised: list[str] = field(default_factory=list)  # files in scenes/ that belong to no scene
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.problems and not self.unrecognised
 
     def format(self) -> str:
         lines = [f"split {self.split!r} of {self.root}: {self.n_scenes} scenes, {self.seconds / 3600:.3f} h "
@@ -65,10 +67,14 @@ class CheckReport:
         else:
             reason = "no targets" if not self.has_targets else "no mouth boxes: not the embedded corpus"
             lines.append(f"audio-visual correlation: n/a ({reason})")
+        if self.unrecognised:
+            lines.append(f"UNRECOGNISED: {len(self.unrecognised)} file(s) in scenes/ belong to no scene (expected "
+                         "<scene>_target.wav, _interferer.wav, _mixed.wav, _silent.mp4)")
+            lines += [f"  {name}" for name in self.unrecognised]
         if self.problems:
             lines.append(f"BROKEN: {len(self.problems)} scene(s)")
             lines += [f"  {sid}: {'; '.join(msgs)}" for sid, msgs in sorted(self.problems.items())]
-        else:
+        elif not self.unrecognised:
             lines.append("OK: no broken scene")
         return "\n".join(lines)
 
@@ -126,48 +132,88 @@ def _check_video(path: Path, problems: list[str]) -> tuple[int, float, tuple[int
     return n, fps, (frame.shape[1], frame.shape[0])
 
 
-def check_split(root, split: str, progress: bool = False) -> CheckReport:
-    """Validate `split` under `root`; raises AvseBenchError only when the split's folder does not exist."""
+@dataclass
+class _SceneFacts:
+    """What checking one scene found (sent back from a worker process)."""
+
+    problems: list[str]
+    sample_rates: list[int]
+    mixed_samples: int | None
+    video: tuple[int, float, tuple[int, int]] | None
+
+
+def _check_scene(parts: dict[str, Path]) -> _SceneFacts:
+    problems, lengths, rates = [], {}, []
+    for part in _AUDIO_PARTS:
+        info = _check_audio(parts[part], problems) if part in parts else None
+        if info is not None:
+            lengths[part] = info.frames
+            rates.append(info.samplerate)
+    video = _check_video(parts["video"], problems) if "video" in parts else None
+    mixed = lengths.get("mixed")
+    if mixed:
+        for part in ("target", "interferer"):
+            if lengths.get(part) is not None and lengths[part] != mixed:
+                problems.append(f"{part} has {lengths[part]} samples, mixture {mixed}")
+    if video is not None and mixed:
+        n_frames, fps, _ = video
+        if abs(mixed / AUDIO_RATE - n_frames / fps) > 1 / fps:
+            problems.append(f"audio lasts {mixed / AUDIO_RATE:.3f} s but video {n_frames / fps:.3f} s "
+                            f"({n_frames} frames at {fps:g} fps): more than a frame apart")
+    return _SceneFacts(problems, rates, mixed, video)
+
+
+def check_split(root, split: str, progress: bool = False, sync: bool = True, jobs: int = 1) -> CheckReport:
+    """Validate `split` under `root`, `jobs` scenes at a time in worker processes (0: every core); `sync=False`
+    skips the embedded corpus's audio-visual correlation figures. Raises AvseBenchError only when the split's
+    folder does not exist or its metadata cannot be understood."""
+    from concurrent.futures import ProcessPoolExecutor
+
     scan = scan_split(root, split)
     report = CheckReport(Path(root), split, len(scan.scene_ids), scan.has_targets, scan.metadata_path,
-                         problems={k: list(v) for k, v in scan.problems.items()})
-    for sid in tqdm(scan.scene_ids, desc=f"check {split}", unit="scene", disable=not progress):
-        parts, problems = scan.files.get(sid, {}), []
-        lengths = {}
-        for part in _AUDIO_PARTS:
-            info = _check_audio(parts[part], problems) if part in parts else None
-            if info is not None:
-                lengths[part] = info.frames
-                report.sample_rates[info.samplerate] += 1
-        video = _check_video(parts["video"], problems) if "video" in parts else None
-        mixed = lengths.get("mixed")
-        if mixed:
-            report.seconds += mixed / AUDIO_RATE
-            for part in ("target", "interferer"):
-                if lengths.get(part) is not None and lengths[part] != mixed:
-                    problems.append(f"{part} has {lengths[part]} samples, mixture {mixed}")
-        if video is not None:
-            n_frames, fps, size = video
-            report.video_fps[round(fps, 3)] += 1
-            report.video_sizes[f"{size[0]}x{size[1]}"] += 1
-            if mixed and abs(mixed / AUDIO_RATE - n_frames / fps) > 1 / fps:
-                problems.append(f"audio lasts {mixed / AUDIO_RATE:.3f} s but video {n_frames / fps:.3f} s "
-                                f"({n_frames} frames at {fps:g} fps): more than a frame apart")
+                         problems={k: list(v) for k, v in scan.problems.items()}, unrecognised=scan.unrecognised)
+    for sid in scan.scene_ids:
         record = scan.metadata.get(sid)
         if record is not None:
-            kind = (record.get("interferer") or {}).get("type", "unknown")
-            snr = record.get("SNR")
-            band = None if snr is None else int(math.floor(float(snr) / SNR_BAND_DB) * SNR_BAND_DB)
-            report.maskers[(str(kind), band)] += 1
-        if problems:
-            report.problems.setdefault(sid, []).extend(problems)
-    if scan.has_targets:
+            kind, snr = masker_of(record, scan.metadata_path)
+            band = None if snr is None else int(math.floor(snr / SNR_BAND_DB) * SNR_BAND_DB)
+            report.maskers[(kind or "unknown", band)] += 1
+    parts = [scan.files.get(sid, {}) for sid in scan.scene_ids]
+    workers = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _InProcess() as pool:
+        found = pool.map(_check_scene, parts, chunksize=8)
+        for sid, facts in tqdm(zip(scan.scene_ids, found, strict=True), total=len(parts), desc=f"check {split}",
+                               unit="scene", disable=not progress):
+            for rate in facts.sample_rates:
+                report.sample_rates[rate] += 1
+            if facts.mixed_samples:
+                report.seconds += facts.mixed_samples / AUDIO_RATE
+            if facts.video is not None:
+                _, fps, size = facts.video
+                report.video_fps[round(fps, 3)] += 1
+                report.video_sizes[f"{size[0]}x{size[1]}"] += 1
+            if facts.problems:
+                report.problems.setdefault(sid, []).extend(facts.problems)
+    if scan.has_targets and sync:
         report.sync = sync_figures(root, split, skip=set(report.problems))
     return report
 
 
-def run_check(root, split: str) -> int:
-    """Print the report; exit status 0 when every scene is sound, 1 when any is broken."""
-    report = check_split(root, split, progress=True)
+class _InProcess:
+    """`map` in this process, with the executor's context-manager shape (for jobs=1)."""
+
+    def __enter__(self) -> _InProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def map(self, fn, items, chunksize: int = 1):
+        return map(fn, items)
+
+
+def run_check(root, split: str, jobs: int = 0) -> int:
+    """Print the report; exit status 0 when every scene is sound and every file belongs to a scene, 1 otherwise."""
+    report = check_split(root, split, progress=True, jobs=jobs)
     print(report.format())
     return 0 if report.ok else 1

@@ -9,6 +9,7 @@ A split where no scene has a target (the challenge's eval split) is an evaluatio
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ class Scene:
     target: Path | None
     interferer: Path | None
     video: Path
-    masker: str | None = None  # "speech" | "noise" | None (no metadata)
+    masker: str | None = None  # "speech" | "noise" | "music" | several joined by "+" | None (no metadata)
     snr_db: float | None = None
     meta: dict = field(default_factory=dict)
 
@@ -44,6 +45,7 @@ class SplitScan:
     metadata_path: Path | None
     has_targets: bool
     problems: dict[str, list[str]]  # scene id -> what is wrong
+    unrecognised: list[str] = field(default_factory=list)  # names in scenes/ that belong to no scene
 
     @property
     def scene_ids(self) -> list[str]:
@@ -67,11 +69,14 @@ def scan_split(root, split: str) -> SplitScan:
     if not scenes_dir.is_dir():
         raise AvseBenchError(f"no scene folder {scenes_dir} (expected ROOT/<split>/scenes/ of the AVSEC layout)")
     files: dict[str, dict[str, Path]] = {}
-    for path in scenes_dir.iterdir():
+    unrecognised = []
+    for path in sorted(scenes_dir.iterdir()):
         m = _FILE.match(path.name)
         if m and path.is_file():
             part = next(k for k, suffix in PARTS.items() if suffix == "_" + m["part"])
             files.setdefault(m["scene"], {})[part] = path
+        else:
+            unrecognised.append(path.name)
     meta_path = root / "metadata" / f"scenes.{split}.json"
     metadata = _read_metadata(meta_path) if meta_path.is_file() else {}
     has_targets = any("target" in parts for parts in files.values())
@@ -82,13 +87,46 @@ def scan_split(root, split: str) -> SplitScan:
         if missing:
             problems.setdefault(scene_id, []).append("missing file " + ", ".join(missing))
     return SplitScan(root, split, scenes_dir, files, metadata, meta_path if metadata else None, has_targets,
-                     problems)
+                     problems, unrecognised)
 
 
-def _masker(record: dict) -> tuple[str | None, float | None]:
-    kind = (record.get("interferer") or {}).get("type")
+def _interferer_types(record: dict, where: str) -> list[str]:
+    """The masker type of every interferer a record lists, in every shape the challenge's tools write: AVSEC-1/2
+    `interferer` as one object (or, from the AVSEC-1 scene builder, a list of objects), AVSEC-4 `interferers` as a
+    list of 1-3 objects; each object has a string `type` (speech, noise, music). No interferer field: []."""
+    field_name = "interferers" if "interferers" in record else "interferer"
+    value = record.get(field_name)
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    types = []
+    for i, item in enumerate(items):
+        label = f"{field_name}[{i}]" if isinstance(value, list) else field_name
+        if not isinstance(item, dict):
+            raise AvseBenchError(f"{where}, field {label!r}: expected an object with a 'type', got {item!r}")
+        kind = item.get("type")
+        if not isinstance(kind, str) or not kind.strip():
+            raise AvseBenchError(f"{where}, field {label}.type: expected a masker type such as speech, noise or "
+                                 f"music, got {kind!r}")
+        types.append(kind.strip())
+    return types
+
+
+def masker_of(record: dict, metadata_path: Path | None = None) -> tuple[str | None, float | None]:
+    """(masker, SNR in dB) of a metadata record: the interferer's type, or several types joined by "+" in the
+    record's order (e.g. "speech+music" for an AVSEC-4 scene with two maskers); None for what the record does not say.
+    Raises AvseBenchError naming the file, the scene and the field when a field is there but cannot be understood."""
+    where = f"{metadata_path or 'the scene metadata'}: scene {record.get('scene')!r}"
+    types = _interferer_types(record, where)
     snr = record.get("SNR")
-    return (kind if kind in ("speech", "noise") else None), (float(snr) if snr is not None else None)
+    if snr is not None:
+        try:
+            snr = float(snr)
+        except (TypeError, ValueError):
+            raise AvseBenchError(f"{where}, field 'SNR': expected a number of dB, got {snr!r}") from None
+        if not math.isfinite(snr):
+            raise AvseBenchError(f"{where}, field 'SNR': expected a finite number of dB, got {snr!r}")
+    return ("+".join(types) or None), snr
 
 
 def load_split(root, split: str) -> list[Scene]:
@@ -103,7 +141,7 @@ def load_split(root, split: str) -> list[Scene]:
     scenes = []
     for scene_id in scan.scene_ids:
         parts, record = scan.files[scene_id], scan.metadata.get(scene_id, {})
-        masker, snr = _masker(record)
+        masker, snr = masker_of(record, scan.metadata_path)
         scenes.append(Scene(id=scene_id, split=split, mixed=parts["mixed"], target=parts.get("target"),
                             interferer=parts.get("interferer"), video=parts["video"], masker=masker, snr_db=snr,
                             meta=record))

@@ -30,6 +30,7 @@ FS = 16000
 LENGTH_TOLERANCE = 640  # samples: one video frame at 25 fps
 MIN_SAMPLES = FS // 4  # 0.25 s, below which PESQ raises BufferTooShortError
 SILENCE_PEAK = 2.0**-15  # one PCM16 step: a reference whose peak is below this is silent
+NO_ENERGY = 1e-20  # zero-mean energy / energy at or below which an estimate is a constant plus round-off (-200 dB)
 METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr")
 
 
@@ -110,10 +111,20 @@ def si_sdr(ref: np.ndarray, deg: np.ndarray) -> float:
     s = ref - mean(ref), e = deg - mean(deg); target = (<e, s> / <s, s>) s; residual = e - target;
     SI-SDR = 10 log10(|target|^2 / |residual|^2). The residual energy is floored at float64 eps times the target
     energy, so a perfect estimate gives 10 log10(1 / eps) = 156.5 dB instead of infinity.
+
+    Undefined, hence MetricError, when either signal has no energy once its mean is removed (a constant, DC-only
+    signal): for the reference, a zero-mean peak below one PCM16 step (the silent-reference rule); for the estimate,
+    whose scale SI-SDR ignores, a zero-mean energy at most `NO_ENERGY` (1e-20, -200 dB) of its energy as given,
+    which is round-off (a constant 0.01 leaves about 1e-36 of it). Without these rules a DC reference gives NaN and
+    a constant estimate about -300 dB, numbers made of round-off.
     """
     ref, deg = check_pair(ref, deg)
     s = ref - ref.mean()
     e = deg - deg.mean()
+    if np.max(np.abs(s)) < SILENCE_PEAK:
+        raise MetricError("reference has no energy once its mean is removed (constant or DC-only)")
+    if np.dot(e, e) <= NO_ENERGY * np.dot(deg, deg):
+        raise MetricError("estimate has no energy once its mean is removed (constant or DC-only)")
     target = (np.dot(e, s) / np.dot(s, s)) * s
     residual = e - target
     t_energy = np.dot(target, target)
@@ -126,21 +137,30 @@ def si_sdr(ref: np.ndarray, deg: np.ndarray) -> float:
 FUNCTIONS = {"pesq_wb": pesq_wb, "pesq_nb": pesq_nb, "stoi": stoi, "estoi": estoi, "si_sdr": si_sdr}
 
 
-def score_pair(ref: np.ndarray, deg: np.ndarray) -> dict:
-    """All metrics for one pair: {metric: float or None, ..., "error": str}; never raises.
+def score_pair(ref: np.ndarray, deg: np.ndarray, call=None) -> dict:
+    """All metrics for one pair: {metric: float or None, ..., "error": str}; never raises a MetricError.
 
     A problem with the pair itself (see `check_pair`) empties every metric and is the `error`; a failure of one
-    metric only (e.g. PESQ finding no utterance) empties that metric and is listed as "<metric>: <reason>".
+    metric only (e.g. PESQ finding no utterance) empties that metric and is listed as "<metric>: <reason>"; so does
+    a value that is not finite (NaN or inf from a library), which is never passed on as a number.
+    `call(name, ref, deg)` computes one metric (default: `FUNCTIONS[name](ref, deg)` here); the scorer passes one that
+    runs each call in a process of its own and turns a crash or a time-out into a MetricError.
     """
     row: dict = dict.fromkeys(METRICS)
     try:
         ref, deg = check_pair(ref, deg)
     except MetricError as err:
         return {**row, "error": err.reason}
+    call = call or (lambda name, r, d: FUNCTIONS[name](r, d))
     reasons = []
     for name in METRICS:
         try:
-            row[name] = FUNCTIONS[name](ref, deg)
+            value = call(name, ref, deg)
         except MetricError as err:
             reasons.append(f"{name}: {err.reason}")
+            continue
+        if np.isfinite(value):
+            row[name] = value
+        else:
+            reasons.append(f"{name}: not a finite number ({value})")
     return {**row, "error": "; ".join(reasons)}

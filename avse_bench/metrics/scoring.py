@@ -7,7 +7,12 @@ normalisation, no model preprocessing). A file that is not 16 kHz mono is an err
 script assumes 16 kHz, and a silent resampling would score something else than what the system wrote.
 
 One row per scene, columns `COLUMNS`; a scene that cannot be scored (missing or unreadable file, silent reference,
-...; see `functional`) keeps its row with empty values and the reason in `error`. Rows are appended and flushed as
+...; see `functional`) keeps its row with empty values and the reason in `error`. Every scene is scored in a worker
+process (`pebble.ProcessPool`, one scene at a time per worker, with a time limit): a metric library that crashes
+(PESQ segfaults on a 150 s utterance), hangs or raises costs that scene's values, never the run. Such a scene is then
+scored again one metric per task, so that only the metric that failed is empty, its reason "crashed (signal 11)"
+or "timed out after N s". Rows whose estimate was missing are scored again by the next run (a retry retries).
+Rows are appended and flushed as
 scenes finish, so a killed run re-started with the same arguments skips the scenes already written (a half-written
 last line is dropped and re-scored) and ends, once rewritten sorted by scene, with the same rows as an uninterrupted
 run.
@@ -19,23 +24,28 @@ import csv
 import io
 import multiprocessing
 import os
+import re
 import sys
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterable, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pebble
 import soundfile as sf
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import replace_atomically
-from avse_bench.metrics.functional import FS, METRICS, MetricError, score_pair
+from avse_bench.metrics.functional import FS, FUNCTIONS, METRICS, MetricError, score_pair
 
 COLUMNS = ("scene", "masker", "snr_db", *METRICS, "error")
 OFFICIAL_COLUMNS = ("scene", "stoi", "pesq")  # the official objective_evaluation.py: classic STOI, wide-band PESQ
+DEFAULT_TIMEOUT = 300.0  # seconds per scene (and per metric when a scene is scored again metric by metric)
+RETRIED = "missing "  # rows whose error starts so are scored again by the next run
 
 
 @dataclass(frozen=True)
@@ -63,16 +73,63 @@ def read_wav(path: Path) -> np.ndarray:
     return audio  # (L,)
 
 
-def score_job(job: ScoreJob) -> dict[str, str]:
-    """One scene's CSV row (all values as strings); never raises."""
-    row = {"scene": job.scene, "masker": job.masker or "", "snr_db": _fmt(job.snr_db)}
+def _empty_row(job: ScoreJob, reason: str) -> dict[str, str]:
+    return {"scene": job.scene, "masker": job.masker or "", "snr_db": _fmt(job.snr_db), **dict.fromkeys(METRICS, ""),
+            "error": reason}
+
+
+def score_job(job: ScoreJob, call=None) -> dict[str, str]:
+    """One scene's CSV row (all values as strings); never raises a MetricError. `call`: see `score_pair`."""
     if not job.estimate.is_file():
-        return {**row, **dict.fromkeys(METRICS, ""), "error": f"missing {job.estimate_kind} file {job.estimate}"}
+        return _empty_row(job, f"{RETRIED}{job.estimate_kind} file {job.estimate}")
     try:
-        scores = score_pair(read_wav(job.reference), read_wav(job.estimate))
+        scores = score_pair(read_wav(job.reference), read_wav(job.estimate), call)
     except MetricError as err:
-        return {**row, **dict.fromkeys(METRICS, ""), "error": err.reason}
-    return {**row, **{m: _fmt(scores[m]) for m in METRICS}, "error": scores["error"]}
+        return _empty_row(job, err.reason)
+    return {**_empty_row(job, scores["error"]), **{m: _fmt(scores[m]) for m in METRICS}}
+
+
+def _failure(err: BaseException, timeout: float) -> str:
+    """What went wrong in a worker, in words for the `error` column."""
+    if isinstance(err, pebble.ProcessExpired):
+        code = err.exitcode
+        return f"crashed (signal {-code})" if code is not None and code < 0 else f"worker exited with status {code}"
+    if isinstance(err, FutureTimeout):
+        return f"timed out after {timeout:g} s"
+    return f"failed: {type(err).__name__}: {err}"
+
+
+def _metric(name: str, ref: np.ndarray, deg: np.ndarray) -> float:
+    return FUNCTIONS[name](ref, deg)
+
+
+def _isolated_call(pool: pebble.ProcessPool, timeout: float):
+    """A `score_pair` call that runs each metric as a task of its own in `pool`: a crash, a time-out or an
+    unexpected exception becomes that metric's MetricError."""
+
+    def call(name: str, ref: np.ndarray, deg: np.ndarray) -> float:
+        future = pool.schedule(_metric, args=(name, ref, deg), timeout=timeout)
+        try:
+            return future.result()
+        except MetricError:
+            raise
+        except Exception as err:  # ProcessExpired, TimeoutError, anything the library raised
+            raise MetricError(_failure(err, timeout)) from err
+
+    return call
+
+
+def _row(future, job: ScoreJob, pool: pebble.ProcessPool, timeout: float) -> dict[str, str]:
+    """The row of a finished scene task; a scene whose task crashed, timed out or raised is scored again one
+    metric per task, so that the others keep their values."""
+    try:
+        return future.result()
+    except Exception as err:  # whatever killed the worker: reported per metric below
+        first = _failure(err, timeout)
+    row = score_job(job, _isolated_call(pool, timeout))
+    if not row["error"]:  # every metric went through on its own: say what happened to the scene's task
+        row["error"] = f"scored metric by metric after the scene's task {first}"
+    return row
 
 
 def _fmt(value: float | None) -> str:
@@ -98,7 +155,8 @@ def select_shard(items: Sequence, shard: str | None) -> list:
     return list(items[i - 1 :: n])
 
 
-def _jobs_for(data_root: Path, split: str, enhanced_dir: Path | None, shard: str | None) -> list[ScoreJob]:
+def _jobs_for(data_root: Path, split: str, enhanced_dir: Path | None, shard: str | None,
+              suffix: str = "") -> list[ScoreJob]:
     from avse_bench.data.layout import load_split  # not the package: scoring needs no torch
 
     scenes = select_shard(load_split(data_root, split), shard)
@@ -107,7 +165,7 @@ def _jobs_for(data_root: Path, split: str, enhanced_dir: Path | None, shard: str
         raise AvseBenchError(f"{data_root}/{split}: {len(no_target)} scene(s) have no target wav to score against "
                              f"(e.g. {no_target[0]}); the eval split has no targets")
     return [ScoreJob(s.id, s.masker, s.snr_db, Path(s.target),
-                     Path(enhanced_dir) / f"{s.id}.wav" if enhanced_dir is not None else Path(s.mixed),
+                     Path(enhanced_dir) / f"{s.id}{suffix}.wav" if enhanced_dir is not None else Path(s.mixed),
                      "enhanced" if enhanced_dir is not None else "mixture")
             for s in scenes]
 
@@ -175,50 +233,78 @@ def _worker_count(jobs: int) -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
+def _pool(workers: int) -> pebble.ProcessPool:
     # fork on Linux: workers inherit the imported numpy/pesq/pystoi and start in milliseconds, and the per-scene
     # work is pure numpy and C that uses nothing of the parent's threads. Elsewhere, the platform's default.
     # Each worker limits BLAS (pystoi's matmuls) to one thread: with numpy's default of one thread per core, two
     # workers on 2 cores oversubscribe and each scene took 1.8x longer (345 vs 192 ms, measured here).
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_single_threaded_blas)
+    return pebble.ProcessPool(max_workers=workers, context=context, initializer=_single_threaded_blas)
 
 
 def _single_threaded_blas() -> None:
     threadpool_limits(limits=1, user_api="blas")  # in force for the worker's lifetime (restored only on request)
 
 
+def check_enhanced_dir(enhanced_dir: Path, jobs: list[ScoreJob], suffix: str) -> None:
+    """Refuse, before any work, an enhanced folder that does not exist or holds none of the expected files; the
+    message names what it found instead (and the option that would read it)."""
+    if not enhanced_dir.is_dir():
+        raise AvseBenchError(f"--enhanced {enhanced_dir}: no such folder")
+    if any(j.estimate.is_file() for j in jobs):
+        return
+    wavs = sorted(p.name for p in enhanced_dir.glob("*.wav"))
+    expected = jobs[0].estimate.name if jobs else f"<scene>{suffix}.wav"
+    hint = ""
+    if jobs and wavs:
+        found = re.match(rf"^{re.escape(jobs[0].scene)}(.*)\.wav$", next((w for w in wavs if w.startswith(
+            jobs[0].scene)), ""))
+        if found:
+            hint = f"; to read {jobs[0].scene}{found[1]}.wav, pass --enhanced-suffix {found[1]!r}"
+    seen = ", ".join(wavs[:3]) + (f" and {len(wavs) - 3} more" if len(wavs) > 3 else "") if wavs else "no wav file"
+    raise AvseBenchError(f"--enhanced {enhanced_dir}: none of the {len(jobs)} expected files (e.g. {expected}) is "
+                         f"there; found {seen}{hint}")
+
+
 def score_split(data_root, split: str, out_csv, enhanced_dir=None, jobs: int = 0, shard: str | None = None,
-                official_csv=None, progress: bool = True) -> Path:
+                official_csv=None, progress: bool = True, enhanced_suffix: str = "",
+                timeout: float = DEFAULT_TIMEOUT) -> Path:
     """Score every scene of `data_root/split` (or one shard of it) into `out_csv`, resuming what is already there.
 
-    `jobs`: worker processes (0 = every core available; 1 = in this process). `shard`: "i/n", the i-th (1-based) of
-    n disjoint slices (`select_shard`). `official_csv`: also write the official script's format there.
+    `jobs`: worker processes (0 = every core available). `shard`: "i/n", the i-th (1-based) of n disjoint slices
+    (`select_shard`). `official_csv`: also write the official script's format there. `enhanced_suffix`: the
+    enhanced files are `<scene><suffix>.wav` (e.g. "_mixed" for the official evaluation config's names). `timeout`:
+    seconds a scene's task may take. Raises AvseBenchError before any work for a bad folder or output file.
     """
     out_csv = Path(out_csv)
-    todo_all = _jobs_for(Path(data_root), split, None if enhanced_dir is None else Path(enhanced_dir), shard)
+    if timeout <= 0:
+        raise AvseBenchError(f"--timeout {timeout}: expected a positive number of seconds")
+    workers = _worker_count(jobs)
+    todo_all = _jobs_for(Path(data_root), split, None if enhanced_dir is None else Path(enhanced_dir), shard,
+                         enhanced_suffix)
+    if enhanced_dir is not None:
+        check_enhanced_dir(Path(enhanced_dir), todo_all, enhanced_suffix)
     wanted = {j.scene for j in todo_all}
     done = _unique(read_scores(out_csv, repair=True), str(out_csv))
     foreign = [r["scene"] for r in done if r["scene"] not in wanted]
     if foreign:
         raise AvseBenchError(f"{out_csv} holds scenes that are not in {split}"
                              f"{f' shard {shard}' if shard else ''} (e.g. {foreign[0]}): write to another --out")
-    finished = {r["scene"] for r in done}
+    kept = [r for r in done if not r["error"].startswith(RETRIED)]
+    if len(kept) < len(done):  # rows of files that were missing: scored again now
+        write_scores(out_csv, kept)
+    finished = {r["scene"] for r in kept}
     todo = [j for j in todo_all if j.scene not in finished]
-    workers = min(_worker_count(jobs), len(todo))
-    pool = _pool(workers) if workers > 1 else None
+    pool = _pool(max(1, min(workers, len(todo))))
     try:
-        if pool is None:
-            rows: Iterator[dict[str, str]] = map(score_job, todo)
-        else:  # every job submitted (and the workers forked) before the progress bar starts its thread
-            futures = [pool.submit(score_job, j) for j in todo]
-            rows = (f.result() for f in as_completed(futures))
+        futures = {pool.schedule(score_job, args=(j,), timeout=timeout): j for j in todo}
+        rows = (_row(f, futures[f], pool, timeout) for f in as_completed(futures))
         _append(out_csv, rows, header=not out_csv.exists() or out_csv.stat().st_size == 0,
                 bar=tqdm(total=len(todo_all), initial=len(finished), desc=f"score {split}", unit="scene",
                          disable=not progress))
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        pool.stop()
+        pool.join()
     final = _unique(read_scores(out_csv), str(out_csv))
     write_scores(out_csv, final)
     if official_csv is not None:

@@ -5,7 +5,8 @@ projection to 256), then `build_model`, which puts it together with the shared a
 separator from `avse_bench.nn` (see avse_bench/nn/avmask.py for the forward pass with shapes).
 
 13,967,489 parameters: audio encoder 4,096; decoder 4,096; visual 11,313,856 (front end 15,808, trunk 11,166,976,
-projection 131,072); separator 2,645,441.
+projection 131,072); separator 2,645,441. The visual network starts from the official code's initialisation
+(`avsec_visual_init`); the rest from PyTorch's defaults, as there.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avse_bench.nn import AVMaskNet, Separator, per_frame_features
+from avse_bench.nn import AVMaskNet, Separator, avsec_visual_init, per_frame_features
 
 
 class Swish(nn.Module):
@@ -75,6 +76,7 @@ class VisualEncoder(nn.Module):
         )
         self.trunk = ResNet18Trunk()
         self.projection = nn.Linear(512, out_features, bias=False)
+        avsec_visual_init(self)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         # front end (B, 64, T, H/4, W/4) -> trunk per frame (B*T, 512) -> (B, T, 256)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avse_bench.nn import AVMaskNet, Separator, per_frame_features
+from avse_bench.nn import AVMaskNet, Separator, avsec_visual_init, per_frame_features
 
 
 def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
@@ -57,6 +57,7 @@ class VisualEncoder(nn.Module):
         )
         self.trunk = DCNN(c, widths, dropout)
         self.projection = nn.Linear(widths[-1], out_features, bias=False)
+        avsec_visual_init(self)  # as the entry's public code (the baseline's scheme); the sheet says nothing
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         # front end (B, 64, T, H/4, W/4) -> trunk per frame (B*T, 256) -> (B, T, 256)
