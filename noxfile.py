@@ -37,7 +37,7 @@ def bench(session: nox.Session) -> None:
         *session.posargs, env=MALLOC_ENV,
     )
     session.run(
-        "pytest", "benchmarks", "-q", "--benchmark-only",
+        "pytest", "benchmarks", "-q", "--benchmark-only", "--benchmark-max-time=0.5",
         f"--benchmark-json={BENCH_OUT}/benchmarks.json", env=MALLOC_ENV,
     )
 

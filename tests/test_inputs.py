@@ -168,17 +168,17 @@ def make_long_scene(root: Path, scene: str, seconds: float) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_pesq_segfault_on_a_150_s_scene_loses_only_pesq(corpus, tmp_path, jobs):
-    make_long_scene(corpus, "S00004", 150.0)
+    make_long_scene(corpus, "S00003", 150.0)  # pesq 0.0.4 segfaults on it (the other two scenes at 150 s do not)
     out = tmp_path / "noisy.csv"
     run = cli("score", "--data", str(corpus), "--split", "dev", "--out", str(out), "--jobs", jobs)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
     found = rows(out)
     assert sorted(found) == ["S00003", "S00004", "S00005"]
-    long = found["S00004"]
+    long = found["S00003"]
     assert long["pesq_wb"] == "" and "pesq_wb: crashed (signal 11)" in long["error"]
     assert long["stoi"] != "" and long["estoi"] != "" and long["si_sdr"] != ""
-    assert found["S00003"]["error"] == "" and found["S00005"]["error"] == ""
+    assert found["S00004"]["error"] == "" and found["S00005"]["error"] == ""
 
 
 def _abort(ref, deg):

@@ -112,23 +112,25 @@ def test_problem_scenes_get_error_rows_while_the_others_are_scored(corpus, tmp_p
 
 
 def test_a_run_stopped_by_an_exception_resumes_to_the_same_rows(corpus, reference, tmp_path, monkeypatch):
+    """The scoring process itself stops (an exception where its rows are collected; a crash inside a worker is
+    caught instead: see test_inputs.py) after three scenes; the re-run finishes with the same rows."""
     out = tmp_path / "s.csv"
-    real, calls = scoring.score_job, []
+    real, calls = scoring._row, []
 
-    def crash_after_three(job):
+    def crash_after_three(future, job, pool, timeout):
         if len(calls) == 3:
             raise RuntimeError("injected crash")
         calls.append(job.scene)
-        return real(job)
+        return real(future, job, pool, timeout)
 
-    monkeypatch.setattr(scoring, "score_job", crash_after_three)
+    monkeypatch.setattr(scoring, "_row", crash_after_three)
     with pytest.raises(RuntimeError, match="injected crash"):
         score_split(corpus, "dev", out, jobs=1, progress=False)
     assert [r["scene"] for r in read(out)] == calls == ["S00001", "S00002", "S00003"]
     with open(out, "a") as f:
         f.write("S00004,noise,-3.1,1.0")  # a line cut in the middle by the crash
 
-    monkeypatch.setattr(scoring, "score_job", real)
+    monkeypatch.setattr(scoring, "_row", real)
     score_split(corpus, "dev", out, jobs=1, progress=False)
     assert_same_rows(out, reference)
 
@@ -222,6 +224,7 @@ def test_workers_use_single_threaded_blas():
     """Two workers with a BLAS thread per core oversubscribe 2 cores (1.8x slower per scene, measured)."""
     pool = scoring._pool(2)
     try:
-        assert pool.submit(_blas_threads).result() == [1] * len(_blas_threads())
+        assert pool.schedule(_blas_threads).result() == [1] * len(_blas_threads())
     finally:
-        pool.shutdown()
+        pool.stop()
+        pool.join()
