@@ -5,15 +5,15 @@
 
 Iterates every training item of the split `--passes` times (after `--warmup` untimed passes, which also start the
 workers), batch 1, new crops each pass, video as uint8 (as train and enhance load it). Prints one JSON object:
-items/s over the timed passes, and this process's peak RSS (MiB) before and after the iteration (ru_maxrss is the
-peak over the process's life, so each measurement needs a fresh process: `test_bench_loader.py` starts one each).
+items/s over the timed passes, and the process's RSS when the iteration starts and its peak during the iteration
+(MiB; VmHWM reset at the start, as the profiler's memory phases measure it). Each measurement runs in a fresh
+process, as `avse-bench train` would: `test_bench_loader.py` starts one each.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 
 import torch
@@ -21,10 +21,7 @@ import torch
 from avse_bench.data import AVSEDataset, Preprocessing, load_split
 from avse_bench.data.dataset import EpochSampler
 from avse_bench.data.loading import LoaderOptions, make_loader
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+from avse_bench.profiling.memory import PhaseProbe
 
 
 def main() -> None:
@@ -43,7 +40,8 @@ def main() -> None:
                           video_uint8=True, **options.dataset_kwargs())
     sampler = EpochSampler(torch.utils.data.SequentialSampler(dataset))
     loader = make_loader(dataset, options, torch.device("cpu"), seed=0, batch_size=1, sampler=sampler)
-    before = peak_rss_mib()
+    probe = PhaseProbe(torch.device("cpu"))
+    probe.start()
     items, seconds = 0, 0.0
     for epoch in range(a.warmup + a.passes):
         sampler.set_epoch(epoch)
@@ -51,12 +49,13 @@ def main() -> None:
         n = sum(len(batch["scene"]) for batch in loader)
         if epoch >= a.warmup:
             items, seconds = items + n, seconds + time.perf_counter() - t0
-    after = peak_rss_mib()
+    ram = probe.stop()
     print(json.dumps({"scenes": len(dataset), "workers": a.workers, "passes": a.passes, "size": a.size,
                       "crop_seconds": a.crop, "frame_cache_mb": a.frame_cache_mb, "items": items,
                       "seconds": round(seconds, 3), "items_per_s": round(items / seconds, 2),
-                      "peak_rss_before_mib": round(before, 1), "peak_rss_after_mib": round(after, 1),
-                      "peak_rss_increase_mib": round(after - before, 1),
+                      "rss_at_start_mib": ram["ram_baseline_mib"], "peak_rss_mib": ram["ram_mib"],
+                      "peak_rss_increase_mib": round(ram["ram_mib"] - ram["ram_baseline_mib"], 1),
+                      "peak_rss_method": ram["ram_peak_method"],
                       "frame_cache_bytes_main_process": dataset.frames.memory_bytes}))
 
 
