@@ -254,12 +254,12 @@ def main(argv: list[str] | None = None) -> int:
         args = build_merge_parser().parse_args(argv[2:])
     else:
         args = build_parser().parse_args(argv)
-    from avse_bench.errors import AvseBenchError
+    from avse_bench.errors import AvseBenchError, user_message
 
     try:
         return int(args.func(args) or 0)
     except AvseBenchError as err:
-        print(f"avse-bench: error: {err}", file=sys.stderr)
+        print(f"avse-bench: error: {user_message(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; re-run the same command to resume", file=sys.stderr)

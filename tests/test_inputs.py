@@ -334,3 +334,14 @@ def test_every_file_in_scenes_belongs_to_a_scene_or_is_reported(corpus, capsys):
     assert main(["data", "check", str(corpus), "--split", "dev"]) == 1
     printed = capsys.readouterr().out
     assert "UNRECOGNISED: 2 file(s)" in printed and "S00003_mix.wav" in printed and "notes.txt" in printed
+
+
+def test_a_broken_file_read_in_a_loader_worker_is_one_line(corpus, tmp_path):
+    """An unreadable video found by a DataLoader worker: the worker's traceback is not shown, its message is."""
+    video = scenes_dir(corpus, "train") / "S00001_silent.mp4"
+    video.unlink()
+    video.write_bytes(b"not a video")
+    run = cli("train", "dcnn_rnn", "--data", str(corpus), "--out", str(tmp_path / "run"), "--profile", "smoke",
+              "--device", "cpu", "--workers", "1")
+    assert_one_line_error(run, "cannot open video", "S00001_silent.mp4")
+    assert "Original Traceback" not in run.stderr
