@@ -141,12 +141,18 @@ def test_si_sdr_api_refuses_what_it_cannot_define():
     assert si_sdr(speech, speech + 0.5) > 150  # and a DC offset on a real estimate is removed, not refused
 
 
-def test_a_library_value_that_is_not_finite_is_an_error(monkeypatch):
+def _raise_value_error(ref, deg):
+    raise ValueError("cannot convert float NaN to integer")  # what pesq raises for an all-zero degraded signal
+
+
+def test_a_library_value_that_is_not_finite_or_an_exception_is_an_error(monkeypatch):
     monkeypatch.setitem(functional.FUNCTIONS, "estoi", lambda ref, deg: float("nan"))
+    monkeypatch.setitem(functional.FUNCTIONS, "pesq_nb", _raise_value_error)
     rng = np.random.default_rng(1)
     ref = rng.standard_normal(FS) * 0.1
     row = score_pair(ref, ref + 0.01 * rng.standard_normal(FS))
     assert row["estoi"] is None and "estoi: not a finite number (nan)" in row["error"]
+    assert row["pesq_nb"] is None and "pesq_nb: failed: ValueError: cannot convert" in row["error"]
     assert row["stoi"] is not None
 
 

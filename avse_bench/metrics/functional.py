@@ -138,7 +138,7 @@ FUNCTIONS = {"pesq_wb": pesq_wb, "pesq_nb": pesq_nb, "stoi": stoi, "estoi": esto
 
 
 def score_pair(ref: np.ndarray, deg: np.ndarray, call=None) -> dict:
-    """All metrics for one pair: {metric: float or None, ..., "error": str}; never raises a MetricError.
+    """All metrics for one pair: {metric: float or None, ..., "error": str}; never raises.
 
     A problem with the pair itself (see `check_pair`) empties every metric and is the `error`; a failure of one
     metric only (e.g. PESQ finding no utterance) empties that metric and is listed as "<metric>: <reason>"; so does
@@ -158,6 +158,9 @@ def score_pair(ref: np.ndarray, deg: np.ndarray, call=None) -> dict:
             value = call(name, ref, deg)
         except MetricError as err:
             reasons.append(f"{name}: {err.reason}")
+            continue
+        except Exception as err:  # a library's own failure (pesq raises a bare ValueError on some inputs)
+            reasons.append(f"{name}: failed: {type(err).__name__}: {err}")
             continue
         if np.isfinite(value):
             row[name] = value
