@@ -87,7 +87,7 @@ def _enhance(a: argparse.Namespace) -> int:
     from avse_bench.enhance import enhance
 
     enhance(a.system, run_dir=a.run, data_root=a.data, split=a.split, out_dir=a.out, device=a.device,
-            blank_video=a.blank_video, loader=_loader(a))
+            blank_video=a.blank_video, loader=_loader(a), weights=a.weights, profile=a.profile)
     return 0
 
 
@@ -112,16 +112,31 @@ def _profile(a: argparse.Namespace) -> int:
     from avse_bench.profiling import profile_system, write_profile
 
     result = profile_system(a.system, device=a.device, seconds=a.seconds, size=a.size, train_batch=a.train_batch,
-                            repeats=a.repeats, throughput_batch=a.throughput_batch)
+                            repeats=a.repeats, throughput_batch=a.throughput_batch, weights=a.weights)
     write_profile(result, a.json)
     return 0
+
+
+def _system_weights(pairs: list[str]) -> dict[str, Path]:
+    from avse_bench.errors import AvseBenchError
+
+    found = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise AvseBenchError(f"--weights {pair!r}: expected SYSTEM=PATH, e.g. baseline=epoch=49.ckpt")
+        if name in found:
+            raise AvseBenchError(f"--weights names {name} twice")
+        found[name] = Path(path)
+    return found
 
 
 def _compare(a: argparse.Namespace) -> int:
     from avse_bench.compare import compare
 
     compare(a.systems, data_root=a.data, profile=a.profile, out_dir=a.out, device=a.device, seed=a.seed,
-            command_line=["avse-bench", *sys.argv[1:]], loader=_loader(a), nproc_per_node=a.nproc_per_node)
+            command_line=["avse-bench", *sys.argv[1:]], loader=_loader(a), nproc_per_node=a.nproc_per_node,
+            weights=_system_weights(a.weights))
     return 0
 
 
@@ -181,7 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("enhance", help="run a trained system over a split; writes <scene>.wav per scene")
     e.add_argument("system")
-    e.add_argument("--run", type=Path, required=True, help="the training run folder")
+    e.add_argument("--run", type=Path, default=None, help="the training run folder (its model.pt and preprocessing)")
+    e.add_argument("--weights", type=Path, default=None,
+                   help="supplied weights instead of a run's model.pt: a state dict, an avse-bench checkpoint or a "
+                        "PyTorch Lightning checkpoint (the official baseline's)")
+    e.add_argument("--profile", choices=PROFILES, default="quick",
+                   help="with --weights and no --run: the profile whose preprocessing (frame size) is used")
     e.add_argument("--data", type=Path, required=True)
     e.add_argument("--split", default="dev")
     e.add_argument("--out", type=Path, required=True, help="folder for the enhanced wavs")
@@ -218,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--repeats", type=int, default=None, help="timed repetitions (default: 100 GPU, 20 CPU)")
     pr.add_argument("--throughput-batch", type=int, default=None, help="batch for the throughput figure")
     pr.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
+    pr.add_argument("--weights", type=Path, default=None,
+                    help="supplied weights to load (checked to fit; the costs do not depend on their values)")
     pr.set_defaults(func=_profile)
 
     cm = sub.add_parser("compare", help="data -> train -> enhance -> score -> profile -> report for N systems")
@@ -228,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--out", type=Path, default=None, help="output folder (default reports/<profile>)")
     cm.add_argument("--device", choices=DEVICES, default="auto")
     cm.add_argument("--seed", type=int, default=0)
+    cm.add_argument("--weights", action="append", default=[], metavar="SYSTEM=PATH",
+                    help="use these weights for SYSTEM instead of training it (repeatable): a state dict, an "
+                         "avse-bench checkpoint or a PyTorch Lightning checkpoint (the official baseline's)")
     cm.add_argument("--nproc-per-node", type=int, default=1,
                     help="train each system under torchrun with N processes (DDP: NCCL on GPU, gloo on CPU); "
                          "default 1: one process, no torchrun")

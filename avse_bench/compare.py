@@ -140,6 +140,24 @@ def build_manifest(systems, profile: str, seed: int, data: dict, pre: Preprocess
 
 
 # --- the stages ---------------------------------------------------------------------------------------------------
+def check_supplied_weights(systems, weights: dict[str, Path]) -> dict[str, dict]:
+    """Before any work: every supplied file names a system of the run, reads safely and fits that system's model.
+    Returns {system: {file, name, sha256, format}}."""
+    from avse_bench.weights import load_weights, read_weights
+
+    by_name = {s.name: s for s in systems}
+    unknown = [name for name in weights if name not in by_name]
+    if unknown:
+        raise AvseBenchError(f"--weights names {', '.join(unknown)}, not a system of this run "
+                             f"({', '.join(by_name)}); use --weights SYSTEM=PATH")
+    found = {}
+    for name, path in weights.items():
+        state, info = read_weights(by_name[name], path)
+        load_weights(by_name[name].build_model(), state, path)
+        found[name] = info
+    return found
+
+
 def validate_splits(root: Path, splits: list[str]) -> None:
     """`data check`'s checks on every split the run uses, before any work: raises AvseBenchError naming every broken
     scene and its reason; files in scenes/ that belong to no scene are listed as a warning."""
@@ -196,11 +214,34 @@ def combine_scores(out_csv: Path, score_files: dict[tuple[str, str], Path]) -> N
     pd.concat(frames, ignore_index=True).to_csv(out_csv, index=False)
 
 
+def install_weights(system, path: Path, run_dir: Path, profile: str, pre: Preprocessing) -> None:
+    """The training stage of a system with supplied weights: its weights, in the system's own names, as the run's
+    `model.pt`, and a `train_summary.json` that says so (with the file's name and sha256) and records the
+    preprocessing enhancement will use."""
+    import torch
+
+    from avse_bench.io import replace_atomically
+    from avse_bench.weights import load_weights, read_weights
+
+    state, info = read_weights(system, path)
+    model = load_weights(system.build_model(), state, path)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    replace_atomically(run_dir / "model.pt", lambda tmp: torch.save(model.state_dict(), tmp))
+    _write_json(run_dir / "train_summary.json", {
+        "system": system.name, "profile": profile, "supplied_weights": info,
+        "preprocessing": pre.config(), "preprocessing_hash": pre.config_hash()})
+    print(f"[compare] {system.name}: not trained in this run: weights supplied ({info['name']}, {info['format']}, "
+          f"sha256 {info['sha256'][:12]}...)")
+
+
 def compare(system_names: list[str], data_root: Path | None = None, profile: str = "quick",
             out_dir: Path | None = None, device: str = "auto", seed: int = 0,
             command_line: list[str] | None = None, loader: LoaderOptions | None = None,
-            nproc_per_node: int = 1) -> Path:
+            nproc_per_node: int = 1, weights: dict[str, Path] | None = None) -> Path:
     """Run every stage for `system_names` and render the report; returns the output folder.
+
+    `weights`: {system name: weights file} for systems not to train here (their own checkpoints, plain state dicts
+    or PyTorch Lightning checkpoints; see avse_bench/weights.py); checked before any work.
 
     `loader`: DataLoader workers and frame budgets for training and enhancement (results do not depend on them).
     `nproc_per_node` > 1 trains each system under torchrun with that many processes (the world size is part of the
@@ -221,6 +262,8 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     loader = loader or LoaderOptions()
     settings = get_profile(profile)
     systems = [load(name) for name in system_names]  # fail fast on an unknown name
+    weights = {name: Path(path) for name, path in (weights or {}).items()}
+    supplied = check_supplied_weights(systems, weights)
     out = Path(out_dir) if out_dir is not None else Path("reports") / profile
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages(out)
@@ -236,6 +279,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
         data["corpus"] = {**settings["corpus"], "seed": seed}
     pre = Preprocessing(size=settings["video_size"])
     manifest = build_manifest(systems, profile, seed, data, pre, command_line or [])
+    manifest["supplied_weights"] = supplied
     _write_json(out / "manifest.json", manifest)
     base_inputs = {"data": data["fingerprint"], "preprocessing": pre.config_hash(), "seed": seed, "profile": profile}
     stages.run("check", {"data": data["fingerprint"]}, [], lambda: validate_splits(root, [train_split, eval_split]))
@@ -243,7 +287,11 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     for s in systems:
         run_dir = out / "runs" / s.name
         inputs = {**base_inputs, "system": s.config, "recipe": s.recipe(profile), "world_size": nproc_per_node}
-        if nproc_per_node > 1:
+        if s.name in weights:
+            inputs = {**base_inputs, "system": s.config, "supplied_weights": supplied[s.name]["sha256"]}
+            run_training = lambda s=s, run_dir=run_dir: install_weights(  # noqa: E731
+                s, weights[s.name], run_dir, profile, pre)
+        elif nproc_per_node > 1:
             run_training = lambda s=s, run_dir=run_dir: train_under_torchrun(  # noqa: E731
                 s.name, nproc_per_node, root, run_dir, profile, device, seed, loader, train_split, eval_split)
         else:

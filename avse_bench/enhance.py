@@ -20,6 +20,7 @@ from tqdm import tqdm
 from avse_bench.data.loading import LoaderOptions, make_loader
 from avse_bench.data.preprocessing import AUDIO_RATE
 from avse_bench.errors import AvseBenchError
+from avse_bench.profiles import get_profile
 from avse_bench.systems import System, load
 from avse_bench.train import resolve_device
 
@@ -35,6 +36,24 @@ def load_trained(system: System, run_dir: Path, device: torch.device) -> torch.n
     except RuntimeError as err:  # shapes/keys of another system or another [model] configuration
         raise AvseBenchError(f"{weights} does not fit system {system.name!r}: {err}") from err
     return model.to(device).eval()
+
+
+def model_and_preprocessing(system: System, run_dir: Path | None, weights, profile: str, device: torch.device):
+    """The model (eval mode, on `device`) and the preprocessing to enhance with: a training run's `model.pt` and
+    recorded preprocessing, or supplied `weights` with the run's preprocessing if a run is given, else the
+    profile's. Raises AvseBenchError when neither a run nor weights are given."""
+    from avse_bench.data import Preprocessing
+    from avse_bench.weights import load_weights, read_weights
+
+    if weights is None:
+        if run_dir is None:
+            raise AvseBenchError("enhance needs --run (a training run) or --weights (a weights file)")
+        return load_trained(system, run_dir, device), run_preprocessing(run_dir)
+    state, _ = read_weights(system, weights)
+    model = load_weights(system.build_model(), state, weights).to(device).eval()
+    if run_dir is not None and (run_dir / "train_summary.json").is_file():
+        return model, run_preprocessing(run_dir)
+    return model, Preprocessing(size=get_profile(profile)["video_size"])
 
 
 def run_preprocessing(run_dir: Path):
@@ -54,28 +73,32 @@ def run_preprocessing(run_dir: Path):
 
 
 def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_dir=None, device: str = "auto",
-            blank_video: bool = False, progress: bool = True, loader: LoaderOptions | None = None) -> Path:
+            blank_video: bool = False, progress: bool = True, loader: LoaderOptions | None = None, weights=None,
+            profile: str = "quick") -> Path:
     """Write out_dir/<scene>.wav for every scene of `data_root/split`; returns out_dir.
 
     `blank_video=True` replaces every video frame by zeros: the audio-only control. `loader`: workers that decode
     the next scenes while the model runs (each scene is read once, so no in-memory frame cache is kept; a disk
-    frame store in the options is used).
+    frame store in the options is used). `weights`: a supplied weights file instead of the run's model.pt (see
+    `model_and_preprocessing`).
     """
     from avse_bench.data import AVSEDataset, load_split
     from avse_bench.data.dataset import video_to_float
 
     system = load(system) if isinstance(system, str) else system
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if out_dir is None and run_dir is None:
+        raise AvseBenchError("enhance needs --out when no --run is given")
     out = Path(out_dir) if out_dir is not None else run_dir / "enhanced" / split
-    out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
-    model = load_trained(system, run_dir, dev)
+    model, preprocessing = model_and_preprocessing(system, run_dir, weights, profile, dev)
+    out.mkdir(parents=True, exist_ok=True)
     scenes = load_split(data_root, split)
     todo = [i for i, s in enumerate(scenes) if not (out / f"{s.id}.wav").is_file()]
     if not todo:
         return out
     loader = replace(loader or LoaderOptions(), frame_cache_mb=0)
-    dataset = AVSEDataset(scenes, run_preprocessing(run_dir), crop_seconds=None, video_uint8=True,
+    dataset = AVSEDataset(scenes, preprocessing, crop_seconds=None, video_uint8=True,
                           **loader.dataset_kwargs())
     items = make_loader(Subset(dataset, todo), loader, dev, seed=0, batch_size=None)
     with torch.no_grad():

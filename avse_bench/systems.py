@@ -59,6 +59,12 @@ class System:
         """A fresh model from `model.py`'s build_model(config['model'])."""
         return self._module().build_model(copy.deepcopy(self.config.get("model", {})))
 
+    def convert_state_dict(self, state: dict) -> dict:
+        """`state` in this system's own module names: `model.py`'s `convert_state_dict(state)` where the system
+        declares one (a mapping from its published code's names), else `state` unchanged."""
+        convert = getattr(self._module(), "convert_state_dict", None)
+        return convert(state) if convert is not None else state
+
     def recipe(self, profile: str) -> dict:
         """The published `[recipe]`, with `[profiles.<profile>]` laid over it (`paper` is the recipe as it stands)."""
         recipe = dict(self.config.get("recipe", {}))

@@ -75,11 +75,13 @@ def _throughput(model, device, seconds, size, batch, warmup, repeats, progress) 
 
 
 def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int = 128, train_batch: int | None = None,
-                   repeats: int | None = None, throughput_batch: int | None = None, progress: bool = True) -> dict:
+                   repeats: int | None = None, throughput_batch: int | None = None, progress: bool = True,
+                   weights=None) -> dict:
     """Parameters, FLOPs, memory per phase, latency, RTF and throughput of `system` (a System or its name).
 
     The reference input is `seconds` of 16 kHz audio with 25 fps frames at `size` px, batch 1 (3 s: 48,000
     samples, 75 frames). Memory phases run first, each in a fresh process, before this process touches the GPU.
+    `weights`: a supplied weights file, loaded into the timed model (checked to fit; recorded under `weights`).
     """
     _check_positive(seconds=seconds, size=size, train_batch=train_batch, repeats=repeats,
                     throughput_batch=throughput_batch)
@@ -89,6 +91,12 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
     kind = dev.type
     d = DEFAULTS[kind]
     batch, requested, note = _training_batch(system.recipe("paper"), train_batch, kind, name)
+    supplied = None
+    if weights is not None:  # checked before the minutes of measuring
+        from avse_bench.weights import load_weights, read_weights
+
+        state, supplied = read_weights(system, weights)
+        load_weights(system.build_model(), state, weights)
     load_at_start = load_average()
 
     stages = tqdm(total=4, desc=f"profile {name}", disable=not progress, leave=False)
@@ -98,7 +106,9 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
 
     stages.set_postfix_str("parameters and FLOPs")
     model = system.build_model()
-    result = {"system": name, "device": str(dev),
+    if weights is not None:
+        load_weights(model, state, weights)
+    result = {"system": name, "device": str(dev), "weights": supplied or "initial weights (none supplied)",
               "device_name": torch.cuda.get_device_name(dev) if kind == "cuda" else cpu_model(),
               "reference_input": reference_shapes(seconds, size, 1), **parameter_count(model),
               **count_flops(model, reference_input(seconds, size, 1))}

@@ -233,7 +233,9 @@ def limitations(run: Run, system: str) -> tuple[str, str]:
                      f"{data.get('n_eval')} {data.get('eval_split', 'eval')} scenes of espeak speech and rendered "
                      "faces), not on AVSEC data: figures are not comparable with challenge results")
     t, p = run.train[system], run.profile[system]
-    if not _on_gpu(get(t, "device")):
+    if isinstance(t, str):
+        found.append(t)
+    elif not _on_gpu(get(t, "device")):
         found.append("trained on CPU only: no GPU figure could be measured")
     published = run.config(system).get("recipe", {})
     if run.manifest.get("profile") != "paper" and not isinstance(t, str):

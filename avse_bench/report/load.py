@@ -75,5 +75,9 @@ def load_run(root: Path) -> Run:
         run_dir = root / "runs" / system
         summary, log = run_dir / "train_summary.json", run_dir / "train_log.csv"
         train[system] = _read_json(summary) if summary.is_file() else f"n/a ({summary.relative_to(root)} missing)"
+        supplied = train[system].get("supplied_weights") if isinstance(train[system], dict) else None
+        if supplied:  # every training item reads this instead of a figure
+            train[system] = (f"not trained in this run: weights supplied ({supplied['name']}, {supplied['format']}, "
+                             f"sha256 {supplied['sha256']})")
         logs[system] = pd.read_csv(log) if log.is_file() else None
     return Run(root=root, manifest=manifest, scores=scores, profile=profile, train=train, logs=logs)

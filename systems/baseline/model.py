@@ -11,6 +11,8 @@ projection 131,072); separator 2,645,441. The visual network starts from the off
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
@@ -81,6 +83,65 @@ class VisualEncoder(nn.Module):
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         # front end (B, 64, T, H/4, W/4) -> trunk per frame (B*T, 512) -> (B, T, 256)
         return per_frame_features(video, self.frontend, self.trunk, self.projection)
+
+
+# --- the official code's module names (baseline/avse2/model.py: AVSE, its Lightning module keeps it as `model`) ------
+# (pattern, replacement) pairs, both ways; the ResNet trunk's blocks are numbered per stage there (layerL.B) and in
+# one list here (layers.i, i = 2 (L - 1) + B), with `downsample` for our `shortcut`.
+_TO_OFFICIAL = [
+    (r"^audio_encoder\.conv\.", "audio_encoder.conv1d."),
+    (r"^audio_decoder\.conv\.", "audio_decoder."),
+    (r"^visual\.frontend\.", "visual_encoder.frontend3D."),
+    (r"^visual\.projection\.", "visual_encoder.nn_out."),
+    (r"^separator\.blocks\.(\d+)\.(intra|inter)\.(rnn|norm|linear)\.", r"separator.separator_blocks.\1.\2_\3."),
+    (r"^separator\.end_conv\.", "separator.end_conv1x1."),
+    (r"^separator\.output\.", "separator.output.0."),
+    (r"^separator\.gate\.", "separator.output_gate.0."),
+]
+_FROM_OFFICIAL = [
+    (r"^audio_encoder\.conv1d\.", "audio_encoder.conv."),
+    (r"^audio_decoder\.(weight|bias)$", r"audio_decoder.conv.\1"),
+    (r"^visual_encoder\.frontend3D\.", "visual.frontend."),
+    (r"^visual_encoder\.nn_out\.", "visual.projection."),
+    (r"^separator\.separator_blocks\.(\d+)\.(intra|inter)_(rnn|norm|linear)\.", r"separator.blocks.\1.\2.\3."),
+    (r"^separator\.end_conv1x1\.", "separator.end_conv."),
+    (r"^separator\.output\.0\.", "separator.output."),
+    (r"^separator\.output_gate\.0\.", "separator.gate."),
+]
+_BLOCKS_PER_STAGE = 2
+
+
+def _rename(name: str, rules: list[tuple[str, str]]) -> str:
+    for pattern, replacement in rules:
+        if re.match(pattern, name):
+            return re.sub(pattern, replacement, name, count=1)
+    return name  # separator.input_conv, conv2d, prelu: the same names both ways
+
+
+def to_official(name: str) -> str:
+    """This model's parameter name -> the official code's."""
+    trunk = re.match(r"visual\.trunk\.layers\.(\d+)\.(.*)$", name)
+    if trunk:
+        stage, block = divmod(int(trunk[1]), _BLOCKS_PER_STAGE)
+        return f"visual_encoder.trunk.layer{stage + 1}.{block}.{trunk[2].replace('shortcut.', 'downsample.')}"
+    return _rename(name, _TO_OFFICIAL)
+
+
+def from_official(name: str) -> str:
+    """The official code's parameter name -> this model's."""
+    trunk = re.match(r"visual_encoder\.trunk\.layer(\d)\.(\d+)\.(.*)$", name)
+    if trunk:
+        index = (int(trunk[1]) - 1) * _BLOCKS_PER_STAGE + int(trunk[2])
+        return f"visual.trunk.layers.{index}.{trunk[3].replace('downsample.', 'shortcut.')}"
+    return _rename(name, _FROM_OFFICIAL)
+
+
+def convert_state_dict(state: dict) -> dict:
+    """A state dict in the official baseline's module names (recognised by its `visual_encoder.` entries) mapped
+    onto this model's names; one in this model's names is returned as it is."""
+    if not any(k.startswith("visual_encoder.") for k in state):
+        return state
+    return {from_official(k): v for k, v in state.items()}
 
 
 def build_model(config: dict) -> nn.Module:

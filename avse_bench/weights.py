@@ -1,0 +1,102 @@
+"""Supplied weights: read a checkpoint an entrant trained elsewhere into a system's model, safely.
+
+Formats read, all with `torch.load(weights_only=True)` (tensors and plain values only; never arbitrary objects):
+- a plain state dict (keys with a DDP `module.` prefix too);
+- avse-bench's own `model.pt` (a state dict) and `checkpoint.pt` (a dict whose `model` is the state dict);
+- a PyTorch Lightning checkpoint, the format of the official AVSEC-2 baseline's training code (`trainer.fit` of
+  `AVSEModule` in baseline/avse2 of github.com/cogmhear/avse_challenge): a dict with `state_dict` (keys prefixed
+  `model.`), `epoch`, `global_step`, `pytorch-lightning_version` and `hyper_parameters`. Lightning's own
+  `AttributeDict` (in `hyper_parameters`) is read as a plain dict; anything else that is not a tensor or a plain
+  value is refused with a message, not unpickled.
+
+Names: a system whose published code names its modules otherwise declares the mapping in its own `model.py`
+(`convert_state_dict(state) -> state`, e.g. the baseline maps the official module names onto its own); the harness
+knows no system's names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from avse_bench.errors import AvseBenchError
+
+LIGHTNING_ATTRIBUTE_DICTS = ("pytorch_lightning.utilities.parsing.AttributeDict",
+                             "lightning_fabric.utilities.data.AttributeDict",
+                             "lightning.fabric.utilities.data.AttributeDict")
+_SHOWN = 3  # entries listed per kind of mismatch
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _load(path: Path):
+    allowed = [(dict, name) for name in LIGHTNING_ATTRIBUTE_DICTS]  # Lightning's dict subclass, read as a dict
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        reason = next((line for line in lines if line.startswith(("Unsupported", "Can only", "Trying to"))),
+                      lines[0] if lines else type(err).__name__)
+        raise AvseBenchError(f"{path}: refused: it holds objects other than tensors and plain values ({reason}); "
+                             "state dicts, avse-bench checkpoints and PyTorch Lightning checkpoints are read, "
+                             "arbitrary pickled objects never") from err
+    except Exception as err:  # a truncated file, not a torch file at all, ...
+        raise AvseBenchError(f"cannot read weights {path}: {type(err).__name__}: {err}") from err
+
+
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _strip(state: dict, prefix: str) -> dict:
+    if all(k.startswith(prefix) for k in state):
+        return {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def read_weights(system, path) -> tuple[dict, dict]:
+    """(state dict in the system's own module names, info {file, sha256, format}) for the weights file `path`.
+    Raises AvseBenchError for a missing, unreadable, unsafe or unrecognised file."""
+    path = Path(path)
+    if not path.is_file():
+        raise AvseBenchError(f"weights file {path} not found")
+    obj = _load(path)
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        fmt, state = "PyTorch Lightning checkpoint", _strip(obj["state_dict"], "model.")
+    elif isinstance(obj, dict) and _is_state_dict(obj.get("model")):
+        fmt, state = "avse-bench checkpoint", obj["model"]
+    elif _is_state_dict(obj):
+        fmt, state = "state dict", _strip(obj, "module.")
+    else:
+        raise AvseBenchError(f"{path}: not a state dict, an avse-bench checkpoint (with 'model') or a PyTorch "
+                             "Lightning checkpoint (with 'state_dict')")
+    state = system.convert_state_dict(dict(state))
+    return state, {"file": str(path.resolve()), "name": path.name, "sha256": sha256_of(path), "format": fmt}
+
+
+def load_weights(model: nn.Module, state: dict, path) -> nn.Module:
+    """`model` with `state` loaded; AvseBenchError listing the first missing, unexpected and mis-shaped entries when
+    the names or shapes do not fit."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} (model {tuple(own[k].shape)})" for k in own
+              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{label} {len(items)}: {', '.join(items[:_SHOWN])}{' ...' if len(items) > _SHOWN else ''}"
+                 for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes))
+                 if items]
+        raise AvseBenchError(f"{path} does not fit this system's model: " + "; ".join(parts))
+    model.load_state_dict(state)
+    return model
