@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -45,9 +46,8 @@ def _load(path: Path):
         with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-        reason = next((line for line in lines if line.startswith(("Unsupported", "Can only", "Trying to"))),
-                      lines[0] if lines else type(err).__name__)
+        found = re.search(r"WeightsUnpickler error: (.*?)(?: was not an allowed global by default|\n|$)", str(err))
+        reason = found[1].strip() if found else type(err).__name__
         raise AvseBenchError(f"{path}: refused: it holds objects other than tensors and plain values ({reason}); "
                              "state dicts, avse-bench checkpoints and PyTorch Lightning checkpoints are read, "
                              "arbitrary pickled objects never") from err
