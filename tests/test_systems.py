@@ -206,6 +206,7 @@ def test_print_systems_gives_parameter_counts(capsys):
     print_systems()
     out = capsys.readouterr().out
     assert "13,967,489" in out and "dcnn_rnn" in out
+    assert any(line.startswith("dcnn_rnn_code") and "5,122,401" in line for line in out.splitlines())
 
 
 def test_an_extra_folder_on_the_search_path_is_discovered(tmp_path, monkeypatch):
@@ -282,7 +283,7 @@ def test_a_plain_install_carries_the_builtin_systems(tmp_path):
     assert int(n_dcnn) == count_parameters(load("dcnn_rnn").build_model())
 
 
-@pytest.mark.parametrize("name", ["baseline", "dcnn_rnn"])
+@pytest.mark.parametrize("name", ["baseline", "dcnn_rnn", "dcnn_rnn_code"])
 def test_visual_network_starts_from_the_official_initialisation(name):
     """Per weight tensor of the visual network, the standard deviation over three seeds is within 10 % of the
     official scheme's (convolutions sqrt(2 / (prod(kernel) * out)), the projection sqrt(2 / in)); BatchNorm is 1/0."""
@@ -304,3 +305,19 @@ def test_visual_network_starts_from_the_official_initialisation(name):
     assert len(measured) >= 9
     for module_name, ratios in measured.items():
         assert abs(sum(ratios) / len(ratios) - 1) < 0.10, (module_name, ratios)
+
+
+def test_dcnn_rnn_code_is_the_published_code_not_the_sheet():
+    """5,122,401 parameters (the sheet says 2.0 M): four one-block stages with a 1x1-conv shortcut (ReLU, BN,
+    Dropout 0.3) in each, eight 3x3 convolutions in the trunk, and no dropout acting in the separator."""
+    model = load("dcnn_rnn_code").build_model()
+    assert count_parameters(model) == 5_122_401
+    parts = {name: count_parameters(getattr(model, name)) for name in ("audio_encoder", "visual", "separator",
+                                                                        "audio_decoder")}
+    assert parts == {"audio_encoder": 4_096, "visual": 5_047_360, "separator": 66_849, "audio_decoder": 4_096}
+    trunk = model.visual.trunk
+    convs = [m for m in trunk.modules() if isinstance(m, nn.Conv2d)]
+    assert sum(m.kernel_size == (3, 3) for m in convs) == 8 and sum(m.kernel_size == (1, 1) for m in convs) == 4
+    assert [m.p for m in trunk.modules() if isinstance(m, nn.Dropout)] == [0.3] * 4
+    assert all(m.p == 0 for m in model.separator.modules() if isinstance(m, nn.Dropout))
+    assert isinstance(model.visual.frontend[2], nn.ReLU)
