@@ -37,6 +37,23 @@ def _add_loader_options(p: argparse.ArgumentParser) -> None:
                    help=f"budget of the frame store (GiB, default {DEFAULT_STORE_GB:g}; 1.4 GiB per hour at 128 px)")
 
 
+def _add_preprocessing_options(p: argparse.ArgumentParser, note: str) -> None:
+    g = p.add_argument_group("preprocessing (shared by every system of a run)")
+    g.add_argument("--frame-size", type=int, default=None,
+                   help=f"frame size in px instead of the profile's (224 for the official baseline's weights){note}")
+    g.add_argument("--no-equalize", action="store_true",
+                   help=f"no histogram equalisation (the official baseline's code feeds unequalised frames){note}")
+
+
+def _preprocessing(a: argparse.Namespace, profile: str):
+    """The run's preprocessing from the options, or None when neither option was given."""
+    from avse_bench.profiles import run_preprocessing_for
+
+    if a.frame_size is None and not a.no_equalize:
+        return None
+    return run_preprocessing_for(profile, a.frame_size, equalize=not a.no_equalize)
+
+
 # --- data -------------------------------------------------------------------------------------------------------
 def _data_synth(a: argparse.Namespace) -> int:
     from avse_bench.data.synth import synthesize
@@ -79,15 +96,18 @@ def _train(a: argparse.Namespace) -> int:
     from avse_bench.train import train
 
     train(a.system, data_root=a.data, out_dir=a.out, profile=a.profile, resume=a.resume, device=a.device,
-          seed=a.seed, train_split=a.split, val_split=a.val_split, loader=_loader(a))
+          seed=a.seed, train_split=a.split, val_split=a.val_split, loader=_loader(a),
+          preprocessing=_preprocessing(a, a.profile))
     return 0
 
 
 def _enhance(a: argparse.Namespace) -> int:
     from avse_bench.enhance import enhance
+    from avse_bench.profiles import run_preprocessing_for
 
     enhance(a.system, run_dir=a.run, data_root=a.data, split=a.split, out_dir=a.out, device=a.device,
-            blank_video=a.blank_video, loader=_loader(a), weights=a.weights, profile=a.profile)
+            blank_video=a.blank_video, loader=_loader(a), weights=a.weights,
+            preprocessing=_preprocessing(a, a.profile) or (None if a.run else run_preprocessing_for(a.profile)))
     return 0
 
 
@@ -136,7 +156,7 @@ def _compare(a: argparse.Namespace) -> int:
 
     compare(a.systems, data_root=a.data, profile=a.profile, out_dir=a.out, device=a.device, seed=a.seed,
             command_line=["avse-bench", *sys.argv[1:]], loader=_loader(a), nproc_per_node=a.nproc_per_node,
-            weights=_system_weights(a.weights))
+            weights=_system_weights(a.weights), frame_size=a.frame_size, equalize=not a.no_equalize)
     return 0
 
 
@@ -192,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--split", default="train", help="training split (default train)")
     t.add_argument("--val-split", default="dev", help="validation split (default dev)")
     _add_loader_options(t)
+    _add_preprocessing_options(t, "")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("enhance", help="run a trained system over a split; writes <scene>.wav per scene")
@@ -202,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "PyTorch Lightning checkpoint (the official baseline's)")
     e.add_argument("--profile", choices=PROFILES, default="quick",
                    help="with --weights and no --run: the profile whose preprocessing (frame size) is used")
+    _add_preprocessing_options(e, "; with --weights and no --run")
     e.add_argument("--data", type=Path, required=True)
     e.add_argument("--split", default="dev")
     e.add_argument("--out", type=Path, required=True, help="folder for the enhanced wavs")
@@ -253,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--weights", action="append", default=[], metavar="SYSTEM=PATH",
                     help="use these weights for SYSTEM instead of training it (repeatable): a state dict, an "
                          "avse-bench checkpoint or a PyTorch Lightning checkpoint (the official baseline's)")
+    _add_preprocessing_options(cm, "")
     cm.add_argument("--nproc-per-node", type=int, default=1,
                     help="train each system under torchrun with N processes (DDP: NCCL on GPU, gloo on CPU); "
                          "default 1: one process, no torchrun")

@@ -23,7 +23,7 @@ from avse_bench.data import Preprocessing
 from avse_bench.data.loading import LoaderOptions
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import write_json
-from avse_bench.profiles import get_profile
+from avse_bench.profiles import get_profile, run_preprocessing_for
 from avse_bench.report.load import NOISY
 from avse_bench.report.quality import AUDIO_ONLY, AV, MIXTURE
 
@@ -177,7 +177,7 @@ def validate_splits(root: Path, splits: list[str]) -> None:
 
 
 def train_under_torchrun(system: str, nproc: int, root: Path, run_dir: Path, profile: str, device: str, seed: int,
-                         loader: LoaderOptions, train_split: str, val_split: str) -> None:
+                         loader: LoaderOptions, train_split: str, val_split: str, pre: Preprocessing) -> None:
     """`avse-bench train` under PyTorch's own launcher, `torchrun --standalone --nproc-per-node N` (DDP: NCCL on
     GPU, gloo on CPU), resuming from the run folder's checkpoint when there is one. Raises AvseBenchError when the
     launch fails (the processes' own output is above it)."""
@@ -190,7 +190,8 @@ def train_under_torchrun(system: str, nproc: int, root: Path, run_dir: Path, pro
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "avse_bench.cli", "train", system, "--data", str(root), "--out", str(run_dir), "--profile", profile,
            "--device", device, "--seed", str(seed), "--split", train_split, "--val-split", val_split,
-           "--frame-cache-mb", str(loader.frame_cache_mb), "--frame-store-gb", str(loader.frame_store_gb)]
+           "--frame-cache-mb", str(loader.frame_cache_mb), "--frame-store-gb", str(loader.frame_store_gb),
+           "--frame-size", str(pre.size)] + ([] if pre.equalize else ["--no-equalize"])
     cmd += ["--workers", str(loader.workers)] if loader.workers is not None else []
     cmd += ["--frame-store", loader.frame_store] if loader.frame_store is not None else []
     cmd += ["--resume"] if (run_dir / "checkpoint.pt").exists() else []
@@ -237,11 +238,13 @@ def install_weights(system, path: Path, run_dir: Path, profile: str, pre: Prepro
 def compare(system_names: list[str], data_root: Path | None = None, profile: str = "quick",
             out_dir: Path | None = None, device: str = "auto", seed: int = 0,
             command_line: list[str] | None = None, loader: LoaderOptions | None = None,
-            nproc_per_node: int = 1, weights: dict[str, Path] | None = None) -> Path:
+            nproc_per_node: int = 1, weights: dict[str, Path] | None = None, frame_size: int | None = None,
+            equalize: bool = True) -> Path:
     """Run every stage for `system_names` and render the report; returns the output folder.
 
     `weights`: {system name: weights file} for systems not to train here (their own checkpoints, plain state dicts
-    or PyTorch Lightning checkpoints; see avse_bench/weights.py); checked before any work.
+    or PyTorch Lightning checkpoints; see avse_bench/weights.py); checked before any work. `frame_size` and
+    `equalize`: the run's shared preprocessing instead of the profile's (for weights trained on other frames).
 
     `loader`: DataLoader workers and frame budgets for training and enhancement (results do not depend on them).
     `nproc_per_node` > 1 trains each system under torchrun with that many processes (the world size is part of the
@@ -277,7 +280,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
             "n_train": n_train, "n_eval": n_eval, "fingerprint": data_fingerprint(root, [train_split, eval_split])}
     if synthetic:
         data["corpus"] = {**settings["corpus"], "seed": seed}
-    pre = Preprocessing(size=settings["video_size"])
+    pre = run_preprocessing_for(profile, frame_size, equalize)
     manifest = build_manifest(systems, profile, seed, data, pre, command_line or [])
     manifest["supplied_weights"] = supplied
     _write_json(out / "manifest.json", manifest)
@@ -293,7 +296,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
                 s, weights[s.name], run_dir, profile, pre)
         elif nproc_per_node > 1:
             run_training = lambda s=s, run_dir=run_dir: train_under_torchrun(  # noqa: E731
-                s.name, nproc_per_node, root, run_dir, profile, device, seed, loader, train_split, eval_split)
+                s.name, nproc_per_node, root, run_dir, profile, device, seed, loader, train_split, eval_split, pre)
         else:
             run_training = lambda s=s, run_dir=run_dir: train(  # noqa: E731
                 s, data_root=root, out_dir=run_dir, profile=profile, device=device, seed=seed, loader=loader,

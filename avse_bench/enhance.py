@@ -20,7 +20,6 @@ from tqdm import tqdm
 from avse_bench.data.loading import LoaderOptions, make_loader
 from avse_bench.data.preprocessing import AUDIO_RATE
 from avse_bench.errors import AvseBenchError
-from avse_bench.profiles import get_profile
 from avse_bench.systems import System, load
 from avse_bench.train import resolve_device
 
@@ -38,12 +37,16 @@ def load_trained(system: System, run_dir: Path, device: torch.device) -> torch.n
     return model.to(device).eval()
 
 
-def model_and_preprocessing(system: System, run_dir: Path | None, weights, profile: str, device: torch.device):
+def model_and_preprocessing(system: System, run_dir: Path | None, weights, device: torch.device, preprocessing=None):
     """The model (eval mode, on `device`) and the preprocessing to enhance with: a training run's `model.pt` and
-    recorded preprocessing, or supplied `weights` with the run's preprocessing if a run is given, else the
-    profile's. Raises AvseBenchError when neither a run nor weights are given."""
-    from avse_bench.data import Preprocessing
+    recorded preprocessing, or supplied `weights` with the run's preprocessing if a run is given, else
+    `preprocessing`. Raises AvseBenchError when neither a run nor weights are given, or when a preprocessing is
+    given for a run that records its own."""
     from avse_bench.weights import load_weights, read_weights
+
+    if preprocessing is not None and run_dir is not None:
+        raise AvseBenchError("the run's preprocessing is recorded in it: --frame-size and --no-equalize apply to "
+                             "--weights without --run")
 
     if weights is None:
         if run_dir is None:
@@ -53,7 +56,7 @@ def model_and_preprocessing(system: System, run_dir: Path | None, weights, profi
     model = load_weights(system.build_model(), state, weights).to(device).eval()
     if run_dir is not None and (run_dir / "train_summary.json").is_file():
         return model, run_preprocessing(run_dir)
-    return model, Preprocessing(size=get_profile(profile)["video_size"])
+    return model, preprocessing
 
 
 def run_preprocessing(run_dir: Path):
@@ -74,13 +77,13 @@ def run_preprocessing(run_dir: Path):
 
 def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_dir=None, device: str = "auto",
             blank_video: bool = False, progress: bool = True, loader: LoaderOptions | None = None, weights=None,
-            profile: str = "quick") -> Path:
+            preprocessing=None) -> Path:
     """Write out_dir/<scene>.wav for every scene of `data_root/split`; returns out_dir.
 
     `blank_video=True` replaces every video frame by zeros: the audio-only control. `loader`: workers that decode
     the next scenes while the model runs (each scene is read once, so no in-memory frame cache is kept; a disk
-    frame store in the options is used). `weights`: a supplied weights file instead of the run's model.pt (see
-    `model_and_preprocessing`).
+    frame store in the options is used). `weights`: a supplied weights file instead of the run's model.pt;
+    `preprocessing`: the frames to give it when there is no run (see `model_and_preprocessing`).
     """
     from avse_bench.data import AVSEDataset, load_split
     from avse_bench.data.dataset import video_to_float
@@ -91,7 +94,7 @@ def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_di
         raise AvseBenchError("enhance needs --out when no --run is given")
     out = Path(out_dir) if out_dir is not None else run_dir / "enhanced" / split
     dev = resolve_device(device)
-    model, preprocessing = model_and_preprocessing(system, run_dir, weights, profile, dev)
+    model, preprocessing = model_and_preprocessing(system, run_dir, weights, dev, preprocessing)
     out.mkdir(parents=True, exist_ok=True)
     scenes = load_split(data_root, split)
     todo = [i for i, s in enumerate(scenes) if not (out / f"{s.id}.wav").is_file()]

@@ -27,3 +27,13 @@ def get_profile(name: str) -> dict:
     if name not in PROFILES:
         raise AvseBenchError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
     return PROFILES[name]
+
+
+def run_preprocessing_for(profile: str, frame_size: int | None = None, equalize: bool = True):
+    """The preprocessing every system of a run shares: the profile's frame size unless `frame_size` is given, and
+    histogram equalisation unless `equalize` is False (supplied weights trained on other frames, e.g. the official
+    baseline's 224 px unequalised ones)."""
+    from avse_bench.data.preprocessing import Preprocessing
+
+    return Preprocessing(size=frame_size if frame_size is not None else get_profile(profile)["video_size"],
+                         equalize=equalize)

@@ -29,7 +29,7 @@ from avse_bench.data.loading import LoaderOptions, make_loader
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import replace_atomically, write_json
 from avse_bench.nn import si_snr_loss
-from avse_bench.profiles import get_profile
+from avse_bench.profiles import run_preprocessing_for
 from avse_bench.systems import System, load
 
 LOG_FIELDS = ["epoch", "steps", "train_loss", "val_loss", "lr", "epoch_seconds"]
@@ -237,16 +237,16 @@ def _load_checkpoint(path: Path, system: System, profile: str, recipe: dict, see
 # --- the loop -------------------------------------------------------------------------------------------------------
 def train(system: str | System, data_root, out_dir, profile: str = "quick", resume: bool = False,
           device: str = "auto", seed: int = 0, train_split: str = "train", val_split: str = "dev",
-          progress: bool = True, stop_after_epochs: int | None = None, loader: LoaderOptions | None = None) -> Path:
+          progress: bool = True, stop_after_epochs: int | None = None, loader: LoaderOptions | None = None,
+          preprocessing=None) -> Path:
     """Train `system` on `data_root/train_split`, validating on `val_split`; returns the run folder.
 
     `loader`: DataLoader workers and frame budgets (default LoaderOptions(): half the cores, 256 MiB per process).
+    `preprocessing`: the run's shared Preprocessing (default: the profile's).
 
     `stop_after_epochs` ends this call after that many epochs (checkpoint written, run left resumable): what a
     killed job looks like, used to test that resuming is exact.
     """
-    from avse_bench.data import Preprocessing
-
     system = load(system) if isinstance(system, str) else system
     recipe = system.recipe(profile)
     where = system.path / "system.toml"
@@ -262,7 +262,7 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
         raise AvseBenchError(f"{out} already holds a training run (checkpoint.pt): pass --resume to continue it, "
                              "or choose another --out")
 
-    preprocessing = Preprocessing(size=get_profile(profile)["video_size"])
+    preprocessing = preprocessing or run_preprocessing_for(profile)
     seed_everything(seed)
     model = system.build_model().to(dev)  # same initial weights on every rank
     seed_everything(seed + d.rank)  # per-rank dropout streams

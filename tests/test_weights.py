@@ -16,7 +16,6 @@ import torch
 
 from avse_bench.data import AVSEDataset, Preprocessing, load_split
 from avse_bench.errors import AvseBenchError
-from avse_bench.profiles import get_profile
 from avse_bench.systems import load
 from avse_bench.weights import read_weights
 
@@ -117,14 +116,17 @@ def test_compare_with_the_official_lightning_checkpoint_trains_nothing(tmp_path,
     ours, official = official_state()
     ckpt = tmp_path / "epoch=49-step=107900.ckpt"
     save_lightning(ckpt, official)
+    # the frames the official weights were trained on: no equalisation (at a small size here, for speed)
     out = compare(["baseline"], profile="smoke", out_dir=tmp_path / "run", device="cpu",
-                  weights={"baseline": ckpt})
+                  weights={"baseline": ckpt}, frame_size=24, equalize=False)
     run = out / "runs" / "baseline"
     assert not (run / "checkpoint.pt").exists() and not (run / "train_log.csv").exists()  # nothing was trained
     summary = json.loads((run / "train_summary.json").read_text())
     sha = summary["supplied_weights"]["sha256"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["supplied_weights"]["baseline"]["sha256"] == sha
+    config = manifest["preprocessing"]["config"]
+    assert config["size"] == 24 and config["equalize"] is False
     sheet = pd.read_csv(out / "sheet.csv", dtype=str, keep_default_na=False)
     steps = sheet[(sheet.system == "baseline") & (sheet.item_no == "3") & (sheet.source == "measured")]
     value = steps["value"].iloc[0]
@@ -135,8 +137,23 @@ def test_compare_with_the_official_lightning_checkpoint_trains_nothing(tmp_path,
     model.eval()
     root = json.loads((out / "manifest.json").read_text())["data"]["root"]
     scene = load_split(root, "dev")[0]
-    item = AVSEDataset([scene], Preprocessing(size=get_profile("smoke")["video_size"]), crop_seconds=None)[0]
+    item = AVSEDataset([scene], Preprocessing(size=24, equalize=False), crop_seconds=None)[0]
     with torch.no_grad():
         expected = model(item["mixed"][None], item["video"][None])[0].numpy()
     written, _ = sf.read(out / "enhanced" / "baseline" / "av" / f"{scene.id}.wav", dtype="float32")
     assert np.allclose(written, expected, atol=1e-6)
+
+
+def test_enhance_with_weights_on_chosen_frames(tiny_corpus, tmp_path):
+    ours, _ = official_state()
+    weights = tmp_path / "model.pt"
+    torch.save(ours, weights)
+    out = tmp_path / "enhanced"
+    run = cli("enhance", "baseline", "--weights", str(weights), "--data", str(tiny_corpus), "--out", str(out),
+              "--frame-size", "16", "--no-equalize", "--device", "cpu", "--workers", "0")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sorted(p.name for p in out.glob("*.wav")) == [f"{s.id}.wav" for s in load_split(tiny_corpus, "dev")]
+    refused = cli("enhance", "baseline", "--weights", str(weights), "--run", str(tmp_path), "--data",
+                  str(tiny_corpus), "--out", str(out), "--frame-size", "16")
+    assert refused.returncode == 2 and "apply to --weights without --run" in refused.stderr
+    assert "Traceback" not in refused.stderr
