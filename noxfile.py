@@ -10,7 +10,7 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = False
 
-# glibc's allocator is slow on these VMs for training-sized tensors (see PITFALLS.md); large thresholds
+# glibc's allocator is slow on these VMs for training-sized tensors (see docs/PITFALLS.md); large thresholds
 # make training steps 25-40 % faster. They change speed only, never results.
 MALLOC_ENV = {
     "MALLOC_MMAP_THRESHOLD_": "1000000000",

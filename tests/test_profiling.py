@@ -125,7 +125,7 @@ def encoder_frames_and_chunks(seconds: float, K: int = 200) -> tuple[int, int]:
 def test_baseline_lstm_flops_equal_the_analytic_count_of_its_12_bilstms():
     from avse_bench.systems import load
 
-    assert encoder_frames_and_chunks(3.0) == (5999, 62)  # DESIGN.md: the 3 s reference gives 62 chunks
+    assert encoder_frames_and_chunks(3.0) == (5999, 62)  # docs/SYSTEMS.md: the 3 s reference gives 62 chunks
     seconds, size = 1.0, 32  # 1 s and small frames keep the test fast; the count is derived for any length
     N, H, blocks, K = 64, 128, 6, 200  # the baseline's Separator(512, 64, 128, 6 blocks), chunks of 200 frames
     _, S = encoder_frames_and_chunks(seconds, K)

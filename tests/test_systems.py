@@ -1,4 +1,4 @@
-"""The two systems against their specifications (DESIGN.md, "The systems"), the shared blocks, and the registry."""
+"""The systems against their specifications (docs/SYSTEMS.md), the shared blocks, and the registry."""
 
 from __future__ import annotations
 
