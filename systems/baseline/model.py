@@ -1,8 +1,9 @@
 """`baseline`: the official AVSEC-2 baseline, a time-domain "ResNet-LSTM" audio-visual masking model.
 
-Read top to bottom: the visual encoder (3-D front end, ResNet-18 trunk over frames folded into the batch,
-projection to 256), then `build_model`, which puts it together with the shared audio path and the dual-path
-separator from `avse_bench.nn` (see avse_bench/nn/avmask.py for the forward pass with shapes).
+Read top to bottom: the ResNet-18 trunk (run on every frame, after the shared 3-D front end of
+`avse_bench.nn.FrameVisualEncoder`, then projected to 256), the official module names, then `build_model`, which
+puts it together with the shared audio path and the dual-path separator from `avse_bench.nn` (see
+avse_bench/nn/avmask.py for the forward pass with shapes).
 
 13,967,489 parameters: audio encoder 4,096; decoder 4,096; visual 11,313,856 (front end 15,808, trunk 11,166,976,
 projection 131,072); separator 2,645,441. The visual network starts from the official code's initialisation
@@ -16,7 +17,7 @@ import re
 import torch
 from torch import nn
 
-from avse_bench.nn import AVMaskNet, Separator, avsec_visual_init, per_frame_features
+from avse_bench.nn import AVMaskNet, FrameVisualEncoder, Separator
 
 
 class Swish(nn.Module):
@@ -62,27 +63,6 @@ class ResNet18Trunk(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.layers(x)).flatten(1)  # (N, 512, h/8, w/8) -> (N, 512)
-
-
-class VisualEncoder(nn.Module):
-    """(B, 1, T, H, W) frames in [0, 1] -> (B, T, 256) features, one per frame (any H, W)."""
-
-    def __init__(self, frontend_channels: int = 64, out_features: int = 256):
-        super().__init__()
-        c = frontend_channels
-        self.frontend = nn.Sequential(
-            nn.Conv3d(1, c, kernel_size=(5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False),
-            nn.BatchNorm3d(c),
-            Swish(),
-            nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
-        )
-        self.trunk = ResNet18Trunk()
-        self.projection = nn.Linear(512, out_features, bias=False)
-        avsec_visual_init(self)
-
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        # front end (B, 64, T, H/4, W/4) -> trunk per frame (B*T, 512) -> (B, T, 256)
-        return per_frame_features(video, self.frontend, self.trunk, self.projection)
 
 
 # --- the official code's module names (baseline/avse2/model.py: AVSE, its Lightning module keeps it as `model`) ------
@@ -148,4 +128,4 @@ def build_model(config: dict) -> nn.Module:
     """config: the [model] table of system.toml (separator sizes)."""
     separator = Separator(512, config["separator_out"], config["separator_hidden"], config["separator_blocks"],
                           bidirectional=config["bidirectional"], dropout=config.get("dropout", 0.0))
-    return AVMaskNet(VisualEncoder(), separator)
+    return AVMaskNet(FrameVisualEncoder(ResNet18Trunk(), 512, Swish()), separator)  # visual: (B, T, 256)

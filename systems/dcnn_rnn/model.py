@@ -6,7 +6,8 @@ sheet's two LSTM layers "[512, 32, 32]" (Separator(512 -> 32, hidden 32), one in
 The published code of that entry keeps a one-block-per-stage ResNet (5.1 M parameters); the sheet (2.0 M) is the
 specification here, so the DCNN is sized to make the whole system 2.04 M parameters.
 
-Read top to bottom: the DCNN visual encoder, then `build_model` (forward pass with shapes: avse_bench/nn/avmask.py).
+Read top to bottom: the DCNN trunk (run on every frame after the shared 3-D front end of
+`avse_bench.nn.FrameVisualEncoder`), then `build_model` (forward pass with shapes: avse_bench/nn/avmask.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avse_bench.nn import AVMaskNet, Separator, avsec_visual_init, per_frame_features
+from avse_bench.nn import AVMaskNet, FrameVisualEncoder, Separator
 
 
 def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
@@ -43,30 +44,11 @@ class DCNN(nn.Module):
         return self.layers(x).flatten(1)
 
 
-class VisualEncoder(nn.Module):
-    """(B, 1, T, H, W) frames in [0, 1] -> (B, T, 256): the baseline's 3-D front end, the DCNN, a projection."""
-
-    def __init__(self, widths: list[int], dropout: float, frontend_channels: int = 64, out_features: int = 256):
-        super().__init__()
-        c = frontend_channels
-        self.frontend = nn.Sequential(
-            nn.Conv3d(1, c, kernel_size=(5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False),
-            nn.BatchNorm3d(c),
-            nn.ReLU(inplace=True),
-            nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
-        )
-        self.trunk = DCNN(c, widths, dropout)
-        self.projection = nn.Linear(widths[-1], out_features, bias=False)
-        avsec_visual_init(self)  # as the entry's public code (the baseline's scheme); the sheet says nothing
-
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        # front end (B, 64, T, H/4, W/4) -> trunk per frame (B*T, 256) -> (B, T, 256)
-        return per_frame_features(video, self.frontend, self.trunk, self.projection)
-
-
 def build_model(config: dict) -> nn.Module:
     """config: the [model] table of system.toml."""
-    visual = VisualEncoder(config["dcnn_widths"], config["visual_dropout"])
+    widths = config["dcnn_widths"]
+    # initialised as the entry's public code (the baseline's scheme); the sheet says nothing
+    visual = FrameVisualEncoder(DCNN(64, widths, config["visual_dropout"]), widths[-1], nn.ReLU(inplace=True))
     separator = Separator(512, config["separator_out"], config["separator_hidden"], config["separator_blocks"],
                           bidirectional=config["bidirectional"], dropout=config["separator_dropout"])
     return AVMaskNet(visual, separator)

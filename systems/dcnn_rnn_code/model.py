@@ -12,7 +12,8 @@ Facts from github.com/RamiSaad/AVSE-2-Challenge (`model.py`, `utils/dnn.py`), re
 - the separator is `Separator(512, 32, 32, num_layers=1, bidirectional=True, dropout=0.3)`: one dual-path block
   whose `nn.LSTM(..., 1, dropout=0.3)` ignores its dropout (one layer), so no dropout acts there.
 
-Read top to bottom: the trunk, the visual encoder, then `build_model` (forward pass: avse_bench/nn/avmask.py).
+Read top to bottom: the trunk (after the shared 3-D front end of `avse_bench.nn.FrameVisualEncoder`), then
+`build_model` (forward pass: avse_bench/nn/avmask.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avse_bench.nn import AVMaskNet, Separator, avsec_visual_init, per_frame_features
+from avse_bench.nn import AVMaskNet, FrameVisualEncoder, Separator
 
 
 class CodeBlock(nn.Module):
@@ -58,29 +59,11 @@ class CodeTrunk(nn.Module):
         return self.pool(self.blocks(x)).flatten(1)
 
 
-class VisualEncoder(nn.Module):
-    """(B, 1, T, H, W) frames in [0, 1] -> (B, T, 256): 3-D front end (ReLU), the code's trunk, a projection."""
-
-    def __init__(self, widths: list[int], dropout: float, frontend_channels: int = 64, out_features: int = 256):
-        super().__init__()
-        c = frontend_channels
-        self.frontend = nn.Sequential(
-            nn.Conv3d(1, c, kernel_size=(5, 7, 7), stride=(1, 2, 2), padding=(2, 3, 3), bias=False),
-            nn.BatchNorm3d(c),
-            nn.ReLU(inplace=True),
-            nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
-        )
-        self.trunk = CodeTrunk(c, widths, dropout)
-        self.projection = nn.Linear(widths[-1], out_features, bias=False)
-        avsec_visual_init(self)  # the code keeps the baseline's _initialize_weights_randomly
-
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        return per_frame_features(video, self.frontend, self.trunk, self.projection)
-
-
 def build_model(config: dict) -> nn.Module:
     """config: the [model] table of system.toml."""
-    visual = VisualEncoder(config["trunk_widths"], config["shortcut_dropout"])
+    widths = config["trunk_widths"]
+    # the code's VisualFeatNet(relu_type='relu'), initialised by its _initialize_weights_randomly
+    visual = FrameVisualEncoder(CodeTrunk(64, widths, config["shortcut_dropout"]), widths[-1], nn.ReLU(inplace=True))
     separator = Separator(512, config["separator_out"], config["separator_hidden"], config["separator_blocks"],
                           bidirectional=config["bidirectional"], dropout=config["separator_dropout"])
     return AVMaskNet(visual, separator)
