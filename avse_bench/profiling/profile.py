@@ -9,6 +9,7 @@ from avse_bench.errors import AvseBenchError
 from avse_bench.profiling.flops import count_flops
 from avse_bench.profiling.hardware import cpu_model, hardware_info, load_average, software_info
 from avse_bench.profiling.latency import summarize, time_calls
+from avse_bench.profiling.lookahead import measure_lookahead
 from avse_bench.profiling.memory import memory_phases
 from avse_bench.profiling.params import parameter_count
 from avse_bench.profiling.reference import reference_input, reference_shapes
@@ -77,7 +78,7 @@ def _throughput(model, device, seconds, size, batch, warmup, repeats, progress) 
 def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int = 128, train_batch: int | None = None,
                    repeats: int | None = None, throughput_batch: int | None = None, progress: bool = True,
                    weights=None) -> dict:
-    """Parameters, FLOPs, memory per phase, latency, RTF and throughput of `system` (a System or its name).
+    """Parameters, FLOPs, memory per phase, latency, RTF, look-ahead and throughput of `system` (a System or its name).
 
     The reference input is `seconds` of 16 kHz audio with 25 fps frames at `size` px, batch 1 (3 s: 48,000
     samples, 75 frames). Memory phases run first, each in a fresh process, before this process touches the GPU.
@@ -99,7 +100,7 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
         load_weights(system.build_model(), state, weights)
     load_at_start = load_average()
 
-    stages = tqdm(total=4, desc=f"profile {name}", disable=not progress, leave=False)
+    stages = tqdm(total=5, desc=f"profile {name}", disable=not progress, leave=False)
     stages.set_postfix_str("memory (3 fresh processes)")
     memory = memory_phases(system, str(dev), seconds, size, batch, requested, note)
     stages.update()
@@ -117,6 +118,10 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
     stages.set_postfix_str("latency")
     model = model.to(dev).eval()
     result.update(_latency(model, dev, seconds, size, d["warmup"], repeats or d["repeats"], progress))
+    stages.update()
+
+    stages.set_postfix_str("look-ahead")
+    result["lookahead"] = measure_lookahead(model, seconds, size, dev)
     stages.update()
 
     stages.set_postfix_str("throughput")

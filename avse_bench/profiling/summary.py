@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from avse_bench.io import write_json
+from avse_bench.report.fmt import describe_lookahead
 
 
 def _num(value, fmt: str = ",.1f") -> str:
@@ -33,6 +34,8 @@ def format_profile(r: dict) -> str:
         f"mean {lat['mean']:.1f} +- {lat['std']:.1f}  ({lat['n']} calls after {r['latency_warmup']} warm-ups; "
         f"{r['timer']})",
         f"RTF              {r['rtf']:.3f} (p50)  {r['rtf_mean']:.3f} (mean)",
+        f"look-ahead       audio {describe_lookahead(r['lookahead']['audio'])}, video "
+        f"{describe_lookahead(r['lookahead']['video'])} (algorithmic latency, measured by perturbing future input)",
         f"throughput       batch {thr['batch']}: {thr['samples_per_s']:.2f} samples/s, "
         f"{thr['audio_seconds_per_s']:.2f} audio s/s",
     ]

@@ -76,3 +76,12 @@ def p_value(p) -> str:
     if is_na(p):
         return "n/a"
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def describe_lookahead(stream: dict) -> str:
+    """A measured look-ahead (avse_bench.profiling.lookahead) in words: "whole utterance (2250 ms measured)",
+    "40 ms" or "0 ms (causal)"."""
+    ms = stream["lookahead_ms"]
+    if stream["whole_utterance"]:
+        return f"whole utterance ({ms:g} ms measured)"
+    return f"{ms:g} ms" + (" (causal)" if ms == 0 else "")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 
-from avse_bench.report.fmt import NOT_RECORDED, describe, duration, is_na, na_text, number, with_ci
+from avse_bench.report.fmt import NOT_RECORDED, describe, describe_lookahead, duration, is_na, na_text, number, with_ci
 from avse_bench.report.load import Run
 from avse_bench.report.quality import visual_gain
 
@@ -106,6 +106,12 @@ def latency(run: Run, system: str) -> tuple[str, str]:
              f"mean {number(get(lat, 'mean'), 2)} ± {number(get(lat, 'std'), 2)} ms over {describe(get(lat, 'n'))} "
              f"timed runs after {describe(get(p, 'latency_warmup'))} warm-up runs; timer: {describe(get(p, 'timer'))}; "
              f"device: {describe(get(p, 'device'))} ({describe(get(p, 'device_name'))})")
+    ahead = get(p, "lookahead")
+    if isinstance(ahead, dict):
+        notes += (f"; algorithmic latency (look-ahead, measured): audio {describe_lookahead(ahead['audio'])}, video "
+                  f"{describe_lookahead(ahead['video'])}; method: {ahead['method']}")
+    else:
+        notes += f"; algorithmic latency (look-ahead): {describe(ahead)}"
     return value, notes
 
 
