@@ -42,12 +42,22 @@ def probe(root: Path, *args: str) -> dict:
     return json.loads(run.stdout)
 
 
+ROUNDS = 3  # fresh processes per setting; this machine's timings vary by +-20 % from run to run
+
+
 @pytest.mark.parametrize("workers", [0, 1, 2])
 def test_loader_items_per_second(benchmark, corpora, workers):
-    result = benchmark.pedantic(probe, args=(corpora["large"], "--workers", str(workers), "--warmup", "1",
-                                              "--passes", "3", "--frame-cache-mb", "0"), rounds=1, iterations=1)
-    benchmark.extra_info.update(result)
-    assert result["items"] == 3 * result["scenes"]
+    results = []
+
+    def measure() -> None:
+        results.append(probe(corpora["large"], "--workers", str(workers), "--warmup", "1", "--passes", "3",
+                             "--frame-cache-mb", "0"))
+
+    benchmark.pedantic(measure, rounds=ROUNDS, iterations=1)
+    rates = sorted(r["items_per_s"] for r in results)
+    benchmark.extra_info.update({**results[0], "items_per_s": rates[len(rates) // 2], "items_per_s_rounds": rates,
+                                 "note": f"median of {ROUNDS} fresh processes"})
+    assert all(r["items"] == 3 * r["scenes"] for r in results)
 
 
 def _crop_frames(path: Path, n: int):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import pytest
@@ -247,3 +249,11 @@ def test_profile_json_has_every_key_and_states_what_it_measured(tmp_path, capsys
     assert (training["batch"], training["batch_requested"]) == (2, 8) and "capped at 2" in training["batch_note"]
     assert r["hardware"]["gpus"] == NO_CUDA
     assert len(r["load_average"]["start"]) == 3
+
+
+def test_the_profiler_does_not_load_the_report_libraries():
+    """The memory phases' processes import the profiler: pandas and matplotlib there (about 120 MiB) would be counted
+    as the model's RAM."""
+    code = "import sys, avse_bench.profiling; print(sorted({'pandas', 'matplotlib'} & set(sys.modules)))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
