@@ -140,22 +140,17 @@ def build_manifest(systems, profile: str, seed: int, data: dict, pre: Preprocess
 
 
 # --- the stages ---------------------------------------------------------------------------------------------------
-def check_supplied_weights(systems, weights: dict[str, Path]) -> dict[str, dict]:
+def check_supplied_weights(systems, weights: dict[str, Path]) -> dict[str, tuple]:
     """Before any work: every supplied file names a system of the run, reads safely and fits that system's model.
-    Returns {system: {file, name, sha256, format}}."""
-    from avse_bench.weights import load_weights, read_weights
+    Returns {system: (model with the weights, {file, name, sha256, format})}: each file is read once."""
+    from avse_bench.weights import model_with_weights
 
     by_name = {s.name: s for s in systems}
     unknown = [name for name in weights if name not in by_name]
     if unknown:
         raise AvseBenchError(f"--weights names {', '.join(unknown)}, not a system of this run "
                              f"({', '.join(by_name)}); use --weights SYSTEM=PATH")
-    found = {}
-    for name, path in weights.items():
-        state, info = read_weights(by_name[name], path)
-        load_weights(by_name[name].build_model(), state, path)
-        found[name] = info
-    return found
+    return {name: model_with_weights(by_name[name], path) for name, path in weights.items()}
 
 
 def validate_splits(root: Path, splits: list[str]) -> None:
@@ -215,17 +210,14 @@ def combine_scores(out_csv: Path, score_files: dict[tuple[str, str], Path]) -> N
     pd.concat(frames, ignore_index=True).to_csv(out_csv, index=False)
 
 
-def install_weights(system, path: Path, run_dir: Path, profile: str, pre: Preprocessing) -> None:
-    """The training stage of a system with supplied weights: its weights, in the system's own names, as the run's
-    `model.pt`, and a `train_summary.json` that says so (with the file's name and sha256) and records the
-    preprocessing enhancement will use."""
+def install_weights(system, model, info: dict, run_dir: Path, profile: str, pre: Preprocessing) -> None:
+    """The training stage of a system with supplied weights: `model` (the system's model with them loaded) saved as
+    the run's `model.pt`, and a `train_summary.json` that says so (with the file's name and sha256, `info`) and
+    records the preprocessing enhancement will use."""
     import torch
 
     from avse_bench.io import replace_atomically
-    from avse_bench.weights import load_weights, read_weights
 
-    state, info = read_weights(system, path)
-    model = load_weights(system.build_model(), state, path)
     run_dir.mkdir(parents=True, exist_ok=True)
     replace_atomically(run_dir / "model.pt", lambda tmp: torch.save(model.state_dict(), tmp))
     _write_json(run_dir / "train_summary.json", {
@@ -282,7 +274,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
         data["corpus"] = {**settings["corpus"], "seed": seed}
     pre = run_preprocessing_for(profile, frame_size, equalize)
     manifest = build_manifest(systems, profile, seed, data, pre, command_line or [])
-    manifest["supplied_weights"] = supplied
+    manifest["supplied_weights"] = {name: info for name, (_, info) in supplied.items()}
     _write_json(out / "manifest.json", manifest)
     base_inputs = {"data": data["fingerprint"], "preprocessing": pre.config_hash(), "seed": seed, "profile": profile}
     stages.run("check", {"data": data["fingerprint"]}, [], lambda: validate_splits(root, [train_split, eval_split]))
@@ -290,10 +282,11 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     for s in systems:
         run_dir = out / "runs" / s.name
         inputs = {**base_inputs, "system": s.config, "recipe": s.recipe(profile), "world_size": nproc_per_node}
-        if s.name in weights:
-            inputs = {**base_inputs, "system": s.config, "supplied_weights": supplied[s.name]["sha256"]}
-            run_training = lambda s=s, run_dir=run_dir: install_weights(  # noqa: E731
-                s, weights[s.name], run_dir, profile, pre)
+        if s.name in supplied:
+            model, info = supplied[s.name]
+            inputs = {**base_inputs, "system": s.config, "supplied_weights": info["sha256"]}
+            run_training = lambda s=s, run_dir=run_dir, model=model, info=info: install_weights(  # noqa: E731
+                s, model, info, run_dir, profile, pre)
         elif nproc_per_node > 1:
             run_training = lambda s=s, run_dir=run_dir: train_under_torchrun(  # noqa: E731
                 s.name, nproc_per_node, root, run_dir, profile, device, seed, loader, train_split, eval_split, pre)

@@ -42,7 +42,7 @@ def model_and_preprocessing(system: System, run_dir: Path | None, weights, devic
     recorded preprocessing, or supplied `weights` with the run's preprocessing if a run is given, else
     `preprocessing`. Raises AvseBenchError when neither a run nor weights are given, or when a preprocessing is
     given for a run that records its own."""
-    from avse_bench.weights import load_weights, read_weights
+    from avse_bench.weights import model_with_weights
 
     if preprocessing is not None and run_dir is not None:
         raise AvseBenchError("the run's preprocessing is recorded in it: --frame-size and --no-equalize apply to "
@@ -52,8 +52,7 @@ def model_and_preprocessing(system: System, run_dir: Path | None, weights, devic
         if run_dir is None:
             raise AvseBenchError("enhance needs --run (a training run) or --weights (a weights file)")
         return load_trained(system, run_dir, device), run_preprocessing(run_dir)
-    state, _ = read_weights(system, weights)
-    model = load_weights(system.build_model(), state, weights).to(device).eval()
+    model = model_with_weights(system, weights)[0].to(device).eval()
     if run_dir is not None and (run_dir / "train_summary.json").is_file():
         return model, run_preprocessing(run_dir)
     return model, preprocessing

@@ -100,3 +100,10 @@ def load_weights(model: nn.Module, state: dict, path) -> nn.Module:
         raise AvseBenchError(f"{path} does not fit this system's model: " + "; ".join(parts))
     model.load_state_dict(state)
     return model
+
+
+def model_with_weights(system, path) -> tuple[nn.Module, dict]:
+    """A fresh model of `system` with the weights file `path` loaded (`read_weights` then `load_weights`), and the
+    file's info {file, name, sha256, format}. Raises AvseBenchError as those do."""
+    state, info = read_weights(system, path)
+    return load_weights(system.build_model(), state, path), info

@@ -92,12 +92,12 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
     kind = dev.type
     d = DEFAULTS[kind]
     batch, requested, note = _training_batch(system.recipe("paper"), train_batch, kind, name)
-    supplied = None
-    if weights is not None:  # checked before the minutes of measuring
-        from avse_bench.weights import load_weights, read_weights
+    if weights is None:
+        model, supplied = system.build_model(), "initial weights (none supplied)"
+    else:  # read and checked before the minutes of measuring
+        from avse_bench.weights import model_with_weights
 
-        state, supplied = read_weights(system, weights)
-        load_weights(system.build_model(), state, weights)
+        model, supplied = model_with_weights(system, weights)
     load_at_start = load_average()
 
     stages = tqdm(total=5, desc=f"profile {name}", disable=not progress, leave=False)
@@ -106,10 +106,7 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
     stages.update()
 
     stages.set_postfix_str("parameters and FLOPs")
-    model = system.build_model()
-    if weights is not None:
-        load_weights(model, state, weights)
-    result = {"system": name, "device": str(dev), "weights": supplied or "initial weights (none supplied)",
+    result = {"system": name, "device": str(dev), "weights": supplied,
               "device_name": torch.cuda.get_device_name(dev) if kind == "cuda" else cpu_model(),
               "reference_input": reference_shapes(seconds, size, 1), **parameter_count(model),
               **count_flops(model, reference_input(seconds, size, 1))}
