@@ -11,7 +11,6 @@ figures of `avse_bench.data.avsync`.
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from tqdm import tqdm
 from avse_bench.data.avsync import SyncFigures, sync_figures
 from avse_bench.data.layout import masker_of, scan_split
 from avse_bench.data.preprocessing import AUDIO_RATE
+from avse_bench.machine import available_cores
 
 _AUDIO_PARTS = ("mixed", "target", "interferer")
 SNR_BAND_DB = 5
@@ -179,7 +179,7 @@ def check_split(root, split: str, progress: bool = False, sync: bool = True, job
             band = None if snr is None else int(math.floor(snr / SNR_BAND_DB) * SNR_BAND_DB)
             report.maskers[(kind or "unknown", band)] += 1
     parts = [scan.files.get(sid, {}) for sid in scan.scene_ids]
-    workers = jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    workers = jobs or available_cores()
     with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _InProcess() as pool:
         found = pool.map(_check_scene, parts, chunksize=8)
         for sid, facts in tqdm(zip(scan.scene_ids, found, strict=True), total=len(parts), desc=f"check {split}",

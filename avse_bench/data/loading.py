@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from avse_bench.data.frames import DEFAULT_MEMORY_MB, DEFAULT_STORE_GB
 from avse_bench.errors import AvseBenchError
+from avse_bench.machine import available_cores
 
 MAX_DEFAULT_WORKERS = 8
 
@@ -24,9 +25,8 @@ MAX_DEFAULT_WORKERS = 8
 def default_workers() -> int:
     """Half the cores this process may use, shared among the torchrun processes of this machine (LOCAL_WORLD_SIZE),
     at most 8 per process: the other half runs the model (or feeds the GPU). 2 cores, one process: 1 worker."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return min(MAX_DEFAULT_WORKERS, cores // 2 // local_world)
+    return min(MAX_DEFAULT_WORKERS, available_cores() // 2 // local_world)
 
 
 @dataclass(frozen=True)

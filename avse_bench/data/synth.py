@@ -31,6 +31,7 @@ from avse_bench.data.preprocessing import AUDIO_RATE, SAMPLES_PER_FRAME
 from avse_bench.data.sentences import sentence
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import write_json
+from avse_bench.machine import available_cores
 
 GENERATOR_VERSION = "avse-bench-synth-1"
 RAMP_SECONDS = 0.5
@@ -180,10 +181,6 @@ def _scene_job(job: tuple) -> tuple[dict, dict]:
     return record, {"mouth_box": list(s["mouth_box"]), "text": s["text"], "voice": voice.name}
 
 
-def _worker_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def synthesize(out, n_train: int = 200, n_dev: int = 40, seed: int = 0, min_seconds: float = 2.0,
                max_seconds: float = 4.0, progress: bool = True) -> Path:
     """Write the embedded corpus (train and dev splits) under `out` in the AVSEC layout; returns `out`.
@@ -207,7 +204,7 @@ def synthesize(out, n_train: int = 200, n_dev: int = 40, seed: int = 0, min_seco
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])
     first_id = 1
-    with ctx.Pool(processes=_worker_count(), maxtasksperchild=1) as pool:
+    with ctx.Pool(processes=available_cores(), maxtasksperchild=1) as pool:
         for split, count in (("train", n_train), ("dev", n_dev)):
             scenes_dir = out / split / "scenes"
             scenes_dir.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import multiprocessing
-import os
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -40,6 +39,7 @@ from tqdm import tqdm
 
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import replace_atomically
+from avse_bench.machine import available_cores
 from avse_bench.metrics.functional import FS, FUNCTIONS, METRICS, MetricError, score_pair
 
 COLUMNS = ("scene", "masker", "snr_db", *METRICS, "error")
@@ -230,7 +230,7 @@ def _worker_count(jobs: int) -> int:
         raise AvseBenchError(f"--jobs {jobs}: expected 0 (all cores) or a positive number")
     if jobs:
         return jobs
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return available_cores()
 
 
 def _pool(workers: int) -> pebble.ProcessPool:

@@ -13,6 +13,7 @@ from importlib import metadata
 import psutil
 import torch
 
+from avse_bench.machine import available_cores
 from avse_bench.profiling import nvml
 
 NO_CUDA = "n/a (no CUDA device)"
@@ -32,14 +33,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "n/a (CPU model not reported by the OS)"
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its affinity mask), which can be fewer than the machine has."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def gpu_facts() -> dict:
