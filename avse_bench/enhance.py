@@ -8,7 +8,6 @@ so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from tqdm import tqdm
 from avse_bench.data.loading import LoaderOptions, make_loader
 from avse_bench.data.preprocessing import AUDIO_RATE
 from avse_bench.errors import AvseBenchError
+from avse_bench.io import replace_atomically
 from avse_bench.systems import System, load
 from avse_bench.train import resolve_device
 
@@ -110,7 +110,6 @@ def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_di
             if blank_video:
                 video = torch.zeros_like(video)
             enhanced = model(mixed, video)[0].cpu().numpy()  # (L,)
-            tmp = out / f".{item['scene']}.wav.tmp"
-            sf.write(tmp, enhanced, AUDIO_RATE, subtype="FLOAT", format="WAV")
-            os.replace(tmp, out / f"{item['scene']}.wav")
+            replace_atomically(out / f"{item['scene']}.wav", lambda tmp, enhanced=enhanced: sf.write(
+                tmp, enhanced, AUDIO_RATE, subtype="FLOAT", format="WAV"))
     return out

@@ -9,9 +9,11 @@ from pathlib import Path
 
 
 def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """`write(tmp)` fills a temporary file beside `path`, which then replaces `path` in one rename."""
+    """`write(tmp)` fills a temporary file beside `path`, which then replaces `path` in one rename. The temporary
+    name is hidden and carries the process id, so parallel writers of the same file (DataLoader workers filling the
+    frame store) never share one."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     write(tmp)
     os.replace(tmp, path)
 

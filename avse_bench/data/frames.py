@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from avse_bench.data.preprocessing import Preprocessing
+from avse_bench.io import replace_atomically
 
 DEFAULT_MEMORY_MB = 256.0
 DEFAULT_STORE_GB = 64.0
@@ -41,6 +42,11 @@ def store_key(video: Path) -> str:
     """The store's name for a source video: its resolved path, size and modification time (sha256, 16 hex)."""
     stat = video.stat()
     return hashlib.sha256(f"{video.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would append ".npy" to a temporary name
+        np.save(f, array)
 
 
 def _folder_bytes(folder: Path) -> int:
@@ -63,6 +69,10 @@ class FrameSource:
         self.memory_budget = int(memory_mb * 2**20)
         self.store = Path(store_dir) / preprocessing.config_hash() if store_dir is not None else None
         self.store_budget = int(store_gb * 2**30)
+        self._empty()
+
+    def _empty(self) -> None:
+        """Nothing held in memory, the store not yet counted."""
         self._memory: dict[Path, np.ndarray] = {}
         self._memory_used = 0
         self._memory_full = self.memory_budget <= 0
@@ -71,10 +81,11 @@ class FrameSource:
         self._writes = 0
 
     def __getstate__(self) -> dict:  # a DataLoader worker starts with an empty cache of its own
-        state = self.__dict__.copy()
-        state.update(_memory={}, _memory_used=0, _memory_full=self.memory_budget <= 0,
-                     _store_full=self.store is None, _store_used=None, _writes=0)
-        return state
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._empty()
 
     @property
     def memory_bytes(self) -> int:
@@ -118,10 +129,7 @@ class FrameSource:
             self._store_full = True
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, whole)
-        os.replace(tmp, path)
+        replace_atomically(path, lambda tmp: _save_npy(tmp, whole))
         self._store_used += path.stat().st_size
         self._writes += 1
 
