@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,8 +181,8 @@ def check_split(root, split: str, progress: bool = False, sync: bool = True, job
             report.maskers[(kind or "unknown", band)] += 1
     parts = [scan.files.get(sid, {}) for sid in scan.scene_ids]
     workers = jobs or available_cores()
-    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _InProcess() as pool:
-        found = pool.map(_check_scene, parts, chunksize=8)
+    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else nullcontext() as pool:
+        found = pool.map(_check_scene, parts, chunksize=8) if pool is not None else map(_check_scene, parts)
         for sid, facts in tqdm(zip(scan.scene_ids, found, strict=True), total=len(parts), desc=f"check {split}",
                                unit="scene", disable=not progress):
             for rate in facts.sample_rates:
@@ -197,19 +198,6 @@ def check_split(root, split: str, progress: bool = False, sync: bool = True, job
     if scan.has_targets and sync:
         report.sync = sync_figures(root, split, skip=set(report.problems))
     return report
-
-
-class _InProcess:
-    """`map` in this process, with the executor's context-manager shape (for jobs=1)."""
-
-    def __enter__(self) -> _InProcess:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def map(self, fn, items, chunksize: int = 1):
-        return map(fn, items)
 
 
 def run_check(root, split: str, jobs: int = 0) -> int:
