@@ -37,6 +37,13 @@ def _add_loader_options(p: argparse.ArgumentParser) -> None:
                    help=f"budget of the frame store (GiB, default {DEFAULT_STORE_GB:g}; 1.4 GiB per hour at 128 px)")
 
 
+def _add_metrics_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics", default=None, metavar="LIST",
+                   help="comma-separated metrics or families (intrusive, dnsmos, all; pesq_wb, stoi, dnsmos_ovrl, "
+                        "...); default: the intrusive five, plus DNSMOS when speechmos is installed. A split "
+                        "without clean targets (eval) gets the non-intrusive ones alone")
+
+
 def _add_preprocessing_options(p: argparse.ArgumentParser, note: str) -> None:
     g = p.add_argument_group("preprocessing (shared by every system of a run)")
     g.add_argument("--frame-size", type=int, default=None,
@@ -116,7 +123,8 @@ def _score(a: argparse.Namespace) -> int:
     from avse_bench.metrics.scoring import score_split
 
     score_split(a.data, a.split, out_csv=a.out, enhanced_dir=a.enhanced, jobs=a.jobs, shard=a.shard,
-                official_csv=a.official_csv, progress=True, enhanced_suffix=a.enhanced_suffix, timeout=a.timeout)
+                official_csv=a.official_csv, progress=True, enhanced_suffix=a.enhanced_suffix, timeout=a.timeout,
+                metrics=a.metrics)
     return 0
 
 
@@ -151,12 +159,23 @@ def _system_weights(pairs: list[str]) -> dict[str, Path]:
     return found
 
 
+def _stress(specs: list[str] | None, profile: str):
+    """`--stress` -> Stress conditions: none without the option, the profile's set with no spec, else the specs."""
+    from avse_bench.data.stress import parse_stress
+    from avse_bench.profiles import get_profile
+
+    if specs is None:
+        return None
+    return parse_stress(specs or get_profile(profile)["stress"])
+
+
 def _compare(a: argparse.Namespace) -> int:
     from avse_bench.compare import compare
 
     compare(a.systems, data_root=a.data, profile=a.profile, out_dir=a.out, device=a.device, seed=a.seed,
             command_line=["avse-bench", *sys.argv[1:]], loader=_loader(a), nproc_per_node=a.nproc_per_node,
-            weights=_system_weights(a.weights), frame_size=a.frame_size, equalize=not a.no_equalize)
+            weights=_system_weights(a.weights), frame_size=a.frame_size, equalize=not a.no_equalize,
+            stress=_stress(a.stress, a.profile), metrics=a.metrics)
     return 0
 
 
@@ -233,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_enhance)
 
     # `score merge` is dispatched in main(); this parser documents `score`.
-    sc = sub.add_parser("score", help="score a split per scene (PESQ, STOI, ESTOI, SI-SDR); `score merge` joins shards")
+    sc = sub.add_parser("score", help="score a split per scene (PESQ, STOI, ESTOI, SI-SDR, DNSMOS); "
+                                      "`score merge` joins shards")
     sc.add_argument("--data", type=Path, required=True)
     sc.add_argument("--split", default="dev")
     sc.add_argument("--enhanced", type=Path, default=None,
@@ -248,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "evaluation config's names)")
     sc.add_argument("--timeout", type=float, default=300.0,
                     help="seconds one scene's metrics may take before they are reported as timed out (default 300)")
+    _add_metrics_option(sc)
     sc.set_defaults(func=_score)
 
     pr = sub.add_parser("profile", help="FLOPs, parameters, memory per phase, latency and RTF")
@@ -279,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     cm.add_argument("--nproc-per-node", type=int, default=1,
                     help="train each system under torchrun with N processes (DDP: NCCL on GPU, gloo on CPU); "
                          "default 1: one process, no torchrun")
+    cm.add_argument("--stress", nargs="*", default=None, metavar="NAME[=S1,S2]",
+                    help="also enhance and score dev under degraded video: conditions such as occlusion=0.5,1 "
+                         "lowres=16,8 frozen=5 dropped=0.5 offset=-5,5 blank dcnn_rnn_loader; alone: the profile's "
+                         "set (avse_bench/profiles.py)")
+    _add_metrics_option(cm)
     _add_loader_options(cm)
     cm.set_defaults(func=_compare)
 

@@ -28,6 +28,7 @@ from avse_bench.report.load import NOISY
 from avse_bench.report.quality import AUDIO_ONLY, AV, MIXTURE
 
 CONDITIONS = {AV: False, AUDIO_ONLY: True}  # condition -> blank_video
+STRESS_METRICS = ("pesq_wb", "stoi", "si_sdr")  # what the robustness table reports
 
 
 def _hash(obj) -> str:
@@ -197,17 +198,41 @@ def train_under_torchrun(system: str, nproc: int, root: Path, run_dir: Path, pro
                              "(its output is above); re-run the same command to resume from the last checkpoint")
 
 
-def combine_scores(out_csv: Path, score_files: dict[tuple[str, str], Path]) -> None:
-    """scores.csv: every (system, condition) score file, with `system` and `condition` columns in front."""
+def combine_scores(out_csv: Path, score_files: dict[tuple, Path], labels: tuple[str, ...] = ("system", "condition")
+                   ) -> None:
+    """One CSV of every score file, each keyed by a tuple of `labels` values (e.g. (system, condition)), which
+    become the first columns."""
     import pandas as pd
 
     frames = []
-    for (system, condition), path in score_files.items():
+    for key, path in score_files.items():
         df = pd.read_csv(path, dtype={"scene": str, "masker": str, "error": str})
-        df.insert(0, "condition", condition)
-        df.insert(0, "system", system)
+        for label, value in reversed(list(zip(labels, key, strict=True))):
+            df.insert(0, label, value)
         frames.append(df)
     pd.concat(frames, ignore_index=True).to_csv(out_csv, index=False)
+
+
+def stress_stage(out: Path, stages: Stages, system, conditions, key_inputs: dict, score, enhance_all) -> dict:
+    """The visual-stress stage of one system: every condition enhanced in one pass over the dev split (each scene
+    decoded once, `enhance_all(variants)`) into enhanced/<system>/stress/<key>/<label>/, then each scored by
+    `score(enhanced_dir, csv)`. `key` hashes what the files depend on (data, preprocessing, weights, seed): a new
+    condition reuses the others' files, changed weights never do. Returns {(system, label, name, severity): csv}."""
+    key = _hash(key_inputs)
+    root = out / "enhanced" / system.name / "stress"
+    for stale in (root.iterdir() if root.is_dir() else ()):
+        if stale.name != key:
+            shutil.rmtree(stale)
+    dirs = {c: root / key / c.label.replace("=", "_") for c in conditions}
+    stages.run(f"stress.enhance.{system.name}", {**key_inputs, "conditions": [c.label for c in conditions]}, [],
+               lambda: enhance_all({d: c for c, d in dirs.items()}))
+    files = {}
+    for c, enhanced in dirs.items():
+        csv = out / "scores" / "stress" / system.name / f"{c.label.replace('=', '_')}.csv"
+        stages.run(f"score.{system.name}.stress.{c.label}", {"key": key, "condition": c.label}, [csv],
+                   lambda enhanced=enhanced, csv=csv: score(enhanced, csv))
+        files[system.name, c.label, c.name, c.severity] = csv
+    return files
 
 
 def install_weights(system, model, info: dict, run_dir: Path, profile: str, pre: Preprocessing) -> None:
@@ -231,7 +256,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
             out_dir: Path | None = None, device: str = "auto", seed: int = 0,
             command_line: list[str] | None = None, loader: LoaderOptions | None = None,
             nproc_per_node: int = 1, weights: dict[str, Path] | None = None, frame_size: int | None = None,
-            equalize: bool = True) -> Path:
+            equalize: bool = True, stress=None, metrics: str | None = None) -> Path:
     """Run every stage for `system_names` and render the report; returns the output folder.
 
     `weights`: {system name: weights file} for systems not to train here (their own checkpoints, plain state dicts
@@ -240,11 +265,15 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
 
     `loader`: DataLoader workers and frame budgets for training and enhancement (results do not depend on them).
     `nproc_per_node` > 1 trains each system under torchrun with that many processes (the world size is part of the
-    training stage's inputs and is stated in the sheet). Raises AvseBenchError for bad input.
+    training stage's inputs and is stated in the sheet). `stress`: visual-stress conditions (`Stress` list, see
+    avse_bench/data/stress.py) under which the dev split is also enhanced and scored (SI-SDR, PESQ-WB, STOI).
+    `metrics`: the `--metrics` of scoring (None: intrusive, plus DNSMOS when installed). When the data root has an
+    `eval` split without targets, it is enhanced (audio-visual) and scored blind (DNSMOS only). Raises
+    AvseBenchError for bad input.
     """
     from avse_bench.data import load_split
-    from avse_bench.enhance import enhance
-    from avse_bench.metrics.scoring import score_split
+    from avse_bench.enhance import enhance, enhance_variants
+    from avse_bench.metrics.scoring import parse_metrics, score_split
     from avse_bench.profiling import profile_system
     from avse_bench.report import render_report
     from avse_bench.systems import load
@@ -262,21 +291,31 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     out = Path(out_dir) if out_dir is not None else Path("reports") / profile
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages(out)
-    train_split, eval_split = "train", "dev"
+    train_split, eval_split, blind_split = "train", "dev", "eval"
+    chosen = parse_metrics(metrics)  # fail fast on a bad list
 
     # data: a real AVSEC download, or the embedded corpus (generated once, cached)
     synthetic = data_root is None
     root = embedded_corpus(settings["corpus"], seed) if synthetic else Path(data_root)
     n_train, n_eval = (len(load_split(root, s)) for s in (train_split, eval_split))
+    blind = blind_split if (root / blind_split).is_dir() and all(
+        s.target is None for s in load_split(root, blind_split)) else None
     data = {"root": str(root), "synthetic": synthetic, "train_split": train_split, "eval_split": eval_split,
             "n_train": n_train, "n_eval": n_eval, "fingerprint": data_fingerprint(root, [train_split, eval_split])}
+    if blind:
+        data.update(blind_split=blind, n_blind=len(load_split(root, blind)),
+                    blind_fingerprint=data_fingerprint(root, [blind]))
     if synthetic:
         data["corpus"] = {**settings["corpus"], "seed": seed}
     pre = run_preprocessing_for(profile, frame_size, equalize)
     manifest = build_manifest(systems, profile, seed, data, pre, command_line or [])
     manifest["supplied_weights"] = {name: info for name, (_, info) in supplied.items()}
+    manifest["metrics"] = list(chosen)
+    if stress:
+        manifest["stress"] = {"conditions": [c.label for c in stress], "seed": seed, "metrics": list(STRESS_METRICS)}
     _write_json(out / "manifest.json", manifest)
     base_inputs = {"data": data["fingerprint"], "preprocessing": pre.config_hash(), "seed": seed, "profile": profile}
+    score_inputs = {"metrics": list(chosen)}
     stages.run("check", {"data": data["fingerprint"]}, [], lambda: validate_splits(root, [train_split, eval_split]))
 
     for s in systems:
@@ -297,8 +336,9 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
         stages.run(f"train.{s.name}", inputs, [run_dir], run_training)
 
     score_files = {(NOISY, MIXTURE): out / "scores" / f"{NOISY}.csv"}
-    stages.run("score.noisy", base_inputs, [score_files[NOISY, MIXTURE]], lambda: score_split(
-        root, eval_split, out_csv=score_files[NOISY, MIXTURE], progress=True))
+    stages.run("score.noisy", {**base_inputs, **score_inputs}, [score_files[NOISY, MIXTURE]], lambda: score_split(
+        root, eval_split, out_csv=score_files[NOISY, MIXTURE], progress=True, metrics=chosen))
+    stress_files, blind_files = {}, {}
     for s in systems:
         weights = hashlib.sha256((out / "runs" / s.name / "model.pt").read_bytes()).hexdigest()
         for condition, blank in CONDITIONS.items():
@@ -309,10 +349,35 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
                        lambda s=s, enhanced=enhanced, blank=blank: enhance(
                            s, run_dir=out / "runs" / s.name, data_root=root, split=eval_split,
                            out_dir=enhanced, device=device, blank_video=blank, loader=loader))
-            stages.run(f"score.{s.name}.{condition}", inputs, [csv],
+            stages.run(f"score.{s.name}.{condition}", {**inputs, **score_inputs}, [csv],
                        lambda enhanced=enhanced, csv=csv: score_split(
-                           root, eval_split, out_csv=csv, enhanced_dir=enhanced, progress=True))
+                           root, eval_split, out_csv=csv, enhanced_dir=enhanced, progress=True, metrics=chosen))
+        if stress:
+            stress_files.update(stress_stage(
+                out, stages, s, stress, {**base_inputs, "weights": weights},
+                score=lambda enhanced, csv: score_split(root, eval_split, out_csv=csv, enhanced_dir=enhanced,
+                                                        progress=True, metrics=STRESS_METRICS),
+                enhance_all=lambda variants, s=s: enhance_variants(
+                    s, out / "runs" / s.name, root, {d: c.apply_seeded(seed) for d, c in variants.items()},
+                    split=eval_split, device=device, loader=loader)))
+        if blind:
+            enhanced = out / "enhanced" / s.name / blind
+            csv = blind_files[s.name, AV] = out / "scores" / blind / f"{s.name}.{AV}.csv"
+            inputs = {**base_inputs, "weights": weights, "blind": data["blind_fingerprint"]}
+            stages.run(f"enhance.{s.name}.{blind}", inputs, [enhanced], lambda s=s, enhanced=enhanced: enhance(
+                s, run_dir=out / "runs" / s.name, data_root=root, split=blind, out_dir=enhanced, device=device,
+                loader=loader))
+            stages.run(f"score.{s.name}.{blind}", {**inputs, **score_inputs}, [csv],
+                       lambda enhanced=enhanced, csv=csv: score_split(
+                           root, blind, out_csv=csv, enhanced_dir=enhanced, progress=True, metrics=chosen))
     combine_scores(out / "scores.csv", score_files)
+    if stress:
+        combine_scores(out / "stress.csv", stress_files, ("system", "condition", "stress", "severity"))
+    if blind:
+        noisy_csv = blind_files[NOISY, MIXTURE] = out / "scores" / blind / f"{NOISY}.csv"
+        stages.run(f"score.noisy.{blind}", {"blind": data["blind_fingerprint"], **score_inputs}, [noisy_csv],
+                   lambda: score_split(root, blind, out_csv=noisy_csv, progress=True, metrics=chosen))
+        combine_scores(out / "blind.csv", blind_files)
 
     profiles = {}
     for s in systems:

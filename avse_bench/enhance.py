@@ -8,9 +8,11 @@ so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 import torch
 from torch.utils.data import Subset
@@ -74,6 +76,9 @@ def run_preprocessing(run_dir: Path):
     return pre
 
 
+VideoTransform = Callable[[np.ndarray, str], np.ndarray]  # uint8 (T, H, W) frames, scene id -> the same shape
+
+
 def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_dir=None, device: str = "auto",
             blank_video: bool = False, progress: bool = True, loader: LoaderOptions | None = None, weights=None,
             preprocessing=None) -> Path:
@@ -84,32 +89,56 @@ def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_di
     frame store in the options is used). `weights`: a supplied weights file instead of the run's model.pt;
     `preprocessing`: the frames to give it when there is no run (see `model_and_preprocessing`).
     """
+    from avse_bench.data.stress import Stress
+
+    run_dir = Path(run_dir) if run_dir is not None else None
+    if out_dir is None and run_dir is None:
+        raise AvseBenchError("enhance needs --out when no --run is given")
+    out = Path(out_dir) if out_dir is not None else run_dir / "enhanced" / split
+    transform = (lambda frames, scene: Stress("blank", 1).apply(frames, scene)) if blank_video else None
+    enhance_variants(system, run_dir, data_root, {out: transform}, split=split, device=device, progress=progress,
+                     loader=loader, weights=weights, preprocessing=preprocessing)
+    return out
+
+
+def enhance_variants(system: str | System, run_dir, data_root, variants: dict[Path, VideoTransform | None],
+                     split: str = "dev", device: str = "auto", progress: bool = True,
+                     loader: LoaderOptions | None = None, weights=None, preprocessing=None) -> None:
+    """For each (out_dir, transform) of `variants`, write out_dir/<scene>.wav for every scene of `data_root/split`,
+    the model given the scene's preprocessed frames through `transform` (None: as they are). Each scene is decoded
+    once for all variants (the visual stress conditions are applied to the preprocessed frames); a scene whose
+    files all exist is not read, so an interrupted run resumes. Other arguments as `enhance`.
+    """
     from avse_bench.data import AVSEDataset, load_split
     from avse_bench.data.dataset import video_to_float
 
     system = load(system) if isinstance(system, str) else system
     run_dir = Path(run_dir) if run_dir is not None else None
-    if out_dir is None and run_dir is None:
-        raise AvseBenchError("enhance needs --out when no --run is given")
-    out = Path(out_dir) if out_dir is not None else run_dir / "enhanced" / split
     dev = resolve_device(device)
     model, preprocessing = model_and_preprocessing(system, run_dir, weights, dev, preprocessing)
-    out.mkdir(parents=True, exist_ok=True)
+    for out in variants:
+        Path(out).mkdir(parents=True, exist_ok=True)
     scenes = load_split(data_root, split)
-    todo = [i for i, s in enumerate(scenes) if not (out / f"{s.id}.wav").is_file()]
+    todo = [i for i, s in enumerate(scenes) if any(not (Path(o) / f"{s.id}.wav").is_file() for o in variants)]
     if not todo:
-        return out
+        return
     loader = replace(loader or LoaderOptions(), frame_cache_mb=0)
     dataset = AVSEDataset(scenes, preprocessing, crop_seconds=None, video_uint8=True,
                           **loader.dataset_kwargs())
     items = make_loader(Subset(dataset, todo), loader, dev, seed=0, batch_size=None)
+    label = f"enhance {system.name} {split}" + (f" ({len(variants)} conditions)" if len(variants) > 1 else "")
     with torch.no_grad():
-        for item in tqdm(items, desc=f"enhance {system.name} {split}", disable=not progress):
+        for item in tqdm(items, desc=label, disable=not progress):
+            scene = item["scene"]
             mixed = item["mixed"].unsqueeze(0).to(dev, non_blocking=True)  # (1, L)
-            video = video_to_float(item["video"].unsqueeze(0).to(dev, non_blocking=True))  # (1, 1, T, H, W)
-            if blank_video:
-                video = torch.zeros_like(video)
-            enhanced = model(mixed, video)[0].cpu().numpy()  # (L,)
-            replace_atomically(out / f"{item['scene']}.wav", lambda tmp, enhanced=enhanced: sf.write(
-                tmp, enhanced, AUDIO_RATE, subtype="FLOAT", format="WAV"))
-    return out
+            for out, transform in variants.items():
+                path = Path(out) / f"{scene}.wav"
+                if path.is_file():
+                    continue
+                frames = item["video"][0]  # (T, H, W) uint8
+                if transform is not None:
+                    frames = torch.from_numpy(np.ascontiguousarray(transform(frames.numpy(), scene)))
+                video = video_to_float(frames[None, None].to(dev, non_blocking=True))  # (1, 1, T, H, W)
+                enhanced = model(mixed, video)[0].cpu().numpy()  # (L,)
+                replace_atomically(path, lambda tmp, enhanced=enhanced: sf.write(
+                    tmp, enhanced, AUDIO_RATE, subtype="FLOAT", format="WAV"))

@@ -7,17 +7,23 @@ systems so that a comparison is fair by construction: the preprocessing and the 
 
 from __future__ import annotations
 
+DEFAULT_STRESS = ("occlusion=0.25,0.5,1", "lowres=16,8,4", "frozen=2,5,10", "dropped=0.25,0.5,0.75",
+                  "offset=-5,-2,2,5", "dcnn_rnn_loader")  # paper: 3 severities each (offset both ways)
+
 PROFILES: dict[str, dict] = {
     # The published recipes as they stand: 128 px frames (the DCNN-RNN sheet), histogram-equalised.
     # `profiling`: the reference input's length and the timed repetitions (None: the profiler's defaults).
     "paper": {"video_size": 128, "corpus": {"train": 200, "dev": 40, "min_seconds": 2.0, "max_seconds": 4.0},
-              "profiling": {"seconds": 3.0, "repeats": None}},
+              "profiling": {"seconds": 3.0, "repeats": None}, "stress": DEFAULT_STRESS},
     # What fits a 2-core CPU in minutes.
+    # `stress`: `compare --stress`'s conditions; quick has one severity each (the bench's time limit), the curve
+    # running from the identity (clean video) to it.
     "quick": {"video_size": 64, "corpus": {"train": 200, "dev": 40, "min_seconds": 2.0, "max_seconds": 4.0},
-              "profiling": {"seconds": 3.0, "repeats": None}},
+              "profiling": {"seconds": 3.0, "repeats": None},
+              "stress": ("occlusion=1", "lowres=4", "frozen=10", "offset=5", "dcnn_rnn_loader")},
     # Seconds, for tests.
     "smoke": {"video_size": 32, "corpus": {"train": 6, "dev": 4, "min_seconds": 1.0, "max_seconds": 1.5},
-              "profiling": {"seconds": 1.0, "repeats": 5}},
+              "profiling": {"seconds": 1.0, "repeats": 5}, "stress": ("occlusion=0.5", "offset=-2,2")},
 }
 
 

@@ -137,23 +137,24 @@ def si_sdr(ref: np.ndarray, deg: np.ndarray) -> float:
 FUNCTIONS = {"pesq_wb": pesq_wb, "pesq_nb": pesq_nb, "stoi": stoi, "estoi": estoi, "si_sdr": si_sdr}
 
 
-def score_pair(ref: np.ndarray, deg: np.ndarray, call=None) -> dict:
+def score_pair(ref: np.ndarray, deg: np.ndarray, call=None, metrics=METRICS) -> dict:
     """All metrics for one pair: {metric: float or None, ..., "error": str}; never raises.
 
     A problem with the pair itself (see `check_pair`) empties every metric and is the `error`; a failure of one
     metric only (e.g. PESQ finding no utterance) empties that metric and is listed as "<metric>: <reason>"; so does
     a value that is not finite (NaN or inf from a library), which is never passed on as a number.
     `call(name, ref, deg)` computes one metric (default: `FUNCTIONS[name](ref, deg)` here); the scorer passes one that
-    runs each call in a process of its own and turns a crash or a time-out into a MetricError.
+    runs each call in a process of its own and turns a crash or a time-out into a MetricError. `metrics`: which of
+    `METRICS` to compute (the others are not in the result).
     """
-    row: dict = dict.fromkeys(METRICS)
+    row: dict = dict.fromkeys(metrics)
     try:
         ref, deg = check_pair(ref, deg)
     except MetricError as err:
         return {**row, "error": err.reason}
     call = call or (lambda name, r, d: FUNCTIONS[name](r, d))
     reasons = []
-    for name in METRICS:
+    for name in metrics:
         try:
             value = call(name, ref, deg)
         except MetricError as err:

@@ -40,9 +40,12 @@ from tqdm import tqdm
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import replace_atomically
 from avse_bench.machine import available_cores
+from avse_bench.metrics.dnsmos import DNSMOS_METRICS, available, dnsmos, set_threads
 from avse_bench.metrics.functional import FS, FUNCTIONS, METRICS, MetricError, score_pair
 
-COLUMNS = ("scene", "masker", "snr_db", *METRICS, "error")
+ALL_METRICS = (*METRICS, *DNSMOS_METRICS)  # intrusive (need the clean target), then non-intrusive (DNSMOS)
+COLUMNS = ("scene", "masker", "snr_db", *ALL_METRICS, "error")
+FAMILIES = {"intrusive": METRICS, "dnsmos": DNSMOS_METRICS, "all": ALL_METRICS}
 OFFICIAL_COLUMNS = ("scene", "stoi", "pesq")  # the official objective_evaluation.py: classic STOI, wide-band PESQ
 DEFAULT_TIMEOUT = 300.0  # seconds per scene (and per metric when a scene is scored again metric by metric)
 RETRIED = "missing "  # rows whose error starts so are scored again by the next run
@@ -55,9 +58,10 @@ class ScoreJob:
     scene: str
     masker: str | None
     snr_db: float | None
-    reference: Path
+    reference: Path | None  # None: no clean target (eval split): non-intrusive metrics only
     estimate: Path
     estimate_kind: str  # "enhanced" or "mixture", for the error message when the file is missing
+    metrics: tuple[str, ...] = METRICS
 
 
 def read_wav(path: Path) -> np.ndarray:
@@ -74,19 +78,37 @@ def read_wav(path: Path) -> np.ndarray:
 
 
 def _empty_row(job: ScoreJob, reason: str) -> dict[str, str]:
-    return {"scene": job.scene, "masker": job.masker or "", "snr_db": _fmt(job.snr_db), **dict.fromkeys(METRICS, ""),
-            "error": reason}
+    return {"scene": job.scene, "masker": job.masker or "", "snr_db": _fmt(job.snr_db),
+            **dict.fromkeys(ALL_METRICS, ""), "error": reason}
+
+
+def _nonintrusive(deg: np.ndarray, call) -> dict:
+    """DNSMOS of one estimate through `call` ("dnsmos", None, deg): {metric: value, ..., "error": reason}."""
+    try:
+        return {**call("dnsmos", None, deg), "error": ""}
+    except MetricError as err:
+        return {"error": f"dnsmos: {err.reason}"}
+    except Exception as err:  # the library's own failure
+        return {"error": f"dnsmos: failed: {type(err).__name__}: {err}"}
 
 
 def score_job(job: ScoreJob, call=None) -> dict[str, str]:
-    """One scene's CSV row (all values as strings); never raises a MetricError. `call`: see `score_pair`."""
+    """One scene's CSV row (all values as strings; the metrics not in `job.metrics` empty); never raises a
+    MetricError. `call(name, ref, deg)`: see `score_pair` ("dnsmos" with no reference for the DNSMOS family)."""
     if not job.estimate.is_file():
         return _empty_row(job, f"{RETRIED}{job.estimate_kind} file {job.estimate}")
+    call = call or _metric
+    intrusive = [m for m in job.metrics if m in METRICS]
     try:
-        scores = score_pair(read_wav(job.reference), read_wav(job.estimate), call)
+        deg = read_wav(job.estimate)
+        scores = score_pair(read_wav(job.reference), deg, call, intrusive) if intrusive else {"error": ""}
     except MetricError as err:
         return _empty_row(job, err.reason)
-    return {**_empty_row(job, scores["error"]), **{m: _fmt(scores[m]) for m in METRICS}}
+    if any(m in DNSMOS_METRICS for m in job.metrics):
+        blind = _nonintrusive(deg, call)
+        scores = {**scores, **blind, "error": "; ".join(e for e in (scores["error"], blind["error"]) if e)}
+    row = _empty_row(job, scores["error"])
+    return {**row, **{m: _fmt(scores.get(m)) for m in job.metrics}}
 
 
 def _failure(err: BaseException, timeout: float) -> str:
@@ -99,8 +121,34 @@ def _failure(err: BaseException, timeout: float) -> str:
     return f"failed: {type(err).__name__}: {err}"
 
 
-def _metric(name: str, ref: np.ndarray, deg: np.ndarray) -> float:
-    return FUNCTIONS[name](ref, deg)
+def _metric(name: str, ref: np.ndarray | None, deg: np.ndarray):
+    """One intrusive metric's value, or for "dnsmos" the DNSMOS family's {metric: value} of `deg` alone."""
+    return dnsmos(deg) if name == "dnsmos" else FUNCTIONS[name](ref, deg)
+
+
+def parse_metrics(spec: str | None, *, has_targets: bool = True) -> tuple[str, ...]:
+    """`--metrics` ("pesq_wb,stoi,dnsmos", families "intrusive", "dnsmos", "all") -> metric names in column order.
+    None: every intrusive metric, plus DNSMOS when speechmos and onnxruntime are installed. Without targets (an
+    eval split) only the non-intrusive ones remain. Raises AvseBenchError for an unknown name, a DNSMOS request
+    without its packages, or nothing left to compute."""
+    if spec is None:
+        chosen = set(ALL_METRICS if available() is None else METRICS)
+    else:
+        chosen = set()
+        for name in (part.strip() for part in spec.split(",") if part.strip()):
+            if name not in FAMILIES and name not in ALL_METRICS:
+                raise AvseBenchError(f"--metrics: unknown metric {name!r}; choose from "
+                                     f"{', '.join([*FAMILIES, *ALL_METRICS])}")
+            chosen |= set(FAMILIES.get(name, (name,)))
+        if chosen & set(DNSMOS_METRICS) and available() is not None:
+            raise AvseBenchError(f"--metrics asks for DNSMOS: {available()}; pip install speechmos onnxruntime")
+    if not has_targets:
+        chosen &= set(DNSMOS_METRICS)
+    if not chosen:
+        raise AvseBenchError("no metric to compute: this split has no clean targets, so only the non-intrusive "
+                             "DNSMOS metrics apply (--metrics dnsmos; needs speechmos and onnxruntime)"
+                             if not has_targets else "--metrics: no metric named")
+    return tuple(m for m in ALL_METRICS if m in chosen)
 
 
 def _isolated_call(pool: pebble.ProcessPool, timeout: float):
@@ -156,18 +204,26 @@ def select_shard(items: Sequence, shard: str | None) -> list:
 
 
 def _jobs_for(data_root: Path, split: str, enhanced_dir: Path | None, shard: str | None,
-              suffix: str = "") -> list[ScoreJob]:
+              suffix: str = "", metrics: str | Sequence[str] | None = None) -> list[ScoreJob]:
+    """One job per scene of the split (or shard). `metrics`: a `--metrics` spec or names (None: the default). A
+    split where no scene has a target (eval) gets the non-intrusive metrics alone; one where only some lack it is
+    refused, naming one."""
     from avse_bench.data.layout import load_split  # not the package: scoring needs no torch
 
-    scenes = select_shard(load_split(data_root, split), shard)
-    no_target = [s.id for s in scenes if s.target is None]
-    if no_target:
+    all_scenes = load_split(data_root, split)
+    blind = all(s.target is None for s in all_scenes)
+    no_target = [s.id for s in all_scenes if s.target is None]
+    if no_target and not blind:
         raise AvseBenchError(f"{data_root}/{split}: {len(no_target)} scene(s) have no target wav to score against "
-                             f"(e.g. {no_target[0]}); the eval split has no targets")
-    return [ScoreJob(s.id, s.masker, s.snr_db, Path(s.target),
+                             f"(e.g. {no_target[0]}), the others have one")
+    if metrics is None or isinstance(metrics, str):
+        chosen = parse_metrics(metrics, has_targets=not blind)
+    else:
+        chosen = parse_metrics(",".join(metrics), has_targets=not blind)
+    return [ScoreJob(s.id, s.masker, s.snr_db, None if s.target is None else Path(s.target),
                      Path(enhanced_dir) / f"{s.id}{suffix}.wav" if enhanced_dir is not None else Path(s.mixed),
-                     "enhanced" if enhanced_dir is not None else "mixture")
-            for s in scenes]
+                     "enhanced" if enhanced_dir is not None else "mixture", chosen)
+            for s in select_shard(all_scenes, shard)]
 
 
 def read_scores(path: Path, *, repair: bool = False) -> list[dict[str, str]]:
@@ -239,11 +295,14 @@ def _pool(workers: int) -> pebble.ProcessPool:
     # Each worker limits BLAS (pystoi's matmuls) to one thread: with numpy's default of one thread per core, two
     # workers on 2 cores oversubscribe and each scene took 1.8x longer (345 vs 192 ms, measured here).
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
-    return pebble.ProcessPool(max_workers=workers, context=context, initializer=_single_threaded_blas)
+    return pebble.ProcessPool(max_workers=workers, context=context, initializer=_single_threaded_workers,
+                              initargs=(workers,))
 
 
-def _single_threaded_blas() -> None:
+def _single_threaded_workers(workers: int) -> None:
     threadpool_limits(limits=1, user_api="blas")  # in force for the worker's lifetime (restored only on request)
+    if workers > 1:  # DNSMOS's onnxruntime sessions likewise: one thread per worker (same values)
+        set_threads(1)
 
 
 def check_enhanced_dir(enhanced_dir: Path, jobs: list[ScoreJob], suffix: str) -> None:
@@ -268,20 +327,22 @@ def check_enhanced_dir(enhanced_dir: Path, jobs: list[ScoreJob], suffix: str) ->
 
 def score_split(data_root, split: str, out_csv, enhanced_dir=None, jobs: int = 0, shard: str | None = None,
                 official_csv=None, progress: bool = True, enhanced_suffix: str = "",
-                timeout: float = DEFAULT_TIMEOUT) -> Path:
+                timeout: float = DEFAULT_TIMEOUT, metrics: str | Sequence[str] | None = None) -> Path:
     """Score every scene of `data_root/split` (or one shard of it) into `out_csv`, resuming what is already there.
 
     `jobs`: worker processes (0 = every core available). `shard`: "i/n", the i-th (1-based) of n disjoint slices
     (`select_shard`). `official_csv`: also write the official script's format there. `enhanced_suffix`: the
     enhanced files are `<scene><suffix>.wav` (e.g. "_mixed" for the official evaluation config's names). `timeout`:
-    seconds a scene's task may take. Raises AvseBenchError before any work for a bad folder or output file.
+    seconds a scene's task may take. `metrics`: which metrics (`parse_metrics`; the others' columns stay empty); on
+    a split without targets the non-intrusive ones alone. Raises AvseBenchError before any work for a bad folder,
+    output file or metric list.
     """
     out_csv = Path(out_csv)
     if timeout <= 0:
         raise AvseBenchError(f"--timeout {timeout}: expected a positive number of seconds")
     workers = _worker_count(jobs)
     todo_all = _jobs_for(Path(data_root), split, None if enhanced_dir is None else Path(enhanced_dir), shard,
-                         enhanced_suffix)
+                         enhanced_suffix, metrics)
     if enhanced_dir is not None:
         check_enhanced_dir(Path(enhanced_dir), todo_all, enhanced_suffix)
     wanted = {j.scene for j in todo_all}

@@ -27,6 +27,8 @@ class Run:
     profile: dict  # {system: profile dict | "n/a (reason)"}
     train: dict  # {system: train_summary dict | "n/a (reason)"}
     logs: dict  # {system: train_log DataFrame | None}
+    stress: pd.DataFrame | None = None  # stress.csv when the run had --stress: scores.csv's columns + stress, severity
+    blind: pd.DataFrame | None = None  # blind.csv when the data root had an eval split without targets
 
     @property
     def systems(self) -> list[str]:
@@ -46,11 +48,13 @@ def _read_json(path: Path) -> dict:
         raise AvseBenchError(f"{path} is not valid JSON ({err}); re-run the stage that writes it") from err
 
 
-def read_scores(path: Path) -> pd.DataFrame:
+def read_scores(path: Path, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A labelled score CSV (scores.csv, stress.csv with `extra` = ("stress", "severity"), blind.csv)."""
     if not path.is_file():
         raise AvseBenchError(f"{path} not found: run `avse-bench compare` into this folder first")
-    df = pd.read_csv(path, dtype={"system": str, "condition": str, "scene": str, "masker": str, "error": str})
-    missing = [c for c in SCORE_COLUMNS if c not in df.columns]
+    df = pd.read_csv(path, dtype={"system": str, "condition": str, "scene": str, "masker": str, "error": str,
+                                  "stress": str})
+    missing = [c for c in (*SCORE_COLUMNS, *extra) if c not in df.columns]
     if missing:
         raise AvseBenchError(f"{path} lacks the column(s) {', '.join(missing)}")
     df["error"] = df["error"].fillna("")
@@ -80,4 +84,7 @@ def load_run(root: Path) -> Run:
             train[system] = (f"not trained in this run: weights supplied ({supplied['name']}, {supplied['format']}, "
                              f"sha256 {supplied['sha256']})")
         logs[system] = pd.read_csv(log) if log.is_file() else None
-    return Run(root=root, manifest=manifest, scores=scores, profile=profile, train=train, logs=logs)
+    stress = read_scores(root / "stress.csv", ("stress", "severity")) if manifest.get("stress") else None
+    blind = read_scores(root / "blind.csv") if manifest.get("data", {}).get("blind_split") else None
+    return Run(root=root, manifest=manifest, scores=scores, profile=profile, train=train, logs=logs, stress=stress,
+               blind=blind)

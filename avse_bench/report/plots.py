@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from avse_bench.data.stress import UNITS as UNITS_OF
 from avse_bench.report import quality
 from avse_bench.report.fmt import METRIC_LABELS, describe, is_na
 from avse_bench.report.items import NO_CUDA, PHASES, get
@@ -43,9 +44,14 @@ def quality_plot(run: Run, summary: pd.DataFrame, path: Path) -> Path:
     for s in run.systems:
         bars += [(s, quality.AV, f"{s}\nAV", colors[s], ""),
                  (s, quality.AUDIO_ONLY, f"{s}\naudio only", colors[s], "//")]
-    metrics = list(METRIC_LABELS)
-    fig = Figure(figsize=(3.0 * len(metrics), 3.8), layout="constrained")
-    for ax, metric in zip(fig.subplots(1, len(metrics)), metrics, strict=True):
+    metrics = list(summary.metric.unique())
+    ncols = min(5, len(metrics))
+    nrows = -(-len(metrics) // ncols)
+    fig = Figure(figsize=(3.0 * ncols, 3.8 * nrows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols)).ravel()
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes, metrics, strict=False):
         for x, (system, condition, _, color, hatch) in enumerate(bars):
             stats = summary[(summary.system == system) & (summary.condition == condition) & (summary.metric == metric)]
             if stats.empty or is_na(stats["mean"].iloc[0]):
@@ -158,4 +164,46 @@ def memory_plot(run: Run, path: Path) -> Path:
         else:
             ax.set_yticks([])  # no figure on this panel: no scale that could be read as one
     fig.suptitle("Memory footprint per phase")
+    return _save(fig, path)
+
+
+def stress_plot(run: Run, table: pd.DataFrame, metric: str, path: Path) -> Path:
+    """Improvement over the mixture against severity, one panel per degradation and one line per system (95 % CI
+    bars; each curve starts at the clean-video gain, at the severity that is the identity); the system's
+    audio-only (blank video) level dashed, the mixture's at 0. Single conditions (no severity scale) share a panel."""
+    from avse_bench.report.stress import BLANK, CLEAN, identity_severity
+
+    colors = _colors(run.systems)
+    size = run.manifest.get("preprocessing", {}).get("config", {}).get("size", 0)
+    rows = table[table.metric == metric]
+    names = [n for n in dict.fromkeys(rows.stress) if n and identity_severity(n, size) is not None]
+    singles = [n for n in dict.fromkeys(rows.stress) if n and identity_severity(n, size) is None]
+    panels = names + (["single conditions"] if singles else [])
+    fig = Figure(figsize=(3.4 * len(panels), 3.6), layout="constrained")
+    for ax, panel in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels, strict=True):
+        for k, system in enumerate(run.systems):
+            mine = rows[rows.system == system]
+            clean = mine[mine.condition == CLEAN]
+            if panel == "single conditions":
+                pts = mine[mine.stress.isin(singles)]
+                ax.errorbar(np.arange(len(pts)) + 0.1 * k, pts["mean"], yerr=_errorbar(pts), color=colors[system],
+                            marker="o", linestyle="none", capsize=3, label=system)
+                ax.set_xticks(range(len(pts)), list(pts.stress), rotation=20, fontsize=8)
+            else:
+                pts = mine[mine.stress == panel]
+                start = clean.assign(severity=identity_severity(panel, size))
+                line = pd.concat([start, pts]).sort_values("severity")
+                ax.errorbar(line.severity, line["mean"], yerr=_errorbar(line), color=colors[system], marker="o",
+                            capsize=3, label=system)
+                ax.set_xlabel(f"severity ({UNITS_OF.get(panel, '')})", fontsize=8)
+            blank = mine[mine.condition == BLANK]["mean"]
+            if len(blank):
+                ax.axhline(float(blank.iloc[0]), color=colors[system], linestyle="--", linewidth=1,
+                           label=f"{system}, audio only")
+        ax.axhline(0, color=NOISY_COLOR, linewidth=0.8, label="mixture")
+        ax.set_title(panel)
+        ax.grid(alpha=0.3)
+    fig.axes[0].set_ylabel(f"{METRIC_LABELS[metric]} improvement over the mixture")
+    fig.axes[0].legend(fontsize=7)
+    fig.suptitle(f"Visual stress: {METRIC_LABELS[metric]} gain against severity (mean, 95 % CI over scenes)")
     return _save(fig, path)

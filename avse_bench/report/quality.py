@@ -11,11 +11,18 @@ from itertools import combinations
 
 import pandas as pd
 
-from avse_bench.metrics.stats import METRICS, SNR_BANDS, breakdown, improvement, paired_comparison, summarize
+from avse_bench.metrics.scoring import ALL_METRICS
+from avse_bench.metrics.stats import SNR_BANDS, breakdown, improvement, paired_comparison, summarize
 from avse_bench.report.load import NOISY
 
 AV, AUDIO_ONLY, MIXTURE = "av", "audio_only", "mixture"
 CONDITION_LABELS = {MIXTURE: "mixture", AV: "audio-visual", AUDIO_ONLY: "audio only, blank video"}
+
+
+def metrics_in(scores: pd.DataFrame) -> list[str]:
+    """The metrics the run computed (a column with at least one value), in column order: the intrusive five, and
+    DNSMOS where it was scored."""
+    return [m for m in ALL_METRICS if m in scores and scores[m].notna().any()] or ["si_sdr"]
 
 
 def rows(scores: pd.DataFrame, system: str, condition: str) -> pd.DataFrame:
@@ -29,7 +36,7 @@ def by_scene(scores: pd.DataFrame, system: str, condition: str, metric: str) -> 
 
 def summary(scores: pd.DataFrame) -> pd.DataFrame:
     """[system, condition, metric, n, mean, ci_lo, ci_hi] for every (system, condition) in the scores."""
-    return summarize(scores, metrics=METRICS, by=["system", "condition"])
+    return summarize(scores, metrics=metrics_in(scores), by=["system", "condition"])
 
 
 def errors(scores: pd.DataFrame, system: str, condition: str) -> tuple[int, int, str]:
@@ -42,11 +49,11 @@ def errors(scores: pd.DataFrame, system: str, condition: str) -> tuple[int, int,
 
 def improvements(scores: pd.DataFrame, systems: list[str]) -> pd.DataFrame:
     """[system, metric, n, mean, ci_lo, ci_hi] of each system's audio-visual score minus the mixture's, per scene."""
-    noisy = rows(scores, NOISY, MIXTURE)
+    noisy, metrics = rows(scores, NOISY, MIXTURE), metrics_in(scores)
     frames = []
     for system in systems:
-        deltas = improvement(rows(scores, system, AV), noisy, metrics=METRICS)
-        frames.append(summarize(deltas, metrics=METRICS).assign(system=system))
+        deltas = improvement(rows(scores, system, AV), noisy, metrics=metrics)
+        frames.append(summarize(deltas, metrics=metrics).assign(system=system))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -57,7 +64,7 @@ def _paired(x: pd.Series, y: pd.Series, /, **labels) -> dict:
 def pairs(scores: pd.DataFrame, systems: list[str]) -> pd.DataFrame:
     """[a, b, metric, n, mean_diff, ci_lo, ci_hi, p_value, test]: a minus b on the scenes both scored (audio-visual)."""
     out = [_paired(by_scene(scores, a, AV, m), by_scene(scores, b, AV, m), a=a, b=b, metric=m)
-           for a, b in combinations(systems, 2) for m in METRICS]
+           for a, b in combinations(systems, 2) for m in metrics_in(scores)]
     return pd.DataFrame(out)
 
 
@@ -76,7 +83,7 @@ def visual_gain(scores: pd.DataFrame, system: str, metric: str, maskers: str = "
 def visual_contribution(scores: pd.DataFrame, systems: list[str]) -> pd.DataFrame:
     """[system, maskers, metric, n, mean_diff, ci_lo, ci_hi, p_value, test]: audio-visual minus audio-only per
     scene, over all scenes and over the speech-masker scenes (where only the video tells which voice to keep)."""
-    out = [visual_gain(scores, system, m, maskers) for system in systems for m in METRICS
+    out = [visual_gain(scores, system, m, maskers) for system in systems for m in metrics_in(scores)
            for maskers in ("all", "speech")]
     return pd.DataFrame([row for row in out if row is not None])
 
@@ -84,7 +91,7 @@ def visual_contribution(scores: pd.DataFrame, systems: list[str]) -> pd.DataFram
 def breakdowns(scores: pd.DataFrame, systems: list[str], by: str) -> pd.DataFrame:
     """[system, condition, <by>, metric, n, mean, ci_lo, ci_hi] for the mixture and each system's audio-visual
     output, split by `by` ("masker" or "snr_band")."""
-    frames = [breakdown(rows(scores, s, c), metrics=METRICS, by=(by,)).assign(system=s, condition=c)
+    frames = [breakdown(rows(scores, s, c), metrics=metrics_in(scores), by=(by,)).assign(system=s, condition=c)
               for s, c in [(NOISY, MIXTURE), *((s, AV) for s in systems)]]
     return pd.concat(frames, ignore_index=True)
 

@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from avse_bench.metrics.stats import summarize
 from avse_bench.report import plots, quality, tables
-from avse_bench.report.fmt import describe
+from avse_bench.report.fmt import describe, p_value, with_ci
 from avse_bench.report.items import measured_items
 from avse_bench.report.load import Run, load_run
 from avse_bench.report.published import ITEMS, published_items
 
 N_BOOT, CONFIDENCE = 2000, 95  # the defaults of avse_bench.metrics.stats, stated in the sheet
+STRESS_PLOTS = ("si_sdr", "pesq_wb", "stoi")
 PLOTS = {"quality.png": "Quality with 95 % CIs", "snr_bands.png": "Quality against SNR band",
          "latency.png": "Latency distribution", "memory.png": "Memory per phase"}
 
@@ -102,6 +104,54 @@ def quality_section(run: Run, summary: pd.DataFrame, improvements: pd.DataFrame)
     return out
 
 
+def stress_section(run: Run, table: pd.DataFrame) -> list[str]:
+    """The robustness table under visual stress and the sentence on which system degrades more gracefully."""
+    from avse_bench.report.stress import graceful
+
+    conditions = ", ".join(run.manifest["stress"]["conditions"])
+    out = ["## Robustness to degraded video (visual stress)", "",
+           f"The dev split enhanced again with its video degraded after the shared preprocessing, identically for "
+           f"every system (seed {run.manifest['stress']['seed']}): {conditions}. Definitions and severity units: "
+           "`avse_bench/data/stress.py`. *gain*: score minus the mixture's on the same scene, mean [95 % CI] over "
+           "scenes; *kept*: mean gain under the condition / mean clean-video gain (n/a where the clean-video gain "
+           "is not positive). The blank video is the audio-only run above.", "",
+           _md(tables.robustness_table(table)), ""]
+    test = graceful(run.scores, run.stress, run.systems)
+    if test:
+        a, b = test["a"], test["b"]
+        better = a if test["loss_a"] > test["loss_b"] else b
+        worse = b if better == a else a
+        significant = test["p_value"] < 0.05
+        out += [f"**Which degrades more gracefully (SI-SDR).** Averaged over the {len(table.condition.unique()) - 2} "
+                f"conditions, {a} loses {-test['loss_a']:.2f} dB and {b} {-test['loss_b']:.2f} dB of its "
+                f"clean-video score per scene; {a} minus {b}: "
+                f"{with_ci(test['mean_diff'], test['ci_lo'], test['ci_hi'], 2)} dB, {test['test']}, "
+                f"p = {p_value(test['p_value'])}, n = {test['n']} scenes. "
+                + (f"{better} degrades more gracefully than {worse}." if significant else
+                   "The difference is not significant at 5 %: neither degrades more gracefully on this evidence.")]
+        for s in (a, b):
+            c = test["contribution"][s]
+            if c["ci_lo"] <= 0 <= c["ci_hi"]:
+                out.append(f"A loss near zero can mean the video is not used: {s}'s visual contribution (AV - "
+                           f"audio-only) is {with_ci(c['mean_diff'], c['ci_lo'], c['ci_hi'], 2)} dB.")
+        out.append("")
+    out += [f"![SI-SDR under visual stress](stress_{m}.png)" for m in STRESS_PLOTS] + [""]
+    return out
+
+
+def blind_section(run: Run) -> list[str]:
+    """The eval split without targets: non-intrusive scores (DNSMOS) of the mixture and each system's output."""
+    blind = run.blind
+    metrics = [m for m in quality.metrics_in(blind) if m.startswith("dnsmos")]
+    summary = summarize(blind, metrics=metrics, by=["system", "condition"])
+    split = run.manifest["data"]["blind_split"]
+    table = tables.scores_table(run, summary, (quality.AV,), blind)
+    return ["## Blind evaluation (no clean reference)", "",
+            f"The `{split}` split has no clean targets: each system enhanced it (audio-visual) and the outputs and "
+            "the mixture were scored with the non-intrusive DNSMOS alone (speechmos; see avse_bench/metrics/"
+            "dnsmos.py). Mean [95 % CI] over scenes.", "", _md(table), ""]
+
+
 def render_report(run_dir) -> None:
     """Write sheet.md, sheet.csv, quality.csv and the plots into `run_dir` from the run's stored files."""
     run = load_run(Path(run_dir))
@@ -115,12 +165,23 @@ def render_report(run_dir) -> None:
     plots.snr_plot(run, bands, quality.group_order(bands, "snr_band"), out / "snr_bands.png")
     plots.latency_plot(run, out / "latency.png")
     plots.memory_plot(run, out / "memory.png")
+    extra = []
+    if run.stress is not None:
+        from avse_bench.report.stress import robustness
+
+        table = robustness(run.scores, run.stress, run.systems)
+        for metric in STRESS_PLOTS:
+            plots.stress_plot(run, table, metric, out / f"stress_{metric}.png")
+        extra += stress_section(run, table)
+        table.to_csv(out / "robustness.csv", index=False)
+    if run.blind is not None:
+        extra += blind_section(run)
 
     title = f"# System-description sheets: {', '.join(run.systems)}"
     lines = [title, "", f"Compare run `{out.name}`, `{run.manifest.get('profile')}` profile. Files: `sheet.csv` "
              "(the items below, one row per system and item), `quality.csv` (the quality numbers, unrounded), "
              "`scores.csv` (per scene), `profile.json`, `manifest.json`.", "",
-             *provenance(run), "", *sheet_section(run, rows), *quality_section(run, summary, improvements),
+             *provenance(run), "", *sheet_section(run, rows), *quality_section(run, summary, improvements), *extra,
              "## Plots", "", *(f"![{caption}]({name})" for name, caption in PLOTS.items()), ""]
     (out / "sheet.md").write_text("\n".join(lines))
     rows.to_csv(out / "sheet.csv", index=False)

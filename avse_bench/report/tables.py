@@ -60,11 +60,14 @@ def _ci_cells(stats: pd.DataFrame) -> dict[str, str]:
     return cells
 
 
-def scores_table(run: Run, summary: pd.DataFrame, conditions: tuple[str, ...]) -> pd.DataFrame:
-    """The quality table: the mixture, then each system in `conditions`; mean [95 % CI] per metric."""
+def scores_table(run: Run, summary: pd.DataFrame, conditions: tuple[str, ...], scores: pd.DataFrame | None = None
+                 ) -> pd.DataFrame:
+    """The quality table: the mixture, then each system in `conditions`; mean [95 % CI] per metric. `scores`: the
+    per-scene rows the summary came from (default: the run's scores.csv)."""
     out = []
+    scores = run.scores if scores is None else scores
     for system, condition in [(NOISY, quality.MIXTURE), *((s, c) for s in run.systems for c in conditions)]:
-        scenes, failed, reasons = quality.errors(run.scores, system, condition)
+        scenes, failed, reasons = quality.errors(scores, system, condition)
         if not scenes:
             continue
         stats = summary[(summary.system == system) & (summary.condition == condition)]
@@ -115,3 +118,16 @@ def quality_csv(summary: pd.DataFrame, improvements: pd.DataFrame) -> pd.DataFra
     cols = ["system", "condition", "metric", "n", "mean", "ci_lo", "ci_hi"]
     return pd.concat([summary[cols], gain[cols]], ignore_index=True)
 
+
+
+def robustness_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (system, condition): improvement over the mixture [95 % CI] per metric and the share of the
+    clean-video gain kept (`report.stress.robustness`)."""
+    out = []
+    for (system, condition), stats in table.groupby(["system", "condition"], sort=False):
+        row = {"system": system, "condition": condition, "n": int(stats.n.max())}
+        for r in stats.itertuples():
+            row[f"{METRIC_LABELS[r.metric]} gain"] = with_ci(r.mean, r.ci_lo, r.ci_hi, METRIC_DIGITS[r.metric])
+            row[f"{METRIC_LABELS[r.metric]} kept"] = "n/a" if pd.isna(r.kept) else f"{100 * r.kept:.0f} %"
+        out.append(row)
+    return pd.DataFrame(out)

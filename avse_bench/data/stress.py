@@ -1,0 +1,151 @@
+"""Visual stress: degradations of the preprocessed video, applied at enhancement time, identically for every system.
+
+Each degradation takes one scene's preprocessed frames, uint8 (T, H, W) as `Preprocessing.video_uint8` gives them
+(after grayscale, resize and equalisation, so no video is decoded again per condition), and a severity in its own
+unit, and returns new frames of the same shape and dtype. Randomness (dropped frames only) comes from a generator
+seeded with (seed, scene id), so a condition is the same for every system and every run with that seed.
+
+| name | severity | identity | what it does |
+|---|---|---|---|
+| occlusion | fraction of the lower half's area, 0-1 | 0 | a black patch over the mouth region (below) |
+| lowres | N px | >= the frame size | each frame downsampled to N x N (area), then back up (bilinear) |
+| frozen | k frames | 1 | frame t shows frame k * floor(t / k): the video updates every k frames |
+| dropped | fraction of frames, 0-1 | 0 | each frame but the first dropped with that probability, the last kept shown |
+| offset | k frames, signed | 0 | video shifted k frames later (k > 0: it lags the audio) or earlier, edges held |
+| blank | 1 | (none) | every frame zero: the audio-only control |
+| dcnn_rnn_loader | 1 | (none) | every frame but the last zero: the DCNN-RNN entry's published loader |
+
+The occlusion patch: a rectangle `round(W sqrt(f))` wide and `round(H/2 sqrt(f))` high (so f of the lower half's
+area, up to rounding), centred horizontally and centred vertically in the lower half, where a face crop's mouth is;
+f = 1 covers the whole lower half. Masks, hands and microphones in real recordings sit there (the 2026 real-world
+AVSE challenge ranks systems on such video).
+
+dcnn_rnn_loader: in the DCNN-RNN entry's `dataset.py` (github.com/RamiSaad/AVSE-2-Challenge), `enhanced_frames`
+equalises each frame in a loop but assigns the result into its array of zeros after the loop, so only the last
+frame survives: its model was trained and tested on such video.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from avse_bench.errors import AvseBenchError
+
+
+def occlusion(frames: np.ndarray, fraction: float, rng: np.random.Generator | None = None) -> np.ndarray:
+    """(T, H, W) uint8 -> the same with a black patch covering `fraction` (0-1) of the lower half (module docstring)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise AvseBenchError(f"occlusion: the fraction must be in [0, 1] (got {fraction:g})")
+    out = frames.copy()
+    height, width = frames.shape[1:]
+    half = height - height // 2  # rows of the lower half
+    h, w = round(half * math.sqrt(fraction)), round(width * math.sqrt(fraction))
+    top = height // 2 + (half - h) // 2
+    left = (width - w) // 2
+    out[:, top:top + h, left:left + w] = 0
+    return out
+
+
+def lowres(frames: np.ndarray, px: float, rng: np.random.Generator | None = None) -> np.ndarray:
+    """(T, H, W) uint8 -> each frame resized to px x px (INTER_AREA) and back (INTER_LINEAR); px >= H is identity."""
+    px = int(px)
+    if px < 1:
+        raise AvseBenchError(f"lowres: the resolution must be at least 1 px (got {px})")
+    height, width = frames.shape[1:]
+    if px >= min(height, width):
+        return frames.copy()
+    small = [cv2.resize(f, (px, px), interpolation=cv2.INTER_AREA) for f in frames]
+    return np.stack([cv2.resize(s, (width, height), interpolation=cv2.INTER_LINEAR) for s in small]).astype(np.uint8)
+
+
+def frozen(frames: np.ndarray, k: float, rng: np.random.Generator | None = None) -> np.ndarray:
+    """(T, H, W) uint8 -> frame t replaced by frame k * floor(t / k): each shown frame held for k frames."""
+    k = int(k)
+    if k < 1:
+        raise AvseBenchError(f"frozen: frames are held for at least 1 frame (got {k})")
+    return frames[(np.arange(len(frames)) // k) * k]
+
+
+def dropped(frames: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """(T, H, W) uint8 -> frames after the first dropped with probability `fraction` each, the last frame kept
+    shown in their place (runs of drops hold the same frame)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise AvseBenchError(f"dropped: the fraction must be in [0, 1] (got {fraction:g})")
+    drop = rng.random(len(frames)) < fraction  # (T,)
+    drop[:1] = False
+    shown = np.maximum.accumulate(np.where(drop, 0, np.arange(len(frames))))  # index of the frame on screen
+    return frames[shown]
+
+
+def offset(frames: np.ndarray, k: float, rng: np.random.Generator | None = None) -> np.ndarray:
+    """(T, H, W) uint8 -> out[t] = frames[clip(t - k, 0, T - 1)]: k > 0 delays the video by k frames (it lags the
+    audio), k < 0 advances it; the first or last frame fills the edge."""
+    k = int(k)
+    return frames[np.clip(np.arange(len(frames)) - k, 0, len(frames) - 1)]
+
+
+def blank(frames: np.ndarray, severity: float = 1, rng: np.random.Generator | None = None) -> np.ndarray:
+    """(T, H, W) uint8 -> zeros: the audio-only control (a blank video)."""
+    return np.zeros_like(frames)
+
+
+def dcnn_rnn_loader(frames: np.ndarray, severity: float = 1, rng: np.random.Generator | None = None) -> np.ndarray:
+    """(T, H, W) uint8 -> every frame but the last zero, as the DCNN-RNN entry's published data loader hands the
+    video to its model (module docstring)."""
+    out = np.zeros_like(frames)
+    out[-1:] = frames[-1:]
+    return out
+
+
+DEGRADATIONS: dict[str, Callable] = {"occlusion": occlusion, "lowres": lowres, "frozen": frozen, "dropped": dropped,
+                                     "offset": offset, "blank": blank, "dcnn_rnn_loader": dcnn_rnn_loader}
+UNITS = {"occlusion": "fraction of the lower half", "lowres": "px", "frozen": "frames held", "dropped":
+         "fraction of frames", "offset": "frames (video later > 0)", "blank": "", "dcnn_rnn_loader": ""}
+
+
+@dataclass(frozen=True, order=True)
+class Stress:
+    """One stress condition: a degradation `name` at `severity`. `label` names it in tables and folders."""
+
+    name: str
+    severity: float
+
+    @property
+    def label(self) -> str:
+        return self.name if self.name in ("blank", "dcnn_rnn_loader") else f"{self.name}={self.severity:g}"
+
+    def apply(self, frames: np.ndarray, scene: str, seed: int = 0) -> np.ndarray:
+        """This condition applied to one scene's uint8 (T, H, W) frames, its randomness seeded by (seed, scene)."""
+        rng = np.random.default_rng([seed, zlib.crc32(scene.encode())])
+        return DEGRADATIONS[self.name](frames, self.severity, rng)
+
+    def apply_seeded(self, seed: int):
+        """`apply` with `seed` fixed: a (frames, scene) -> frames transform, as enhancement takes one."""
+        return lambda frames, scene: self.apply(frames, scene, seed)
+
+
+def parse_stress(specs) -> list[Stress]:
+    """["occlusion=0.5,1", "offset=-2", "blank", ...] -> sorted, distinct Stress conditions. A name without
+    severities is its severity 1 (blank, dcnn_rnn_loader). Raises AvseBenchError naming the bad spec."""
+    out = set()
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        name = name.strip()
+        if name not in DEGRADATIONS:
+            raise AvseBenchError(f"--stress {spec!r}: unknown condition {name!r}; choose from "
+                                 f"{', '.join(DEGRADATIONS)}")
+        try:
+            severities = [float(v) for v in values.split(",")] if values.strip() else [1.0]
+        except ValueError:
+            raise AvseBenchError(f"--stress {spec!r}: severities must be numbers, e.g. {name}=0.5,1") from None
+        for severity in severities:
+            stress = Stress(name, severity)
+            stress.apply(np.zeros((2, 4, 4), np.uint8), "check")  # a bad severity fails here, before any work
+            out.add(stress)
+    return sorted(out)

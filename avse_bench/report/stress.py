@@ -1,0 +1,77 @@
+"""The robustness numbers of a compare run with `--stress`: each system's improvement over the mixture under each
+visual-stress condition (avse_bench/data/stress.py), the share of its clean-video gain it keeps, and which system
+degrades more gracefully, with the paired test behind it. Every statistic comes from `avse_bench.metrics.stats`.
+
+`stress` is stress.csv: one row per (system, condition, scene) with the `score_split` columns plus `stress` (the
+degradation's name) and `severity`. The mixture's scores and the clean-video (audio-visual) and blank-video
+(audio-only) outputs come from scores.csv: nothing is scored twice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from avse_bench.metrics.stats import improvement, paired_comparison, summarize
+from avse_bench.report.load import NOISY
+from avse_bench.report.quality import AUDIO_ONLY, AV, MIXTURE, rows
+
+STRESS_METRICS = ("si_sdr", "pesq_wb", "stoi")
+CLEAN, BLANK = "clean video", "blank video (audio only)"
+# The severity at which each degradation is the identity: where its curve starts, at the clean-video gain.
+IDENTITY = {"occlusion": 0.0, "frozen": 1.0, "dropped": 0.0, "offset": 0.0}
+
+
+def identity_severity(name: str, frame_size: int) -> float | None:
+    """The severity of `name` that leaves the video as it is (lowres: the frame size); None for single conditions."""
+    return float(frame_size) if name == "lowres" else IDENTITY.get(name)
+
+
+def _gains(scores: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
+    """Per scene of `df`: score minus the mixture's score on the same scene."""
+    return improvement(df, rows(scores, NOISY, MIXTURE), metrics=STRESS_METRICS)
+
+
+def robustness(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str]) -> pd.DataFrame:
+    """[system, condition, stress, severity, metric, n, mean, ci_lo, ci_hi, kept]: improvement over the mixture per
+    (system, condition), the clean-video and blank-video references first; `kept` = mean gain under the condition /
+    mean clean-video gain (NaN where the clean-video gain is not positive: there is nothing to keep)."""
+    frames = []
+    for system in systems:
+        refs = [(CLEAN, rows(scores, system, AV)), (BLANK, rows(scores, system, AUDIO_ONLY))]
+        conditions = stress[stress.system == system].groupby(["condition", "stress", "severity"], sort=False)
+        parts = [(label, "", np.nan, df) for label, df in refs]
+        parts += [(label, name, severity, df) for (label, name, severity), df in conditions]
+        for label, name, severity, df in parts:
+            stats = summarize(_gains(scores, df), metrics=STRESS_METRICS)
+            frames.append(stats.assign(system=system, condition=label, stress=name, severity=severity))
+    out = pd.concat(frames, ignore_index=True)
+    clean = out[out.condition == CLEAN].set_index(["system", "metric"])["mean"]
+    base = clean.reindex(pd.MultiIndex.from_frame(out[["system", "metric"]])).to_numpy()
+    out["kept"] = np.where(base > 0, out["mean"] / np.where(base > 0, base, 1.0), np.nan)
+    return out[["system", "condition", "stress", "severity", "metric", "n", "mean", "ci_lo", "ci_hi", "kept"]]
+
+
+def loss_per_scene(scores: pd.DataFrame, stress: pd.DataFrame, system: str, metric: str = "si_sdr") -> pd.Series:
+    """Per scene: the mean over every stress condition of (score under the condition - clean-video score), the
+    system's average loss from degrading its video; scenes missing a value under any condition are left out."""
+    clean = rows(scores, system, AV).set_index("scene")[metric]
+    under = stress[stress.system == system].pivot_table(index="scene", columns="condition", values=metric)
+    return under.sub(clean.reindex(under.index), axis=0).dropna().mean(axis=1)
+
+
+def graceful(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str], metric: str = "si_sdr") -> dict | None:
+    """The paired comparison of the first two systems' average losses (`loss_per_scene`): a Wilcoxon signed-rank
+    test over scenes, with each system's mean loss and its visual contribution (AV - audio-only) for context.
+    None with fewer than two systems."""
+    if len(systems) < 2:
+        return None
+    a, b = systems[:2]
+    losses = {s: loss_per_scene(scores, stress, s, metric) for s in (a, b)}
+    contribution = {}
+    for s in (a, b):
+        av = rows(scores, s, AV).set_index("scene")[metric]
+        blank = rows(scores, s, AUDIO_ONLY).set_index("scene")[metric]
+        contribution[s] = paired_comparison(av, blank)
+    return {"a": a, "b": b, "metric": metric, "loss_a": float(losses[a].mean()), "loss_b": float(losses[b].mean()),
+            "contribution": contribution, **paired_comparison(losses[a], losses[b])}
