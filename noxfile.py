@@ -33,7 +33,7 @@ def bench(session: nox.Session) -> None:
     """Main job: compare both systems on the embedded corpus (quick profile), then the micro-benchmarks."""
     session.install(".[test]")
     session.run(
-        "avse-bench", "compare", "baseline", "dcnn_rnn", "--profile", "quick", "--out", BENCH_OUT,
+        "avse-bench", "compare", "baseline", "dcnn_rnn", "--profile", "quick", "--out", BENCH_OUT, "--stress",
         *session.posargs, env=MALLOC_ENV,
     )
     session.run(

@@ -10,7 +10,7 @@ import pandas as pd
 
 from avse_bench.metrics.stats import summarize
 from avse_bench.report import plots, quality, tables
-from avse_bench.report.fmt import describe, p_value, with_ci
+from avse_bench.report.fmt import METRIC_LABELS, describe, p_value, with_ci
 from avse_bench.report.items import measured_items
 from avse_bench.report.load import Run, load_run
 from avse_bench.report.published import ITEMS, published_items
@@ -135,7 +135,7 @@ def stress_section(run: Run, table: pd.DataFrame) -> list[str]:
                 out.append(f"A loss near zero can mean the video is not used: {s}'s visual contribution (AV - "
                            f"audio-only) is {with_ci(c['mean_diff'], c['ci_lo'], c['ci_hi'], 2)} dB.")
         out.append("")
-    out += [f"![SI-SDR under visual stress](stress_{m}.png)" for m in STRESS_PLOTS] + [""]
+    out += [f"![{METRIC_LABELS[m]} under visual stress](stress_{m}.png)" for m in STRESS_PLOTS] + [""]
     return out
 
 
