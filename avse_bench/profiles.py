@@ -20,7 +20,7 @@ PROFILES: dict[str, dict] = {
     # running from the identity (clean video) to it.
     "quick": {"video_size": 64, "corpus": {"train": 200, "dev": 40, "min_seconds": 2.0, "max_seconds": 4.0},
               "profiling": {"seconds": 3.0, "repeats": None},
-              "stress": ("occlusion=1", "lowres=4", "frozen=10", "offset=5", "dcnn_rnn_loader")},
+              "stress": ("occlusion=1", "lowres=4", "offset=5", "dcnn_rnn_loader")},
     # Seconds, for tests.
     "smoke": {"video_size": 32, "corpus": {"train": 6, "dev": 4, "min_seconds": 1.0, "max_seconds": 1.5},
               "profiling": {"seconds": 1.0, "repeats": 5}, "stress": ("occlusion=0.5", "offset=-2,2")},
