@@ -165,3 +165,48 @@ def test_nproc_per_node_trains_under_torchrun(smoke_run, tmp_path, monkeypatch, 
     measured = sheet[(sheet["system"] == "dcnn_rnn") & (sheet["source"] == "measured")]
     item = {int(r["item_no"]): r for _, r in measured.iterrows()}
     assert "world size 2" in item[6]["notes"] and "world size 2" in item[9]["notes"]  # item 9's value: n/a on CPU
+
+
+@pytest.mark.slow
+def test_compare_stress_and_a_blind_eval_split_end_to_end(smoke_run, tmp_path, capsys):
+    """`compare --stress` on two systems of a data root whose eval split has no targets: the robustness table, its
+    test and plots, DNSMOS columns, and the blind table; a re-run with one more condition enhances only that one."""
+    import shutil
+
+    from avse_bench.cli import main
+
+    _, cache = smoke_run
+    root = tmp_path / "data"
+    shutil.copytree(next((cache / "corpus").glob("*")), root)
+    shutil.copytree(root / "dev" / "scenes", root / "eval" / "scenes")
+    for target in (root / "eval" / "scenes").glob("*_target.wav"):
+        target.unlink()
+    shutil.copy(root / "metadata" / "scenes.dev.json", root / "metadata" / "scenes.eval.json")
+    out = tmp_path / "run"
+    args = ["compare", "dcnn_rnn", "dcnn_rnn_code", "--profile", "smoke", "--device", "cpu", "--data", str(root),
+            "--out", str(out), "--workers", "0", "--stress", "occlusion=0.5", "offset=2"]
+    assert main(args) == 0
+    stress = pd.read_csv(out / "stress.csv", dtype={"scene": str})
+    assert sorted(set(stress.condition)) == ["occlusion=0.5", "offset=2"] and len(stress) == 2 * 2 * 4
+    assert stress[["si_sdr", "pesq_wb", "stoi"]].notna().all().all() and stress["estoi"].isna().all()
+    sheet = (out / "sheet.md").read_text()
+    assert "## Robustness to degraded video" in sheet and "Which degrades more gracefully (SI-SDR)" in sheet
+    assert "Wilcoxon" in sheet.split("## Robustness")[1]
+    for metric in ("si_sdr", "pesq_wb", "stoi"):
+        assert (out / f"stress_{metric}.png").stat().st_size > 10_000
+    scores = pd.read_csv(out / "scores.csv", dtype={"scene": str})
+    assert scores["dnsmos_ovrl"].notna().all() and "DNSMOS-OVRL" in sheet.split("## Quality")[1]
+    blind = pd.read_csv(out / "blind.csv", dtype={"scene": str})
+    assert set(zip(blind.system, blind.condition, strict=True)) == {("noisy", "mixture"), ("dcnn_rnn", "av"),
+                                                                    ("dcnn_rnn_code", "av")}
+    assert blind["dnsmos_ovrl"].notna().all() and blind["si_sdr"].isna().all() and (blind["error"].isna()).all()
+    assert "## Blind evaluation (no clean reference)" in sheet
+    capsys.readouterr()
+    written = {p: p.stat().st_mtime_ns for p in (out / "enhanced" / "dcnn_rnn" / "stress").rglob("*.wav")}
+    assert len(written) == 2 * 4
+    assert main([*args, "frozen=3"]) == 0  # one more condition: the other two are not enhanced again
+    assert all(p.stat().st_mtime_ns == t for p, t in written.items())
+    printed = capsys.readouterr().out
+    assert "score.dcnn_rnn.stress.occlusion=0.5: up to date" in printed
+    assert "score.dcnn_rnn.stress.frozen=3: running" in printed
+    assert len(pd.read_csv(out / "stress.csv")) == 2 * 3 * 4

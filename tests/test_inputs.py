@@ -97,7 +97,7 @@ def test_dc_only_target_is_an_si_sdr_error_and_the_rest_as_the_libraries(corpus,
     target = scenes_dir(corpus) / "S00003_target.wav"
     n = sf.info(str(target)).frames
     write_wav(target, np.full(n, 1638, np.int16), "PCM_16")
-    out = score_split(corpus, "dev", tmp_path / "noisy.csv", jobs=1, progress=False)
+    out = score_split(corpus, "dev", tmp_path / "noisy.csv", jobs=1, progress=False, metrics="intrusive")
     row = rows(out)["S00003"]
     assert row["si_sdr"] == ""
     assert "si_sdr: reference has no energy once its mean is removed" in row["error"]
@@ -118,7 +118,8 @@ def test_constant_enhanced_file_is_an_si_sdr_error(corpus, tmp_path):
         write_wav(enhanced / f"{scene.id}.wav", mixed, "FLOAT")
     n = sf.info(str(load_split(corpus, "dev")[1].mixed)).frames
     write_wav(enhanced / "S00004.wav", np.full(n, 0.01, np.float32), "FLOAT")
-    row = rows(score_split(corpus, "dev", tmp_path / "s.csv", enhanced_dir=enhanced, jobs=1, progress=False))["S00004"]
+    row = rows(score_split(corpus, "dev", tmp_path / "s.csv", enhanced_dir=enhanced, jobs=1, progress=False,
+                           metrics="intrusive"))["S00004"]
     assert row["si_sdr"] == "" and "si_sdr: estimate has no energy once its mean is removed" in row["error"]
     ref, _ = sf.read(str(load_split(corpus, "dev")[1].target))
     deg, _ = sf.read(str(enhanced / "S00004.wav"))
@@ -176,7 +177,8 @@ def make_long_scene(root: Path, scene: str, seconds: float) -> None:
 def test_pesq_segfault_on_a_150_s_scene_loses_only_pesq(corpus, tmp_path, jobs):
     make_long_scene(corpus, "S00003", 150.0)  # pesq 0.0.4 segfaults on it (the other two scenes at 150 s do not)
     out = tmp_path / "noisy.csv"
-    run = cli("score", "--data", str(corpus), "--split", "dev", "--out", str(out), "--jobs", jobs)
+    run = cli("score", "--data", str(corpus), "--split", "dev", "--out", str(out), "--jobs", jobs,
+              "--metrics", "intrusive")
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
     found = rows(out)
@@ -204,7 +206,7 @@ def test_a_metric_that_aborts_or_hangs_loses_one_value(corpus, tmp_path, monkeyp
     # The same kind, chosen here: a library that dies by SIGABRT (an assert in C), and one that never returns.
     monkeypatch.setitem(functional.FUNCTIONS, "pesq_nb", _abort)
     monkeypatch.setitem(functional.FUNCTIONS, "estoi", _hang)
-    out = score_split(corpus, "dev", tmp_path / "s.csv", jobs=2, progress=False, timeout=3)
+    out = score_split(corpus, "dev", tmp_path / "s.csv", jobs=2, progress=False, timeout=3, metrics="intrusive")
     found = rows(out)
     assert sorted(found) == ["S00003", "S00004", "S00005"]
     for row in found.values():
@@ -232,7 +234,7 @@ def test_interferer_as_a_list_of_one_object(corpus, tmp_path, capsys):
     scenes = load_split(corpus, "dev")
     assert {s.masker for s in scenes} <= {"speech", "noise"} and all(s.masker for s in scenes)
     assert main(["data", "check", str(corpus), "--split", "dev"]) == 0
-    out = score_split(corpus, "dev", tmp_path / "s.csv", jobs=1, progress=False)
+    out = score_split(corpus, "dev", tmp_path / "s.csv", jobs=1, progress=False, metrics="intrusive")
     assert [r["masker"] for r in rows(out).values()] == [s.masker for s in scenes]
 
 
@@ -248,7 +250,7 @@ def test_avsec4_interferers_with_several_maskers(corpus, tmp_path, capsys):
     assert maskers[0] in ("speech", "noise") and maskers[1].endswith("+music") and maskers[2].endswith("+music+music")
     assert main(["data", "check", str(corpus), "--split", "dev"]) == 0
     assert "+music" in capsys.readouterr().out  # the breakdown names several maskers as such
-    found = rows(score_split(corpus, "dev", tmp_path / "s.csv", jobs=1, progress=False))
+    found = rows(score_split(corpus, "dev", tmp_path / "s.csv", jobs=1, progress=False, metrics="intrusive"))
     assert [r["masker"] for r in found.values()] == maskers
 
 
@@ -294,10 +296,11 @@ def test_rows_of_missing_files_are_scored_on_the_retry(corpus, tmp_path):
     scenes = load_split(corpus, "dev")
     for scene in scenes[:2]:
         shutil.copy(scene.mixed, enhanced / f"{scene.id}.wav")
-    out = score_split(corpus, "dev", tmp_path / "s.csv", enhanced_dir=enhanced, jobs=1, progress=False)
+    out = score_split(corpus, "dev", tmp_path / "s.csv", enhanced_dir=enhanced, jobs=1, progress=False,
+                      metrics="intrusive")
     assert rows(out)["S00005"]["error"].startswith("missing enhanced file")
     shutil.copy(scenes[2].mixed, enhanced / "S00005.wav")
-    out = score_split(corpus, "dev", out, enhanced_dir=enhanced, jobs=1, progress=False)
+    out = score_split(corpus, "dev", out, enhanced_dir=enhanced, jobs=1, progress=False, metrics="intrusive")
     assert rows(out)["S00005"]["error"] == "" and rows(out)["S00005"]["pesq_wb"] != ""
 
 

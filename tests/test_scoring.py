@@ -40,7 +40,8 @@ def corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference(corpus, tmp_path_factory) -> Path:
     """The mixture scored by one uninterrupted serial run."""
-    return score_split(corpus, "dev", tmp_path_factory.mktemp("ref") / "noisy.csv", jobs=1, progress=False)
+    return score_split(corpus, "dev", tmp_path_factory.mktemp("ref") / "noisy.csv", jobs=1, progress=False,
+                       metrics="intrusive")
 
 
 def read(path: Path) -> list[dict[str, str]]:
@@ -78,7 +79,7 @@ def test_rows_hold_every_scene_with_the_library_values(corpus, reference):
 
 def test_parallel_run_equals_the_serial_one_and_writes_the_official_csv(corpus, reference, tmp_path):
     out = score_split(corpus, "dev", tmp_path / "p.csv", jobs=2, official_csv=tmp_path / "official.csv",
-                      progress=False)
+                      progress=False, metrics="intrusive")
     assert_same_rows(out, reference)
     with open(tmp_path / "official.csv", newline="") as f:
         official = list(csv.reader(f))
@@ -100,7 +101,7 @@ def test_problem_scenes_get_error_rows_while_the_others_are_scored(corpus, tmp_p
     sf.write(enhanced / "S00004.wav", target4[::2], 8000)
 
     rows = {r["scene"]: r for r in read(score_split(root, "dev", tmp_path / "s.csv", enhanced_dir=enhanced, jobs=2,
-                                                    progress=False))}
+                                                    progress=False, metrics="intrusive"))}
     assert rows["S00002"]["error"] == "silent reference"
     assert rows["S00003"]["error"].startswith("missing enhanced file") and "S00003.wav" in rows["S00003"]["error"]
     assert "8000 Hz, expected 16000 Hz" in rows["S00004"]["error"]
@@ -125,13 +126,13 @@ def test_a_run_stopped_by_an_exception_resumes_to_the_same_rows(corpus, referenc
 
     monkeypatch.setattr(scoring, "_row", crash_after_three)
     with pytest.raises(RuntimeError, match="injected crash"):
-        score_split(corpus, "dev", out, jobs=1, progress=False)
+        score_split(corpus, "dev", out, jobs=1, progress=False, metrics="intrusive")
     assert [r["scene"] for r in read(out)] == calls == ["S00001", "S00002", "S00003"]
     with open(out, "a") as f:
         f.write("S00004,noise,-3.1,1.0")  # a line cut in the middle by the crash
 
     monkeypatch.setattr(scoring, "_row", real)
-    score_split(corpus, "dev", out, jobs=1, progress=False)
+    score_split(corpus, "dev", out, jobs=1, progress=False, metrics="intrusive")
     assert_same_rows(out, reference)
 
 
@@ -148,7 +149,7 @@ def test_a_killed_parallel_run_resumes_to_the_same_rows(corpus, reference, tmp_p
                 time.sleep(120)
             return real(job)
         scoring.score_job = slow_after_two
-        scoring.score_split({str(corpus)!r}, "dev", {str(out)!r}, jobs=2, progress=False)
+        scoring.score_split({str(corpus)!r}, "dev", {str(out)!r}, jobs=2, progress=False, metrics="intrusive")
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(scoring.__file__).parents[2]), *sys.path])}
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
@@ -164,12 +165,13 @@ def test_a_killed_parallel_run_resumes_to_the_same_rows(corpus, reference, tmp_p
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    score_split(corpus, "dev", out, jobs=2, progress=False)
+    score_split(corpus, "dev", out, jobs=2, progress=False, metrics="intrusive")
     assert_same_rows(out, reference)
 
 
 def test_shards_are_disjoint_and_merge_to_the_whole(corpus, reference, tmp_path):
-    parts = [score_split(corpus, "dev", tmp_path / f"part{i}.csv", jobs=1, shard=f"{i}/4", progress=False)
+    parts = [score_split(corpus, "dev", tmp_path / f"part{i}.csv", jobs=1, shard=f"{i}/4", progress=False,
+                         metrics="intrusive")
              for i in range(1, 5)]
     scenes = [[r["scene"] for r in read(p)] for p in parts]
     assert sorted(sum(scenes, [])) == [r["scene"] for r in read(reference)]
@@ -180,7 +182,7 @@ def test_shards_are_disjoint_and_merge_to_the_whole(corpus, reference, tmp_path)
     with pytest.raises(AvseBenchError, match="S00001 is in both"):
         merge_scores([parts[0], parts[1], parts[0]], tmp_path / "dup.csv")
     with pytest.raises(AvseBenchError, match="not in dev shard 2/4"):
-        score_split(corpus, "dev", parts[0], jobs=1, shard="2/4", progress=False)
+        score_split(corpus, "dev", parts[0], jobs=1, shard="2/4", progress=False, metrics="intrusive")
 
 
 @pytest.mark.parametrize("bad", ["0/3", "4/3", "1/0", "a/b", "2", "1/2/3", "-1/2"])
@@ -189,19 +191,27 @@ def test_bad_shards_are_refused(bad):
         select_shard(["S00001", "S00002"], bad)
 
 
-def test_a_split_without_targets_is_refused(corpus, tmp_path):
+def test_a_split_without_targets_is_refused_for_intrusive_metrics_alone(corpus, tmp_path):
     scenes = tmp_path / "root" / "eval" / "scenes"
     shutil.copytree(corpus / "dev" / "scenes", scenes)
     for target in scenes.glob("*_target.wav"):
         target.unlink()
-    with pytest.raises(AvseBenchError, match="no target"):
-        score_split(tmp_path / "root", "eval", tmp_path / "s.csv", jobs=1, progress=False)
+    with pytest.raises(AvseBenchError, match="no clean targets, so only the non-intrusive"):
+        score_split(tmp_path / "root", "eval", tmp_path / "s.csv", jobs=1, progress=False, metrics="intrusive")
+
+
+def test_a_split_where_only_some_scenes_lack_a_target_is_refused(corpus, tmp_path):
+    scenes = tmp_path / "root" / "dev" / "scenes"
+    shutil.copytree(corpus / "dev" / "scenes", scenes)
+    next(iter(sorted(scenes.glob("*_target.wav")))).unlink()
+    with pytest.raises(AvseBenchError, match="no target wav to score against .* the others have one"):
+        score_split(tmp_path / "root", "dev", tmp_path / "s.csv", jobs=1, progress=False)
 
 
 def test_cli_score_and_merge(corpus, reference, tmp_path, capsys):
     for i in (1, 2):
         assert main(["score", "--data", str(corpus), "--split", "dev", "--out", str(tmp_path / f"{i}.csv"),
-                     "--jobs", "1", "--shard", f"{i}/2"]) == 0
+                     "--jobs", "1", "--shard", f"{i}/2", "--metrics", "intrusive"]) == 0
     assert main(["score", "merge", str(tmp_path / "1.csv"), str(tmp_path / "2.csv"),
                  "--out", str(tmp_path / "all.csv")]) == 0
     assert_same_rows(tmp_path / "all.csv", reference)
@@ -211,7 +221,7 @@ def test_cli_score_and_merge(corpus, reference, tmp_path, capsys):
 
 def test_negative_jobs_are_refused(corpus, tmp_path):
     with pytest.raises(AvseBenchError, match="--jobs -1"):
-        score_split(corpus, "dev", tmp_path / "s.csv", jobs=-1, progress=False)
+        score_split(corpus, "dev", tmp_path / "s.csv", jobs=-1, progress=False, metrics="intrusive")
 
 
 def _blas_threads() -> list[int]:

@@ -52,17 +52,18 @@ def available() -> str | None:
 
 
 def check_clip(audio: np.ndarray) -> np.ndarray:
-    """The clip as float64 1-D, or MetricError naming what makes it unscorable (module docstring)."""
+    """The clip as float64 1-D, or MetricError naming what makes it unscorable (module docstring; the scorer's error
+    column prefixes the reason with "dnsmos: ")."""
     audio = np.asarray(audio, dtype=np.float64)
     if audio.ndim != 1:
-        raise MetricError(f"DNSMOS takes a mono 1-D signal, got shape {audio.shape}")
+        raise MetricError(f"not a mono 1-D signal (shape {audio.shape})")
     if audio.size == 0:
-        raise MetricError("DNSMOS: empty signal")
+        raise MetricError("empty signal")
     if not np.all(np.isfinite(audio)):
-        raise MetricError("DNSMOS: NaN or inf in the signal")
+        raise MetricError("NaN or inf in the signal")
     peak = float(np.max(np.abs(audio)))
     if peak > 1.0:
-        raise MetricError(f"DNSMOS: samples outside [-1, 1] (peak {peak:.3g}); DNSMOS depends on the level, "
+        raise MetricError(f"samples outside [-1, 1] (peak {peak:.3g}); DNSMOS depends on the level, "
                           "so the signal is not rescaled")
     return audio
 

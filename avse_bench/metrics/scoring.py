@@ -1,6 +1,8 @@
 """`avse-bench score`: every scene of a split scored in parallel processes into a resumable per-scene CSV.
 
-The reference is each scene's `<scene>_target.wav`; the estimate is `<enhanced_dir>/<scene>.wav` (as the official
+Intrusive metrics (PESQ, STOI, ESTOI, SI-SDR: `functional`) compare the estimate with the scene's clean target; the
+non-intrusive DNSMOS (`dnsmos`) scores the estimate alone, so a split without targets (eval) is scored with it alone.
+`--metrics` chooses (`parse_metrics`). The reference is each scene's `<scene>_target.wav`; the estimate is `<enhanced_dir>/<scene>.wav` (as the official
 `test.py` writes them) or, without `enhanced_dir`, the unprocessed `<scene>_mixed.wav` (the "noisy" row). Files are
 scored as written, read with soundfile as float64 exactly as the official `objective_evaluation.py` reads them (no
 normalisation, no model preprocessing). A file that is not 16 kHz mono is an error row, not resampled: the official

@@ -1,0 +1,122 @@
+"""Visual stress: each degradation's effect on a known input, the identities, determinism per seed, the parsing of
+`--stress`, and the robustness statistics on hand-made scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from avse_bench.data.stress import DEGRADATIONS, Stress, dropped, frozen, lowres, occlusion, offset, parse_stress
+from avse_bench.errors import AvseBenchError
+from avse_bench.report.stress import CLEAN, graceful, loss_per_scene, robustness
+
+T, H, W = 30, 64, 48
+
+
+def numbered(t: int = T, h: int = H, w: int = W) -> np.ndarray:
+    """uint8 (t, h, w) frames whose every pixel holds its frame's index (+ 100), so that moves can be read off."""
+    return np.broadcast_to((np.arange(t, dtype=np.uint8) + 100)[:, None, None], (t, h, w)).copy()
+
+
+def test_occlusion_patch_is_exactly_where_and_as_large_as_it_says():
+    frames = np.full((3, H, W), 200, np.uint8)
+    out = occlusion(frames, 0.25)
+    # lower half: 32 rows; sqrt(0.25) = 0.5 -> 16 rows x 24 columns, centred in the lower half and horizontally
+    patch = np.zeros((H, W), bool)
+    patch[32 + 8:32 + 8 + 16, 12:12 + 24] = True
+    assert np.all(out[:, patch] == 0) and np.all(out[:, ~patch] == 200)
+    assert patch.sum() / (32 * W) == 0.25
+    full = occlusion(frames, 1.0)
+    assert np.all(full[:, 32:] == 0) and np.all(full[:, :32] == 200)  # f = 1: the whole lower half
+
+
+def test_offset_shifts_by_exactly_k_frames_holding_the_edges():
+    frames = numbered()
+    later = offset(frames, 3)
+    assert [int(f[0, 0]) - 100 for f in later] == [0, 0, 0, *range(T - 3)]
+    earlier = offset(frames, -2)
+    assert [int(f[0, 0]) - 100 for f in earlier] == [*range(2, T), T - 1, T - 1]
+
+
+def test_frozen_holds_each_shown_frame_for_k_frames():
+    out = frozen(numbered(), 4)
+    assert [int(f[0, 0]) - 100 for f in out] == [4 * (t // 4) for t in range(T)]
+
+
+def test_dropped_frames_show_the_last_kept_frame_and_are_seeded():
+    frames = numbered(150)
+    first = Stress("dropped", 0.5).apply(frames, "S00001", seed=7)
+    shown = first[:, 0, 0].astype(int) - 100
+    assert shown[0] == 0 and np.all(np.diff(shown) >= 0)  # never ahead of time, never backwards
+    kept = shown == np.arange(150)
+    assert 0.35 < 1 - kept.mean() < 0.65  # about half dropped
+    assert np.array_equal(first, Stress("dropped", 0.5).apply(frames, "S00001", seed=7))  # same seed, same scene
+    assert not np.array_equal(first, Stress("dropped", 0.5).apply(frames, "S00001", seed=8))
+    assert not np.array_equal(first, Stress("dropped", 0.5).apply(frames, "S00002", seed=7))
+    assert np.array_equal(dropped(frames, 1.0, np.random.default_rng(0)), np.repeat(frames[:1], 150, axis=0))
+
+
+def test_lowres_loses_detail_and_keeps_the_shape():
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (2, H, H), dtype=np.uint8)
+    out = lowres(frames, 4)
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    assert np.abs(np.diff(out.astype(int), axis=2)).mean() < 0.2 * np.abs(np.diff(frames.astype(int), axis=2)).mean()
+
+
+@pytest.mark.parametrize("name, identity", [("occlusion", 0), ("lowres", H), ("lowres", 1000), ("frozen", 1),
+                                            ("dropped", 0), ("offset", 0)])
+def test_severity_at_identity_leaves_the_video_unchanged(name, identity):
+    frames = np.random.default_rng(1).integers(0, 256, (T, H, H), dtype=np.uint8)
+    assert np.array_equal(Stress(name, identity).apply(frames, "S1"), frames)
+
+
+def test_blank_and_the_dcnn_rnn_loader_condition():
+    frames = numbered()
+    assert not Stress("blank", 1).apply(frames, "S1").any()
+    loader = Stress("dcnn_rnn_loader", 1).apply(frames, "S1")
+    assert not loader[:-1].any() and np.array_equal(loader[-1], frames[-1])
+
+
+def test_every_degradation_keeps_shape_and_dtype():
+    frames = numbered()
+    for name in DEGRADATIONS:
+        out = Stress(name, 1).apply(frames, "S1")
+        assert out.shape == frames.shape and out.dtype == np.uint8, name
+
+
+def test_parse_stress_names_severities_and_errors():
+    found = parse_stress(["offset=-2,2", "occlusion=0.5", "blank", "offset=2"])
+    assert [c.label for c in found] == ["blank", "occlusion=0.5", "offset=-2", "offset=2"]
+    for bad, words in (["mask=0.5", "unknown condition 'mask'"], ["occlusion=1.5", "fraction must be in"],
+                       ["frozen=0", "at least 1 frame"], ["lowres=x", "must be numbers"]):
+        with pytest.raises(AvseBenchError, match=words):
+            parse_stress([bad])
+
+
+def _scores(gains: dict[tuple[str, str], list[float]], scenes: list[str]) -> pd.DataFrame:
+    rows = []
+    for (system, condition), values in gains.items():
+        for scene, v in zip(scenes, values, strict=True):
+            rows.append({"system": system, "condition": condition, "scene": scene, "masker": "noise", "snr_db": 0.0,
+                         "si_sdr": v, "pesq_wb": 1.0 + v / 10, "stoi": 0.5 + v / 100, "error": ""})
+    return pd.DataFrame(rows)
+
+
+def test_robustness_gains_kept_share_and_the_graceful_test():
+    scenes = [f"S{i:05d}" for i in range(12)]
+    zeros = [0.0] * 12
+    scores = _scores({("noisy", "mixture"): zeros, ("a", "av"): [4.0] * 12, ("a", "audio_only"): [1.0] * 12,
+                      ("b", "av"): [2.0] * 12, ("b", "audio_only"): [2.0] * 12}, scenes)
+    stress = _scores({("a", "occlusion=1"): [2.0 + 0.01 * i for i in range(12)], ("b", "occlusion=1"): [2.0] * 12},
+                     scenes).assign(stress="occlusion", severity=1.0)
+    table = robustness(scores, stress, ["a", "b"])
+    a_sisdr = table[(table.system == "a") & (table.metric == "si_sdr")].set_index("condition")
+    assert a_sisdr.loc[CLEAN, "mean"] == 4.0 and a_sisdr.loc[CLEAN, "kept"] == 1.0
+    assert a_sisdr.loc["occlusion=1", "mean"] == pytest.approx(2.055)
+    assert a_sisdr.loc["occlusion=1", "kept"] == pytest.approx(2.055 / 4.0)
+    assert loss_per_scene(scores, stress, "b").eq(0).all()
+    test = graceful(scores, stress, ["a", "b"])
+    assert test["loss_a"] == pytest.approx(-1.945) and test["loss_b"] == 0.0
+    assert test["p_value"] < 0.01 and test["n"] == 12  # b loses nothing on every scene: it degrades more gracefully
