@@ -2,11 +2,12 @@
 
 Intrusive metrics (PESQ, STOI, ESTOI, SI-SDR: `functional`) compare the estimate with the scene's clean target; the
 non-intrusive DNSMOS (`dnsmos`) scores the estimate alone, so a split without targets (eval) is scored with it alone.
-`--metrics` chooses (`parse_metrics`). The reference is each scene's `<scene>_target.wav`; the estimate is `<enhanced_dir>/<scene>.wav` (as the official
-`test.py` writes them) or, without `enhanced_dir`, the unprocessed `<scene>_mixed.wav` (the "noisy" row). Files are
-scored as written, read with soundfile as float64 exactly as the official `objective_evaluation.py` reads them (no
-normalisation, no model preprocessing). A file that is not 16 kHz mono is an error row, not resampled: the official
-script assumes 16 kHz, and a silent resampling would score something else than what the system wrote.
+`--metrics` chooses (`parse_metrics`). The reference is each scene's `<scene>_target.wav`; the estimate is
+`<enhanced_dir>/<scene>.wav` (as the official `test.py` writes them) or, without `enhanced_dir`, the unprocessed
+`<scene>_mixed.wav` (the "noisy" row). Files are scored as written, read with soundfile as float64 exactly as the
+official `objective_evaluation.py` reads them (no normalisation, no model preprocessing). A file that is not 16 kHz
+mono is an error row, not resampled: the official script assumes 16 kHz, and a silent resampling would score
+something else than what the system wrote.
 
 One row per scene, columns `COLUMNS`; a scene that cannot be scored (missing or unreadable file, silent reference,
 ...; see `functional`) keeps its row with empty values and the reason in `error`. Every scene is scored in a worker
