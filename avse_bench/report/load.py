@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from avse_bench.errors import AvseBenchError
+from avse_bench.metrics.dnsmos import DNSMOS_METRICS
 from avse_bench.metrics.scoring import COLUMNS
 
 NOISY = "noisy"
@@ -54,6 +55,9 @@ def read_scores(path: Path, extra: tuple[str, ...] = ()) -> pd.DataFrame:
         raise AvseBenchError(f"{path} not found: run `avse-bench compare` into this folder first")
     df = pd.read_csv(path, dtype={"system": str, "condition": str, "scene": str, "masker": str, "error": str,
                                   "stress": str})
+    for column in DNSMOS_METRICS:  # runs scored before DNSMOS existed, or without it: not scored, not an error
+        if column not in df.columns:
+            df[column] = float("nan")
     missing = [c for c in (*SCORE_COLUMNS, *extra) if c not in df.columns]
     if missing:
         raise AvseBenchError(f"{path} lacks the column(s) {', '.join(missing)}")
