@@ -273,6 +273,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     """
     from avse_bench.data import load_split
     from avse_bench.enhance import enhance, enhance_variants
+    from avse_bench.metrics.dnsmos import DNSMOS_METRICS
     from avse_bench.metrics.scoring import parse_metrics, score_split
     from avse_bench.profiling import profile_system
     from avse_bench.report import render_report
@@ -300,6 +301,9 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     n_train, n_eval = (len(load_split(root, s)) for s in (train_split, eval_split))
     blind = blind_split if (root / blind_split).is_dir() and all(
         s.target is None for s in load_split(root, blind_split)) else None
+    if blind and not set(chosen) & set(DNSMOS_METRICS):
+        print(f"[compare] {root / blind}: no clean targets, and --metrics has no DNSMOS metric: not scored blind")
+        blind = None
     data = {"root": str(root), "synthetic": synthetic, "train_split": train_split, "eval_split": eval_split,
             "n_train": n_train, "n_eval": n_eval, "fingerprint": data_fingerprint(root, [train_split, eval_split])}
     if blind:
