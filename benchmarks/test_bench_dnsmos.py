@@ -2,7 +2,7 @@
 
 The per-scene figure is one warm `dnsmos()` call on a 3 s clip, which speechmos repeats to 12 s and scores in
 3 windows of 9.01 s (a clip's cost follows its window count, not its length). The speed-up is `score_split(...,
-metrics="dnsmos")` over the same 8 dev scenes of 2-4 s with 1 and with 2 worker processes, end to end: worker
+metrics="dnsmos")` over the same 6 dev scenes of 2-4 s with 1 and with 2 worker processes, end to end: worker
 start-up, each worker's first-call warm-up (librosa's compiled functions load) and CSV writing included, as a user
 pays them. With one worker, onnxruntime uses every core for each model; with two, each worker one thread.
 """
@@ -17,7 +17,7 @@ import pytest
 from avse_bench.metrics.dnsmos import dnsmos
 from avse_bench.metrics.scoring import score_split
 
-N_SCENES = 8
+N_SCENES = 6
 
 
 @pytest.fixture(scope="module")

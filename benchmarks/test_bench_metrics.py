@@ -19,7 +19,7 @@ import soundfile as sf
 from avse_bench.metrics import functional
 from avse_bench.metrics.scoring import score_split
 
-N_SCENES = 100
+N_SCENES = 60
 JOBS = 2
 
 

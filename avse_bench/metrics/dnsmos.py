@@ -22,6 +22,7 @@ low value (the tests record it). 16 kHz is the caller's promise (the scorer read
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,9 @@ _threads: int | None = None  # onnxruntime threads per session (None: onnxruntim
 
 
 def set_threads(n: int | None) -> None:
-    """Run the DNSMOS models on `n` onnxruntime threads in this process (the scorer's worker processes use 1, so
-    that two workers on 2 cores do not run four busy threads). The values do not change (tested)."""
+    """Run the DNSMOS models on `n` onnxruntime threads in this process (None: onnxruntime's default; the scorer's
+    workers use 1 when there are several, so that two workers on 2 cores do not run four busy threads). The values
+    agree to 1e-6 (tested; 1e-8 seen): onnxruntime sums in another order."""
     global _threads
     _threads = n
 
@@ -76,22 +78,26 @@ def dnsmos(audio: np.ndarray) -> dict[str, float]:
         raise MetricError(reason)
     from speechmos import dnsmos as speechmos_dnsmos
 
-    if _threads is not None and getattr(speechmos_dnsmos.dnsmos, "threads", None) != _threads:
+    if getattr(speechmos_dnsmos.dnsmos, "owner", None) != (os.getpid(), _threads):
         _configure(speechmos_dnsmos)
     scores = speechmos_dnsmos.run(check_clip(audio), FS)
     return {name: float(scores[key]) for name, key in _KEYS.items()}
 
 
 def _configure(module) -> None:
-    """speechmos's own DNSMOS object (its module-level instance, which `run` uses) with both ONNX sessions built on
-    `_threads` threads: speechmos has no option for it."""
+    """speechmos's own DNSMOS object (its module-level instance, which `run` uses), built in this process with both
+    ONNX sessions on `_threads` threads (speechmos has no option for it). Built again in a forked child: sessions
+    inherited across a fork hang, their thread pool's threads not being copied."""
     import onnxruntime as ort
 
     models = Path(module.__file__).parent / "dnsmos_models"
     options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = _threads
-    instance = module.DNSMOS(str(models / "sig_bak_ovr.onnx"), str(models / "model_v8.onnx"))
-    instance.onnx_sess = ort.InferenceSession(instance.primary_model_path, options)
-    instance.p808_onnx_sess = ort.InferenceSession(str(models / "model_v8.onnx"), options)
-    instance.threads = _threads
+    if _threads is not None:
+        options.intra_op_num_threads = options.inter_op_num_threads = _threads
+    primary, p808 = str(models / "sig_bak_ovr.onnx"), str(models / "model_v8.onnx")
+    instance = object.__new__(module.DNSMOS)  # its __init__ would build default sessions first
+    instance.primary_model_path = primary
+    instance.onnx_sess = ort.InferenceSession(primary, options)
+    instance.p808_onnx_sess = ort.InferenceSession(p808, options)
+    instance.owner = (os.getpid(), _threads)
     module.dnsmos = instance

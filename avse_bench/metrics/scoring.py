@@ -292,14 +292,17 @@ def _worker_count(jobs: int) -> int:
     return available_cores()
 
 
-def _pool(workers: int) -> pebble.ProcessPool:
-    # fork on Linux: workers inherit the imported numpy/pesq/pystoi and start in milliseconds, and the per-scene
-    # work is pure numpy and C that uses nothing of the parent's threads. Elsewhere, the platform's default.
-    # Each worker limits BLAS (pystoi's matmuls) to one thread: with numpy's default of one thread per core, two
-    # workers on 2 cores oversubscribe and each scene took 1.8x longer (345 vs 192 ms, measured here).
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
-    return pebble.ProcessPool(max_workers=workers, context=context, initializer=_single_threaded_workers,
-                              initargs=(workers,))
+def _pool(workers: int, dnsmos_too: bool) -> pebble.ProcessPool:
+    """Worker processes for scoring. Intrusive metrics only: fork on Linux (workers inherit the imported
+    numpy/pesq/pystoi and start in milliseconds; the per-scene work is pure numpy and C that uses nothing of the
+    parent's threads). With DNSMOS: forkserver, whose workers start from a clean single-threaded process, because an
+    onnxruntime that has run in the parent hangs in a forked child (its thread pool's locks are copied held; seen
+    here with a DNSMOS call before scoring). Elsewhere, the platform's default.
+    Each worker limits BLAS (pystoi's matmuls) to one thread: with numpy's default of one thread per core, two
+    workers on 2 cores oversubscribe and each scene took 1.8x longer (345 vs 192 ms, measured here)."""
+    method = ("forkserver" if dnsmos_too else "fork") if sys.platform.startswith("linux") else None
+    return pebble.ProcessPool(max_workers=workers, context=multiprocessing.get_context(method),
+                              initializer=_single_threaded_workers, initargs=(workers,))
 
 
 def _single_threaded_workers(workers: int) -> None:
@@ -359,7 +362,8 @@ def score_split(data_root, split: str, out_csv, enhanced_dir=None, jobs: int = 0
         write_scores(out_csv, kept)
     finished = {r["scene"] for r in kept}
     todo = [j for j in todo_all if j.scene not in finished]
-    pool = _pool(max(1, min(workers, len(todo))))
+    pool = _pool(max(1, min(workers, len(todo))), any(m in DNSMOS_METRICS for m in todo_all[0].metrics)
+                 if todo_all else False)
     try:
         futures = {pool.schedule(score_job, args=(j,), timeout=timeout): j for j in todo}
         rows = (_row(f, futures[f], pool, timeout) for f in as_completed(futures))
