@@ -1,7 +1,7 @@
 """Metric cost per scene, and parallel `score_split` against the official script's plain serial loop.
 
 Run by `nox -s bench` (pytest-benchmark), never as a timed test. The parallel-vs-serial figure compares like with
-like: both compute the same five metrics (PESQ wb and nb, STOI, ESTOI, SI-SDR) for the same 100 dev scenes; the
+like: both compute the same five metrics (PESQ wb and nb, STOI, ESTOI, SI-SDR) for the same 60 dev scenes; the
 serial side is the official `objective_evaluation.py` per-scene body (read both wavs with SoundFile, require equal
 lengths, call pesq and pystoi) in a plain loop, the parallel side is `score_split(..., jobs=2)` end to end (scene
 discovery, worker start-up, CSV writing included). Both are timed in the same run, one after the other.
@@ -24,17 +24,17 @@ JOBS = 2
 
 
 @pytest.fixture(scope="module")
-def dev100(tmp_path_factory):
+def dev60(tmp_path_factory):
     from avse_bench.data.synth import synthesize
 
-    root = tmp_path_factory.mktemp("bench_dev100")
+    root = tmp_path_factory.mktemp("bench_dev60")
     synthesize(root, n_train=0, n_dev=N_SCENES, seed=0, min_seconds=2, max_seconds=4, progress=False)
     return root
 
 
 @pytest.fixture(scope="module")
-def one_scene(dev100):
-    scenes = dev100 / "dev" / "scenes"
+def one_scene(dev60):
+    scenes = dev60 / "dev" / "scenes"
     ref, _ = sf.read(scenes / "S00001_target.wav")
     deg, _ = sf.read(scenes / "S00001_mixed.wav")
     return ref, deg
@@ -70,15 +70,15 @@ def official_serial_loop(root) -> int:
     return len(scenes)
 
 
-def test_parallel_score_split_against_the_serial_loop(benchmark, dev100, tmp_path):
+def test_parallel_score_split_against_the_serial_loop(benchmark, dev60, tmp_path):
     start = time.perf_counter()
-    n = official_serial_loop(dev100)
+    n = official_serial_loop(dev60)
     serial_s = time.perf_counter() - start
 
     runs = iter(range(1000))
 
     def parallel() -> None:
-        score_split(dev100, "dev", tmp_path / f"scores{next(runs)}.csv", jobs=JOBS, progress=False,
+        score_split(dev60, "dev", tmp_path / f"scores{next(runs)}.csv", jobs=JOBS, progress=False,
                     metrics="intrusive")
 
     benchmark.pedantic(parallel, rounds=1, iterations=1)
