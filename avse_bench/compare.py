@@ -252,16 +252,6 @@ def install_weights(system, model, info: dict, run_dir: Path, profile: str, pre:
           f"sha256 {info['sha256'][:12]}...)")
 
 
-def audio_only_metrics(chosen: tuple[str, ...], settings: dict) -> tuple[str, ...]:
-    """The metrics of the audio-only control: the run's, narrowed by the profile's `audio_only_metrics` (the quick
-    profile leaves DNSMOS out there, for the bench's time) unless nothing would be left."""
-    from avse_bench.metrics.scoring import parse_metrics
-
-    narrowed = settings.get("audio_only_metrics")
-    kept = tuple(m for m in chosen if narrowed is None or m in parse_metrics(narrowed))
-    return kept or chosen
-
-
 def compare(system_names: list[str], data_root: Path | None = None, profile: str = "quick",
             out_dir: Path | None = None, device: str = "auto", seed: int = 0,
             command_line: list[str] | None = None, loader: LoaderOptions | None = None,
@@ -359,14 +349,13 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
             enhanced = out / "enhanced" / s.name / condition
             csv = score_files[s.name, condition] = out / "scores" / f"{s.name}.{condition}.csv"
             inputs = {**base_inputs, "weights": weights, "condition": condition}
-            metrics_here = chosen if condition == AV else audio_only_metrics(chosen, settings)
             stages.run(f"enhance.{s.name}.{condition}", inputs, [enhanced],
                        lambda s=s, enhanced=enhanced, blank=blank: enhance(
                            s, run_dir=out / "runs" / s.name, data_root=root, split=eval_split,
                            out_dir=enhanced, device=device, blank_video=blank, loader=loader))
-            stages.run(f"score.{s.name}.{condition}", {**inputs, "metrics": metrics_here}, [csv],
-                       lambda enhanced=enhanced, csv=csv, metrics_here=metrics_here: score_split(
-                           root, eval_split, out_csv=csv, enhanced_dir=enhanced, progress=True, metrics=metrics_here))
+            stages.run(f"score.{s.name}.{condition}", {**inputs, **score_inputs}, [csv],
+                       lambda enhanced=enhanced, csv=csv: score_split(
+                           root, eval_split, out_csv=csv, enhanced_dir=enhanced, progress=True, metrics=chosen))
         if stress:
             stress_files.update(stress_stage(
                 out, stages, s, stress, {**base_inputs, "weights": weights},

@@ -16,12 +16,11 @@ PROFILES: dict[str, dict] = {
     "paper": {"video_size": 128, "corpus": {"train": 200, "dev": 40, "min_seconds": 2.0, "max_seconds": 4.0},
               "profiling": {"seconds": 3.0, "repeats": None}, "stress": DEFAULT_STRESS},
     # What fits a 2-core CPU in minutes, the bench within 15 (docs: README "What the bench gives"): 32 dev scenes
-    # (40 until stress and DNSMOS joined), `compare --stress` with one severity of three conditions (the curve runs
-    # from the identity, the clean video, to it), and the audio-only control scored without DNSMOS
-    # (`audio_only_metrics`: what the video adds is measured against the clean target).
+    # (40 until stress and DNSMOS joined) and `compare --stress` with one severity of three conditions (the curve
+    # runs from the identity, the clean video, to it).
     "quick": {"video_size": 64, "corpus": {"train": 200, "dev": 32, "min_seconds": 2.0, "max_seconds": 4.0},
               "profiling": {"seconds": 3.0, "repeats": None},
-              "stress": ("occlusion=1", "offset=5", "dcnn_rnn_loader"), "audio_only_metrics": "intrusive"},
+              "stress": ("occlusion=1", "offset=5", "dcnn_rnn_loader")},
     # Seconds, for tests.
     "smoke": {"video_size": 32, "corpus": {"train": 6, "dev": 4, "min_seconds": 1.0, "max_seconds": 1.5},
               "profiling": {"seconds": 1.0, "repeats": 5}, "stress": ("occlusion=0.5", "offset=-2,2")},

@@ -113,8 +113,8 @@ def stress_section(run: Run, table: pd.DataFrame) -> list[str]:
            f"The dev split enhanced again with its video degraded after the shared preprocessing, identically for "
            f"every system (seed {run.manifest['stress']['seed']}): {conditions}. Definitions and severity units: "
            "`avse_bench/data/stress.py`. *gain*: score minus the mixture's on the same scene, mean [95 % CI] over "
-           "scenes; *kept*: mean gain under the condition / mean clean-video gain (n/a where the clean-video gain "
-           "is not positive). The blank video is the audio-only run above.", "",
+           "scenes; *kept*: mean gain under the condition / mean clean-video gain (n/a unless the clean-video "
+           "gain's 95 % CI lies above 0). The blank video is the audio-only run above.", "",
            _md(tables.robustness_table(table)), ""]
     test = graceful(run.scores, run.stress, run.systems)
     if test:
@@ -123,8 +123,8 @@ def stress_section(run: Run, table: pd.DataFrame) -> list[str]:
         worse = b if better == a else a
         significant = test["p_value"] < 0.05
         out += [f"**Which degrades more gracefully (SI-SDR).** Averaged over the {len(table.condition.unique()) - 2} "
-                f"conditions, {a} loses {-test['loss_a']:.2f} dB and {b} {-test['loss_b']:.2f} dB of its "
-                f"clean-video score per scene; {a} minus {b}: "
+                f"conditions, {a}'s score per scene changes by {_signed(test['loss_a'])} dB from its clean-video "
+                f"score and {b}'s by {_signed(test['loss_b'])} dB; {a} minus {b}: "
                 f"{with_ci(test['mean_diff'], test['ci_lo'], test['ci_hi'], 2)} dB, {test['test']}, "
                 f"p = {p_value(test['p_value'])}, n = {test['n']} scenes. "
                 + (f"{better} degrades more gracefully than {worse}." if significant else
@@ -137,6 +137,11 @@ def stress_section(run: Run, table: pd.DataFrame) -> list[str]:
         out.append("")
     out += [f"![{METRIC_LABELS[m]} under visual stress](stress_{m}.png)" for m in STRESS_PLOTS] + [""]
     return out
+
+
+def _signed(value: float) -> str:
+    """+1.23 / -1.23, and +0.00 for anything that rounds to zero (never "-0.00")."""
+    return f"{value + 0.0 if round(value, 2) else 0.0:+.2f}"
 
 
 def blind_section(run: Run) -> list[str]:

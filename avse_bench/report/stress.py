@@ -35,7 +35,8 @@ def _gains(scores: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
 def robustness(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str]) -> pd.DataFrame:
     """[system, condition, stress, severity, metric, n, mean, ci_lo, ci_hi, kept]: improvement over the mixture per
     (system, condition), the clean-video and blank-video references first; `kept` = mean gain under the condition /
-    mean clean-video gain (NaN where the clean-video gain is not positive: there is nothing to keep)."""
+    mean clean-video gain, NaN unless the clean-video gain's 95 % CI lies above 0 (no gain shown: nothing to keep,
+    and a ratio to a gain near 0 is noise)."""
     frames = []
     for system in systems:
         refs = [(CLEAN, rows(scores, system, AV)), (BLANK, rows(scores, system, AUDIO_ONLY))]
@@ -46,9 +47,11 @@ def robustness(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str]) -
             stats = summarize(_gains(scores, df), metrics=STRESS_METRICS)
             frames.append(stats.assign(system=system, condition=label, stress=name, severity=severity))
     out = pd.concat(frames, ignore_index=True)
-    clean = out[out.condition == CLEAN].set_index(["system", "metric"])["mean"]
-    base = clean.reindex(pd.MultiIndex.from_frame(out[["system", "metric"]])).to_numpy()
-    out["kept"] = np.where(base > 0, out["mean"] / np.where(base > 0, base, 1.0), np.nan)
+    clean = out[out.condition == CLEAN].set_index(["system", "metric"])
+    key = pd.MultiIndex.from_frame(out[["system", "metric"]])
+    base, base_lo = (clean[c].reindex(key).to_numpy() for c in ("mean", "ci_lo"))
+    shown = base_lo > 0
+    out["kept"] = np.where(shown, out["mean"] / np.where(shown, base, 1.0), np.nan)
     return out[["system", "condition", "stress", "severity", "metric", "n", "mean", "ci_lo", "ci_hi", "kept"]]
 
 
