@@ -189,6 +189,7 @@ def stress_plot(run: Run, table: pd.DataFrame, metric: str, path: Path) -> Path:
                 ax.errorbar(np.arange(len(pts)) + 0.1 * k, pts["mean"], yerr=_errorbar(pts), color=colors[system],
                             marker="o", linestyle="none", capsize=3, label=system)
                 ax.set_xticks(range(len(pts)), list(pts.stress), rotation=20, fontsize=8)
+                ax.set_xlim(-0.5, len(pts) - 0.5)
             else:
                 pts = mine[mine.stress == panel]
                 start = clean.assign(severity=identity_severity(panel, size))
