@@ -24,12 +24,8 @@ JOBS = 2
 
 
 @pytest.fixture(scope="module")
-def dev60(tmp_path_factory):
-    from avse_bench.data.synth import synthesize
-
-    root = tmp_path_factory.mktemp("bench_dev60")
-    synthesize(root, n_train=0, n_dev=N_SCENES, seed=0, min_seconds=2, max_seconds=4, progress=False)
-    return root
+def dev60(dev_split):
+    return dev_split(N_SCENES, seed=0)
 
 
 @pytest.fixture(scope="module")
