@@ -146,6 +146,9 @@ def parse_stress(specs) -> list[Stress]:
             raise AvseBenchError(f"--stress {spec!r}: severities must be numbers, e.g. {name}=0.5,1") from None
         for severity in severities:
             stress = Stress(name, severity)
-            stress.apply(np.zeros((2, 4, 4), np.uint8), "check")  # a bad severity fails here, before any work
+            try:
+                stress.apply(np.zeros((2, 4, 4), np.uint8), "check")  # a bad severity fails here, before any work
+            except AvseBenchError as err:
+                raise AvseBenchError(f"--stress {spec!r}: {err}") from None
             out.add(stress)
     return sorted(out)
