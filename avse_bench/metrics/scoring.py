@@ -209,16 +209,12 @@ def select_shard(items: Sequence, shard: str | None) -> list:
 def _jobs_for(data_root: Path, split: str, enhanced_dir: Path | None, shard: str | None,
               suffix: str = "", metrics: str | Sequence[str] | None = None) -> list[ScoreJob]:
     """One job per scene of the split (or shard). `metrics`: a `--metrics` spec or names (None: the default). A
-    split where no scene has a target (eval) gets the non-intrusive metrics alone; one where only some lack it is
-    refused, naming one."""
+    split where no scene has a target (eval) gets the non-intrusive metrics alone (`load_split` refuses a split
+    where only some scenes have one, naming the others' missing files)."""
     from avse_bench.data.layout import load_split  # not the package: scoring needs no torch
 
     all_scenes = load_split(data_root, split)
     blind = all(s.target is None for s in all_scenes)
-    no_target = [s.id for s in all_scenes if s.target is None]
-    if no_target and not blind:
-        raise AvseBenchError(f"{data_root}/{split}: {len(no_target)} scene(s) have no target wav to score against "
-                             f"(e.g. {no_target[0]}), the others have one")
     if metrics is None or isinstance(metrics, str):
         chosen = parse_metrics(metrics, has_targets=not blind)
     else:
