@@ -26,9 +26,9 @@ from avse_bench.io import write_json
 from avse_bench.profiles import get_profile, run_preprocessing_for
 from avse_bench.report.load import NOISY
 from avse_bench.report.quality import AUDIO_ONLY, AV, MIXTURE
+from avse_bench.report.stress import STRESS_METRICS
 
 CONDITIONS = {AV: False, AUDIO_ONLY: True}  # condition -> blank_video
-STRESS_METRICS = ("pesq_wb", "stoi", "si_sdr")  # what the robustness table reports
 
 
 def _hash(obj) -> str:
@@ -223,12 +223,13 @@ def stress_stage(out: Path, stages: Stages, system, conditions, key_inputs: dict
     for stale in (root.iterdir() if root.is_dir() else ()):
         if stale.name != key:
             shutil.rmtree(stale)
-    dirs = {c: root / key / c.label.replace("=", "_") for c in conditions}
+    names = {c: c.label.replace("=", "_") for c in conditions}  # folder and file names
+    dirs = {c: root / key / names[c] for c in conditions}
     stages.run(f"stress.enhance.{system.name}", {**key_inputs, "conditions": [c.label for c in conditions]}, [],
                lambda: enhance_all({d: c for c, d in dirs.items()}))
     files = {}
     for c, enhanced in dirs.items():
-        csv = out / "scores" / "stress" / system.name / f"{c.label.replace('=', '_')}.csv"
+        csv = out / "scores" / "stress" / system.name / f"{names[c]}.csv"
         stages.run(f"score.{system.name}.stress.{c.label}", {"key": key, "condition": c.label}, [csv],
                    lambda enhanced=enhanced, csv=csv: score(enhanced, csv))
         files[system.name, c.label, c.name, c.severity] = csv
@@ -299,15 +300,15 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     synthetic = data_root is None
     root = embedded_corpus(settings["corpus"], seed) if synthetic else Path(data_root)
     n_train, n_eval = (len(load_split(root, s)) for s in (train_split, eval_split))
-    blind = blind_split if (root / blind_split).is_dir() and all(
-        s.target is None for s in load_split(root, blind_split)) else None
+    blind_scenes = load_split(root, blind_split) if (root / blind_split).is_dir() else []
+    blind = blind_split if blind_scenes and all(s.target is None for s in blind_scenes) else None
     if blind and not set(chosen) & set(DNSMOS_METRICS):
         print(f"[compare] {root / blind}: no clean targets, and --metrics has no DNSMOS metric: not scored blind")
         blind = None
     data = {"root": str(root), "synthetic": synthetic, "train_split": train_split, "eval_split": eval_split,
             "n_train": n_train, "n_eval": n_eval, "fingerprint": data_fingerprint(root, [train_split, eval_split])}
     if blind:
-        data.update(blind_split=blind, n_blind=len(load_split(root, blind)),
+        data.update(blind_split=blind, n_blind=len(blind_scenes),
                     blind_fingerprint=data_fingerprint(root, [blind]))
     if synthetic:
         data["corpus"] = {**settings["corpus"], "seed": seed}

@@ -95,7 +95,7 @@ def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_di
     if out_dir is None and run_dir is None:
         raise AvseBenchError("enhance needs --out when no --run is given")
     out = Path(out_dir) if out_dir is not None else run_dir / "enhanced" / split
-    transform = (lambda frames, scene: Stress("blank", 1).apply(frames, scene)) if blank_video else None
+    transform = Stress("blank", 1).apply if blank_video else None
     enhance_variants(system, run_dir, data_root, {out: transform}, split=split, device=device, progress=progress,
                      loader=loader, weights=weights, preprocessing=preprocessing)
     return out

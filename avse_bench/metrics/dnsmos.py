@@ -22,7 +22,6 @@ low value (the tests record it). 16 kHz is the caller's promise (the scorer read
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -76,16 +75,16 @@ def dnsmos(audio: np.ndarray) -> dict[str, float]:
         raise MetricError(reason)
     from speechmos import dnsmos as speechmos_dnsmos
 
-    if getattr(speechmos_dnsmos.dnsmos, "owner", None) != (os.getpid(), _threads):
+    if not hasattr(speechmos_dnsmos.dnsmos, "threads") or speechmos_dnsmos.dnsmos.threads != _threads:
         _configure(speechmos_dnsmos)
     scores = speechmos_dnsmos.run(check_clip(audio), FS)
     return {name: float(scores[key]) for name, key in _KEYS.items()}
 
 
 def _configure(module) -> None:
-    """speechmos's own DNSMOS object (its module-level instance, which `run` uses), built in this process with both
-    ONNX sessions on `_threads` threads (speechmos has no option for it). Built again in a forked child: sessions
-    inherited across a fork hang, their thread pool's threads not being copied."""
+    """speechmos's own DNSMOS object (its module-level instance, which `run` uses) with both ONNX sessions on
+    `_threads` threads (speechmos has no option for it). A process forked after a DNSMOS call hangs in onnxruntime
+    even with sessions built anew, so the scorer starts its DNSMOS workers with forkserver (scoring._pool)."""
     import onnxruntime as ort
 
     models = Path(module.__file__).parent / "dnsmos_models"
@@ -97,5 +96,5 @@ def _configure(module) -> None:
     instance.primary_model_path = primary
     instance.onnx_sess = ort.InferenceSession(primary, options)
     instance.p808_onnx_sess = ort.InferenceSession(p808, options)
-    instance.owner = (os.getpid(), _threads)
+    instance.threads = _threads
     module.dnsmos = instance

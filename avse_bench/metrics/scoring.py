@@ -215,10 +215,8 @@ def _jobs_for(data_root: Path, split: str, enhanced_dir: Path | None, shard: str
 
     all_scenes = load_split(data_root, split)
     blind = all(s.target is None for s in all_scenes)
-    if metrics is None or isinstance(metrics, str):
-        chosen = parse_metrics(metrics, has_targets=not blind)
-    else:
-        chosen = parse_metrics(",".join(metrics), has_targets=not blind)
+    spec = metrics if metrics is None or isinstance(metrics, str) else ",".join(metrics)
+    chosen = parse_metrics(spec, has_targets=not blind)
     return [ScoreJob(s.id, s.masker, s.snr_db, None if s.target is None else Path(s.target),
                      Path(enhanced_dir) / f"{s.id}{suffix}.wav" if enhanced_dir is not None else Path(s.mixed),
                      "enhanced" if enhanced_dir is not None else "mixture", chosen)

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from avse_bench.metrics.stats import summarize
 from avse_bench.report import plots, quality, tables
 from avse_bench.report.fmt import METRIC_LABELS, describe, p_value, with_ci
 from avse_bench.report.items import measured_items
 from avse_bench.report.load import Run, load_run
 from avse_bench.report.published import ITEMS, published_items
+from avse_bench.report.stress import STRESS_METRICS
 
 N_BOOT, CONFIDENCE = 2000, 95  # the defaults of avse_bench.metrics.stats, stated in the sheet
-STRESS_PLOTS = ("si_sdr", "pesq_wb", "stoi")
 PLOTS = {"quality.png": "Quality with 95 % CIs", "snr_bands.png": "Quality against SNR band",
          "latency.png": "Latency distribution", "memory.png": "Memory per phase"}
 
@@ -131,11 +130,11 @@ def stress_section(run: Run, table: pd.DataFrame) -> list[str]:
                    "The difference is not significant at 5 %: neither degrades more gracefully on this evidence.")]
         for s in (a, b):
             c = test["contribution"][s]
-            if c["ci_lo"] <= 0 <= c["ci_hi"]:
+            if c and c["ci_lo"] <= 0 <= c["ci_hi"]:
                 out.append(f"A loss near zero can mean the video is not used: {s}'s visual contribution (AV - "
                            f"audio-only) is {with_ci(c['mean_diff'], c['ci_lo'], c['ci_hi'], 2)} dB.")
         out.append("")
-    out += [f"![{METRIC_LABELS[m]} under visual stress](stress_{m}.png)" for m in STRESS_PLOTS] + [""]
+    out += [f"![{METRIC_LABELS[m]} under visual stress](stress_{m}.png)" for m in STRESS_METRICS] + [""]
     return out
 
 
@@ -146,11 +145,8 @@ def _signed(value: float) -> str:
 
 def blind_section(run: Run) -> list[str]:
     """The eval split without targets: non-intrusive scores (DNSMOS) of the mixture and each system's output."""
-    blind = run.blind
-    metrics = [m for m in quality.metrics_in(blind) if m.startswith("dnsmos")]
-    summary = summarize(blind, metrics=metrics, by=["system", "condition"])
     split = run.manifest["data"]["blind_split"]
-    table = tables.scores_table(run, summary, (quality.AV,), blind)
+    table = tables.scores_table(run, quality.summary(run.blind), (quality.AV,), run.blind)
     return ["## Blind evaluation (no clean reference)", "",
             f"The `{split}` split has no clean targets: each system enhanced it (audio-visual) and the outputs and "
             "the mixture were scored with the non-intrusive DNSMOS alone (speechmos; see avse_bench/metrics/"
@@ -175,7 +171,7 @@ def render_report(run_dir) -> None:
         from avse_bench.report.stress import robustness
 
         table = robustness(run.scores, run.stress, run.systems)
-        for metric in STRESS_PLOTS:
+        for metric in STRESS_METRICS:
             plots.stress_plot(run, table, metric, out / f"stress_{metric}.png")
         extra += stress_section(run, table)
         table.to_csv(out / "robustness.csv", index=False)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from avse_bench.metrics.stats import improvement, paired_comparison, summarize
 from avse_bench.report.load import NOISY
-from avse_bench.report.quality import AUDIO_ONLY, AV, MIXTURE, rows
+from avse_bench.report.quality import AUDIO_ONLY, AV, MIXTURE, by_scene, rows, visual_gain
 
 STRESS_METRICS = ("si_sdr", "pesq_wb", "stoi")
 CLEAN, BLANK = "clean video", "blank video (audio only)"
@@ -58,23 +58,19 @@ def robustness(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str]) -
 def loss_per_scene(scores: pd.DataFrame, stress: pd.DataFrame, system: str, metric: str = "si_sdr") -> pd.Series:
     """Per scene: the mean over every stress condition of (score under the condition - clean-video score), the
     system's average loss from degrading its video; scenes missing a value under any condition are left out."""
-    clean = rows(scores, system, AV).set_index("scene")[metric]
+    clean = by_scene(scores, system, AV, metric)
     under = stress[stress.system == system].pivot_table(index="scene", columns="condition", values=metric)
     return under.sub(clean.reindex(under.index), axis=0).dropna().mean(axis=1)
 
 
 def graceful(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str], metric: str = "si_sdr") -> dict | None:
     """The paired comparison of the first two systems' average losses (`loss_per_scene`): a Wilcoxon signed-rank
-    test over scenes, with each system's mean loss and its visual contribution (AV - audio-only) for context.
-    None with fewer than two systems."""
+    test over scenes, with each system's mean loss and its visual contribution (`quality.visual_gain`, AV -
+    audio-only; None without scenes) for context. None with fewer than two systems."""
     if len(systems) < 2:
         return None
     a, b = systems[:2]
     losses = {s: loss_per_scene(scores, stress, s, metric) for s in (a, b)}
-    contribution = {}
-    for s in (a, b):
-        av = rows(scores, s, AV).set_index("scene")[metric]
-        blank = rows(scores, s, AUDIO_ONLY).set_index("scene")[metric]
-        contribution[s] = paired_comparison(av, blank)
+    contribution = {s: visual_gain(scores, s, metric) for s in (a, b)}
     return {"a": a, "b": b, "metric": metric, "loss_a": float(losses[a].mean()), "loss_b": float(losses[b].mean()),
             "contribution": contribution, **paired_comparison(losses[a], losses[b])}
