@@ -120,3 +120,30 @@ def test_robustness_gains_kept_share_and_the_graceful_test():
     test = graceful(scores, stress, ["a", "b"])
     assert test["loss_a"] == pytest.approx(-1.945) and test["loss_b"] == 0.0
     assert test["p_value"] < 0.01 and test["n"] == 12  # b loses nothing on every scene: it degrades more gracefully
+
+
+def test_kept_share_is_na_unless_the_clean_gain_is_shown_above_zero():
+    """The bench's PESQ-WB read "kept -2723 %": a ratio to a clean-video gain of +0.001 whose CI spans 0."""
+    scenes = [f"S{i:05d}" for i in range(12)]
+    spread = [(-1) ** i * 0.01 for i in range(12)]  # a clean gain of ~0, its CI spanning 0
+    scores = _scores({("noisy", "mixture"): [0.0] * 12, ("a", "av"): [0.001 + d for d in spread],
+                      ("a", "audio_only"): [-0.03] * 12, ("b", "av"): [-1.0] * 12,
+                      ("b", "audio_only"): [-1.0] * 12}, scenes)
+    stress = _scores({("a", "offset=5"): [-0.03] * 12, ("b", "offset=5"): [-2.0] * 12},
+                     scenes).assign(stress="offset", severity=5.0)
+    table = robustness(scores, stress, ["a", "b"])
+    assert table[table.system == "a"]["kept"].isna().all()  # gain ~0: nothing to keep
+    assert table[table.system == "b"]["kept"].isna().all()  # a negative clean gain: nothing to keep either
+
+
+def test_signed_changes_never_read_minus_zero():
+    from avse_bench.report.render import _signed
+
+    assert [_signed(v) for v in (-0.001, 0.0, 0.004, -3.049, 1.8)] == ["+0.00", "+0.00", "+0.00", "-3.05", "+1.80"]
+
+
+def test_a_bad_stress_severity_names_its_spec():
+    with pytest.raises(AvseBenchError, match=r"--stress 'occlusion=2': occlusion: the fraction must be in \[0, 1\]"):
+        parse_stress(["occlusion=2"])
+    with pytest.raises(AvseBenchError, match=r"--stress 'dropped=0.5,-1': dropped: the fraction must be in"):
+        parse_stress(["dropped=0.5,-1"])
