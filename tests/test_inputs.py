@@ -190,9 +190,6 @@ def test_pesq_segfault_on_a_150_s_scene_loses_only_pesq(corpus, tmp_path, jobs):
 
 
 def _abort(ref, deg):
-    import faulthandler
-
-    faulthandler.disable()  # pytest's handler, inherited by the forked worker, would print its stack: noise here
     os.abort()
 
 

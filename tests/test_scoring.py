@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import soundfile as sf
 
 from avse_bench.cli import main
 from avse_bench.errors import AvseBenchError
-from avse_bench.metrics import scoring
+from avse_bench.metrics import functional, scoring
 from avse_bench.metrics.functional import METRICS
 from avse_bench.metrics.scoring import COLUMNS, merge_scores, score_split, select_shard
 
@@ -118,11 +119,11 @@ def test_a_run_stopped_by_an_exception_resumes_to_the_same_rows(corpus, referenc
     out = tmp_path / "s.csv"
     real, calls = scoring._row, []
 
-    def crash_after_three(future, job, pool, timeout):
+    def crash_after_three(future, job, *rest):
         if len(calls) == 3:
             raise RuntimeError("injected crash")
         calls.append(job.scene)
-        return real(future, job, pool, timeout)
+        return real(future, job, *rest)
 
     monkeypatch.setattr(scoring, "_row", crash_after_three)
     with pytest.raises(RuntimeError, match="injected crash"):
@@ -140,18 +141,23 @@ def test_a_run_stopped_by_an_exception_resumes_to_the_same_rows(corpus, referenc
 def test_a_killed_parallel_run_resumes_to_the_same_rows(corpus, reference, tmp_path):
     """SIGKILL the whole process group of a jobs=2 run once two scenes are written, then re-run."""
     out = tmp_path / "s.csv"
-    script = textwrap.dedent(f"""
+    (tmp_path / "slowdown.py").write_text(textwrap.dedent("""
         import time
-        from avse_bench.metrics import scoring
+        from avse_bench.metrics import functional, scoring
         real = scoring.score_job
-        def slow_after_two(job):  # the workers are forked, so they see this patch
+        def slow_after_two(job, call=None):  # scheduled by reference: a worker imports this module to run it
             if job.scene > "S00002":
                 time.sleep(120)
-            return real(job)
-        scoring.score_job = slow_after_two
+            return real(job, call)
+    """))
+    script = textwrap.dedent(f"""
+        import slowdown
+        from avse_bench.metrics import functional, scoring
+        scoring.score_job = slowdown.slow_after_two
         scoring.score_split({str(corpus)!r}, "dev", {str(out)!r}, jobs=2, progress=False, metrics="intrusive")
     """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(scoring.__file__).parents[2]), *sys.path])}
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(scoring.__file__).parents[2]), *sys.path])}
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -225,6 +231,24 @@ def test_negative_jobs_are_refused(corpus, tmp_path):
         score_split(corpus, "dev", tmp_path / "s.csv", jobs=-1, progress=False, metrics="intrusive")
 
 
+HELD_IN_THE_PARENT = threading.Lock()
+
+
+def _value_under_the_lock(ref, deg) -> float:
+    with HELD_IN_THE_PARENT:
+        return 1.0
+
+
+def test_workers_do_not_inherit_a_lock_the_parent_holds(corpus, tmp_path, monkeypatch):
+    """The kind of a hang seen on CI (a worker that took a scene and never answered): a forked worker inherits, held
+    forever, any lock that one of the parent's threads (pebble's, BLAS's, onnxruntime's) holds at that instant.
+    Here the parent holds one for the whole run; with forked workers every scene timed out."""
+    monkeypatch.setitem(functional.FUNCTIONS, "si_sdr", _value_under_the_lock)
+    with HELD_IN_THE_PARENT:
+        out = score_split(corpus, "dev", tmp_path / "s.csv", jobs=2, progress=False, timeout=20, metrics="si_sdr")
+    assert [(r["si_sdr"], r["error"]) for r in read(out)] == [("1.0", "")] * N_SCENES
+
+
 def _blas_threads() -> list[int]:
     from threadpoolctl import threadpool_info
 
@@ -233,7 +257,7 @@ def _blas_threads() -> list[int]:
 
 def test_workers_use_single_threaded_blas():
     """Two workers with a BLAS thread per core oversubscribe 2 cores (1.8x slower per scene, measured)."""
-    pool = scoring._pool(2, False)
+    pool = scoring._pool(2)
     try:
         assert pool.schedule(_blas_threads).result() == [1] * len(_blas_threads())
     finally:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from avse_bench.data.avsync import SyncFigures, sync_figures
 from avse_bench.data.layout import masker_of, scan_split
 from avse_bench.data.preprocessing import AUDIO_RATE
-from avse_bench.machine import available_cores
+from avse_bench.machine import available_cores, worker_context
 
 _AUDIO_PARTS = ("mixed", "target", "interferer")
 SNR_BAND_DB = 5
@@ -181,7 +181,8 @@ def check_split(root, split: str, progress: bool = False, sync: bool = True, job
             report.maskers[(kind or "unknown", band)] += 1
     parts = [scan.files.get(sid, {}) for sid in scan.scene_ids]
     workers = jobs or available_cores()
-    with ProcessPoolExecutor(max_workers=workers) if workers > 1 else nullcontext() as pool:
+    pool_or_none = ProcessPoolExecutor(workers, mp_context=worker_context(__name__)) if workers > 1 else nullcontext()
+    with pool_or_none as pool:
         found = pool.map(_check_scene, parts, chunksize=8) if pool is not None else map(_check_scene, parts)
         for sid, facts in tqdm(zip(scan.scene_ids, found, strict=True), total=len(parts), desc=f"check {split}",
                                unit="scene", disable=not progress):

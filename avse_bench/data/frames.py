@@ -32,6 +32,7 @@ import numpy as np
 
 from avse_bench.data.preprocessing import Preprocessing
 from avse_bench.io import replace_atomically
+from avse_bench.machine import worker_context
 
 DEFAULT_MEMORY_MB = 256.0
 DEFAULT_STORE_GB = 64.0
@@ -153,7 +154,7 @@ def fill_store(videos: list[Path], preprocessing: Preprocessing, store_dir, stor
     probe = FrameSource(preprocessing, memory_mb=0, store_dir=store_dir, store_gb=store_gb)
     todo = [v for v in videos if not probe._store_path(v).is_file()]
     tasks = [(preprocessing, store_dir, store_gb, v) for v in todo]
-    with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=worker_context(__name__)) as pool:
         stored = list(tqdm(pool.map(_store_one, tasks, chunksize=4), total=len(tasks), desc="frame store",
                            unit="video", disable=not progress))
     return {"videos": len(videos), "already_stored": len(videos) - len(todo), "stored": sum(stored),

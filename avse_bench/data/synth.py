@@ -14,7 +14,6 @@ Written files: `OUT/<split>/scenes/S#####_{target,interferer,mixed}.wav` (16 kHz
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import zlib
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from avse_bench.data.preprocessing import AUDIO_RATE, SAMPLES_PER_FRAME
 from avse_bench.data.sentences import sentence
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import write_json
-from avse_bench.machine import available_cores
+from avse_bench.machine import available_cores, worker_context
 
 GENERATOR_VERSION = "avse-bench-synth-1"
 RAMP_SECONDS = 0.5
@@ -201,8 +200,7 @@ def synthesize(out, n_train: int = 200, n_dev: int = 40, seed: int = 0, min_seco
             raise AvseBenchError(f"{scenes_dir} already holds scenes: write the corpus to a new folder (or delete "
                                  "this one) so that no scene of another corpus is mixed in")
     (out / "metadata").mkdir(parents=True, exist_ok=True)
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
+    ctx = worker_context(__name__)
     first_id = 1
     with ctx.Pool(processes=available_cores(), maxtasksperchild=1) as pool:
         for split, count in (("train", n_train), ("dev", n_dev)):

@@ -84,7 +84,7 @@ def dnsmos(audio: np.ndarray) -> dict[str, float]:
 def _configure(module) -> None:
     """speechmos's own DNSMOS object (its module-level instance, which `run` uses) with both ONNX sessions on
     `_threads` threads (speechmos has no option for it). A process forked after a DNSMOS call hangs in onnxruntime
-    even with sessions built anew, so the scorer starts its DNSMOS workers with forkserver (scoring._pool)."""
+    even with sessions built anew, so the scorer starts every worker with forkserver (scoring._pool)."""
     import onnxruntime as ort
 
     models = Path(module.__file__).parent / "dnsmos_models"

@@ -24,10 +24,9 @@ run.
 from __future__ import annotations
 
 import csv
+import functools
 import io
-import multiprocessing
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import as_completed
@@ -42,7 +41,7 @@ from tqdm import tqdm
 
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import replace_atomically
-from avse_bench.machine import available_cores
+from avse_bench.machine import available_cores, worker_context
 from avse_bench.metrics.dnsmos import DNSMOS_METRICS, available, dnsmos, set_threads
 from avse_bench.metrics.functional import FS, FUNCTIONS, METRICS, MetricError, score_pair
 
@@ -97,10 +96,11 @@ def _nonintrusive(deg: np.ndarray, call) -> dict:
 
 def score_job(job: ScoreJob, call=None) -> dict[str, str]:
     """One scene's CSV row (all values as strings; the metrics not in `job.metrics` empty); never raises a
-    MetricError. `call(name, ref, deg)`: see `score_pair` ("dnsmos" with no reference for the DNSMOS family)."""
+    MetricError. `call(name, ref, deg)`: see `score_pair` ("dnsmos" with no reference for the DNSMOS family);
+    default `metric_call()`."""
     if not job.estimate.is_file():
         return _empty_row(job, f"{RETRIED}{job.estimate_kind} file {job.estimate}")
-    call = call or _metric
+    call = call or metric_call()
     intrusive = [m for m in job.metrics if m in METRICS]
     try:
         deg = read_wav(job.estimate)
@@ -124,9 +124,17 @@ def _failure(err: BaseException, timeout: float) -> str:
     return f"failed: {type(err).__name__}: {err}"
 
 
-def _metric(name: str, ref: np.ndarray | None, deg: np.ndarray):
-    """One intrusive metric's value, or for "dnsmos" the DNSMOS family's {metric: value} of `deg` alone."""
-    return dnsmos(deg) if name == "dnsmos" else FUNCTIONS[name](ref, deg)
+def _metric(functions: dict, name: str, ref: np.ndarray | None, deg: np.ndarray):
+    """One intrusive metric's value (`functions[name](ref, deg)`), or for "dnsmos" the DNSMOS family's
+    {metric: value} of `deg` alone."""
+    return dnsmos(deg) if name == "dnsmos" else functions[name](ref, deg)
+
+
+def metric_call() -> functools.partial:
+    """`call(name, ref, deg)` over this process's `FUNCTIONS` table, as it is now. The scorer builds it once in the
+    parent and sends it with every task (the functions pickled by reference): its workers start from a clean
+    process (`_pool`), so what they compute is what the parent chose, not what a fresh import of the table says."""
+    return functools.partial(_metric, dict(FUNCTIONS))
 
 
 def parse_metrics(spec: str | None, *, has_targets: bool = True) -> tuple[str, ...]:
@@ -154,12 +162,12 @@ def parse_metrics(spec: str | None, *, has_targets: bool = True) -> tuple[str, .
     return tuple(m for m in ALL_METRICS if m in chosen)
 
 
-def _isolated_call(pool: pebble.ProcessPool, timeout: float):
-    """A `score_pair` call that runs each metric as a task of its own in `pool`: a crash, a time-out or an
-    unexpected exception becomes that metric's MetricError."""
+def _isolated_call(pool: pebble.ProcessPool, timeout: float, metric: functools.partial):
+    """A `score_pair` call that runs each metric (`metric(name, ref, deg)`, a `metric_call()`) as a task of its own
+    in `pool`: a crash, a time-out or an unexpected exception becomes that metric's MetricError."""
 
     def call(name: str, ref: np.ndarray, deg: np.ndarray) -> float:
-        future = pool.schedule(_metric, args=(name, ref, deg), timeout=timeout)
+        future = pool.schedule(metric, args=(name, ref, deg), timeout=timeout)
         try:
             return future.result()
         except MetricError:
@@ -170,14 +178,15 @@ def _isolated_call(pool: pebble.ProcessPool, timeout: float):
     return call
 
 
-def _row(future, job: ScoreJob, pool: pebble.ProcessPool, timeout: float) -> dict[str, str]:
+def _row(future, job: ScoreJob, pool: pebble.ProcessPool, timeout: float,
+         metric: functools.partial) -> dict[str, str]:
     """The row of a finished scene task; a scene whose task crashed, timed out or raised is scored again one
     metric per task, so that the others keep their values."""
     try:
         return future.result()
     except Exception as err:  # whatever killed the worker: reported per metric below
         first = _failure(err, timeout)
-    row = score_job(job, _isolated_call(pool, timeout))
+    row = score_job(job, _isolated_call(pool, timeout, metric))
     if not row["error"]:  # every metric went through on its own: say what happened to the scene's task
         row["error"] = f"scored metric by metric after the scene's task {first}"
     return row
@@ -286,16 +295,13 @@ def _worker_count(jobs: int) -> int:
     return available_cores()
 
 
-def _pool(workers: int, dnsmos_too: bool) -> pebble.ProcessPool:
-    """Worker processes for scoring. Intrusive metrics only: fork on Linux (workers inherit the imported
-    numpy/pesq/pystoi and start in milliseconds; the per-scene work is pure numpy and C that uses nothing of the
-    parent's threads). With DNSMOS: forkserver, whose workers start from a clean single-threaded process, because an
-    onnxruntime that has run in the parent hangs in a forked child (its thread pool's locks are copied held; seen
-    here with a DNSMOS call before scoring). Elsewhere, the platform's default.
+def _pool(workers: int) -> pebble.ProcessPool:
+    """Worker processes for scoring, started clean (`worker_context`: forkserver on Linux, never fork; a forked
+    replacement worker, started after PESQ's segfault on a 150 s scene, took the next 3 s scene on CI and never
+    answered: timed out after 300 s, not reproduced in 12 runs here).
     Each worker limits BLAS (pystoi's matmuls) to one thread: with numpy's default of one thread per core, two
     workers on 2 cores oversubscribe and each scene took 1.8x longer (345 vs 192 ms, measured here)."""
-    method = ("forkserver" if dnsmos_too else "fork") if sys.platform.startswith("linux") else None
-    return pebble.ProcessPool(max_workers=workers, context=multiprocessing.get_context(method),
+    return pebble.ProcessPool(max_workers=workers, context=worker_context(__name__),
                               initializer=_single_threaded_workers, initargs=(workers,))
 
 
@@ -356,11 +362,11 @@ def score_split(data_root, split: str, out_csv, enhanced_dir=None, jobs: int = 0
         write_scores(out_csv, kept)
     finished = {r["scene"] for r in kept}
     todo = [j for j in todo_all if j.scene not in finished]
-    pool = _pool(max(1, min(workers, len(todo))), any(m in DNSMOS_METRICS for m in todo_all[0].metrics)
-                 if todo_all else False)
+    pool = _pool(max(1, min(workers, len(todo))))
+    metric = metric_call()
     try:
-        futures = {pool.schedule(score_job, args=(j,), timeout=timeout): j for j in todo}
-        rows = (_row(f, futures[f], pool, timeout) for f in as_completed(futures))
+        futures = {pool.schedule(score_job, args=(j, metric), timeout=timeout): j for j in todo}
+        rows = (_row(f, futures[f], pool, timeout, metric) for f in as_completed(futures))
         _append(out_csv, rows, header=not out_csv.exists() or out_csv.stat().st_size == 0,
                 bar=tqdm(total=len(todo_all), initial=len(finished), desc=f"score {split}", unit="scene",
                          disable=not progress))
