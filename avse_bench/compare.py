@@ -21,6 +21,7 @@ from pathlib import Path
 
 from avse_bench.data import Preprocessing
 from avse_bench.data.loading import LoaderOptions
+from avse_bench.enhance import ENHANCED_SUBTYPE, PEAKS
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import write_json
 from avse_bench.profiles import get_profile, run_preprocessing_for
@@ -344,12 +345,15 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     stages.run("score.noisy", {**base_inputs, **score_inputs}, [score_files[NOISY, MIXTURE]], lambda: score_split(
         root, eval_split, out_csv=score_files[NOISY, MIXTURE], progress=True, metrics=chosen))
     stress_files, blind_files = {}, {}
+    peak_files = {}
     for s in systems:
         weights = hashlib.sha256((out / "runs" / s.name / "model.pt").read_bytes()).hexdigest()
+        made = {**base_inputs, "weights": weights, "wav": ENHANCED_SUBTYPE}  # what an enhanced file depends on
         for condition, blank in CONDITIONS.items():
             enhanced = out / "enhanced" / s.name / condition
             csv = score_files[s.name, condition] = out / "scores" / f"{s.name}.{condition}.csv"
-            inputs = {**base_inputs, "weights": weights, "condition": condition}
+            peak_files[s.name, condition] = enhanced / PEAKS
+            inputs = {**made, "condition": condition}
             stages.run(f"enhance.{s.name}.{condition}", inputs, [enhanced],
                        lambda s=s, enhanced=enhanced, blank=blank: enhance(
                            s, run_dir=out / "runs" / s.name, data_root=root, split=eval_split,
@@ -359,7 +363,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
                            root, eval_split, out_csv=csv, enhanced_dir=enhanced, progress=True, metrics=chosen))
         if stress:
             stress_files.update(stress_stage(
-                out, stages, s, stress, {**base_inputs, "weights": weights},
+                out, stages, s, stress, made,
                 score=lambda enhanced, csv: score_split(root, eval_split, out_csv=csv, enhanced_dir=enhanced,
                                                         progress=True, metrics=STRESS_METRICS),
                 enhance_all=lambda variants, s=s: enhance_variants(
@@ -368,7 +372,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
         if blind:
             enhanced = out / "enhanced" / s.name / blind
             csv = blind_files[s.name, AV] = out / "scores" / blind / f"{s.name}.{AV}.csv"
-            inputs = {**base_inputs, "weights": weights, "blind": data["blind_fingerprint"]}
+            inputs = {**made, "blind": data["blind_fingerprint"]}
             stages.run(f"enhance.{s.name}.{blind}", inputs, [enhanced], lambda s=s, enhanced=enhanced: enhance(
                 s, run_dir=out / "runs" / s.name, data_root=root, split=blind, out_dir=enhanced, device=device,
                 loader=loader))
@@ -376,6 +380,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
                        lambda enhanced=enhanced, csv=csv: score_split(
                            root, blind, out_csv=csv, enhanced_dir=enhanced, progress=True, metrics=chosen))
     combine_scores(out / "scores.csv", score_files)
+    combine_scores(out / PEAKS, peak_files)
     if stress:
         combine_scores(out / "stress.csv", stress_files, ("system", "condition", "stress", "severity"))
     if blind:

@@ -1,4 +1,5 @@
-"""Run a trained system over a split and write one enhanced `<scene>.wav` per scene (float32, 16 kHz).
+"""Run a trained system over a split and write one enhanced `<scene>.wav` per scene (16-bit PCM, 16 kHz, as the
+official AVSEC `test.py` writes them), and each output's peak before writing in `peaks.csv` beside them.
 
 Whole utterances, eval mode, no gradients; the preprocessing is the one recorded in the run's
 `train_summary.json`, so the model sees at test time what it saw in training. Scenes already written are skipped,
@@ -7,7 +8,9 @@ so an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import csv
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -77,6 +80,49 @@ def run_preprocessing(run_dir: Path):
 
 
 VideoTransform = Callable[[np.ndarray, str], np.ndarray]  # uint8 (T, H, W) frames, scene id -> the same shape
+ENHANCED_SUBTYPE = "PCM_16"  # soundfile's default for .wav, which the official test.py's sf.write call gets
+PEAKS = "peaks.csv"  # beside the wavs: scene, peak (max |sample| of the model's output before writing)
+
+
+def write_enhanced(path: Path, audio: np.ndarray) -> None:
+    """Write `audio` (L,) float at 16 kHz to `path` as a 16-bit PCM wav, atomically.
+
+    The official AVSEC baseline writes its outputs with `sf.write(enhanced_path, estimated_audio,
+    samplerate=sampling_rate)` (cogmhear/avse_challenge, baseline/avse2/test.py), whose .wav default is PCM_16, and
+    its evaluation scores those files: so are ours. soundfile clips samples beyond full scale to [-1, 32767/32768]
+    (an output peaking at 1.7 is scored clipped, as the challenge would have scored it); 16-bit quantisation adds
+    noise about 98 dB below full scale. An output with a NaN or infinite sample is written as a float wav instead:
+    16-bit conversion would turn NaN into -1 without a word, and scoring reports a non-finite estimate as an error."""
+    subtype = ENHANCED_SUBTYPE if np.isfinite(audio).all() else "FLOAT"
+    replace_atomically(path, lambda tmp: sf.write(tmp, audio, AUDIO_RATE, subtype=subtype, format="WAV"))
+
+
+def read_peaks(out_dir: Path) -> dict[str, float]:
+    """{scene: peak} from `out_dir/peaks.csv` (the last line of a scene wins); {} when there is none."""
+    path = Path(out_dir) / PEAKS
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        return {row["scene"]: float(row["peak"]) for row in csv.DictReader(f) if row.get("peak")}
+
+
+def _record_peak(out_dir: Path, scene: str, peak: float) -> None:
+    """Append (scene, peak) to out_dir/peaks.csv, flushed, before the scene's wav is written: every wav has its line
+    (a kill in between re-enhances the scene and appends the same peak again)."""
+    path = Path(out_dir) / PEAKS
+    new = not path.is_file() or path.stat().st_size == 0
+    with open(path, "a", newline="") as f:
+        f.write(("scene,peak\n" if new else "") + f"{scene},{peak!r}\n")
+
+
+def clipping_note(out_dir: Path) -> str | None:
+    """A one-line note when outputs in `out_dir` peaked above full scale (and were clipped when written), else None."""
+    peaks = read_peaks(out_dir)
+    over = [p for p in peaks.values() if p > 1.0]
+    if not over:
+        return None
+    return (f"{len(over)} of {len(peaks)} outputs in {out_dir} peaked above full scale (up to {max(over):.2f}) and "
+            f"were clipped when written as 16-bit PCM, as the official test.py's files are (peaks: {PEAKS})")
 
 
 def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_dir=None, device: str = "auto",
@@ -140,5 +186,9 @@ def enhance_variants(system: str | System, run_dir, data_root, variants: dict[Pa
                     frames = torch.from_numpy(np.ascontiguousarray(transform(frames.numpy(), scene)))
                 video = video_to_float(frames[None, None].to(dev, non_blocking=True))  # (1, 1, T, H, W)
                 enhanced = model(mixed, video)[0].cpu().numpy()  # (L,)
-                replace_atomically(path, lambda tmp, enhanced=enhanced: sf.write(
-                    tmp, enhanced, AUDIO_RATE, subtype="FLOAT", format="WAV"))
+                _record_peak(Path(out), scene, float(np.abs(enhanced).max(initial=0.0)))
+                write_enhanced(path, enhanced)
+    for out in variants:
+        note = clipping_note(Path(out))
+        if note and progress:
+            print(f"avse-bench: note: {note}", file=sys.stderr)

@@ -95,6 +95,10 @@ def test_compare_writes_every_output(smoke_run):
     expected = {("noisy", "mixture")} | {(system, c) for system in SYSTEMS for c in ("av", "audio_only")}
     assert set(groups) == expected
     assert all(n == n_dev for n in groups.values())
+    peaks = pd.read_csv(out / "peaks.csv", dtype={"scene": str})  # each enhanced output's peak before writing
+    enhanced = expected - {("noisy", "mixture")}
+    assert peaks.groupby(["system", "condition"]).size().to_dict() == dict.fromkeys(enhanced, n_dev)
+    assert (peaks.peak > 0).all()
 
     profile = json.loads((out / "profile.json").read_text())
     for name in SYSTEMS:

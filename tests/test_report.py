@@ -340,3 +340,18 @@ def test_published_keys_land_on_their_items():
     assert item_of("epoch_seconds") == 6 and item_of("epochs") == 10
     placed, unplaced = published_items({"flops": "7.57 GFLOPS", "flops_note": "per 3 s", "team": "x"})
     assert placed == {2: "7.57 GFLOPS; flops_note: per 3 s"} and unplaced == {"team": "x"}
+
+
+def test_clipped_outputs_are_counted_and_absent_peaks_say_nothing(tmp_path):
+    root = make_run(tmp_path / "clip")
+    render_report(root)  # a run folder from before 16-bit outputs: no peaks.csv, no clipping table
+    assert "above full scale" not in (root / "sheet.md").read_text()
+    peaks = pd.DataFrame({"system": ["baseline"] * 3 + ["dcnn_rnn"] * 3,
+                          "condition": ["av", "av", "audio_only", "av", "av", "audio_only"],
+                          "scene": ["S1", "S2", "S1", "S1", "S2", "S1"], "peak": [1.73, 0.8, 1.02, 0.5, 0.9, 0.99]})
+    peaks.to_csv(root / "peaks.csv", index=False)
+    render_report(root)
+    md = (root / "sheet.md").read_text()
+    assert _table_row(md, "baseline (audio-visual)", "outputs above full scale")[1:] == ["1 of 2", "1.73"]
+    assert _table_row(md, "baseline (audio only, blank video)", "outputs above full scale")[1:] == ["1 of 1", "1.02"]
+    assert _table_row(md, "dcnn_rnn (audio-visual)", "outputs above full scale")[1:] == ["0 of 2", "0.90"]

@@ -30,6 +30,7 @@ class Run:
     logs: dict  # {system: train_log DataFrame | None}
     stress: pd.DataFrame | None = None  # stress.csv when the run had --stress: scores.csv's columns + stress, severity
     blind: pd.DataFrame | None = None  # blind.csv when the data root had an eval split without targets
+    peaks: pd.DataFrame | None = None  # peaks.csv: system, condition, scene, peak (max |sample| before writing)
 
     @property
     def systems(self) -> list[str]:
@@ -90,5 +91,8 @@ def load_run(root: Path) -> Run:
         logs[system] = pd.read_csv(log) if log.is_file() else None
     stress = read_scores(root / "stress.csv", ("stress", "severity")) if manifest.get("stress") else None
     blind = read_scores(root / "blind.csv") if manifest.get("data", {}).get("blind_split") else None
+    peaks_path = root / "peaks.csv"  # runs made before enhanced files were 16-bit PCM have none
+    peaks = pd.read_csv(peaks_path, dtype={"system": str, "condition": str, "scene": str}) if peaks_path.is_file() \
+        else None
     return Run(root=root, manifest=manifest, scores=scores, profile=profile, train=train, logs=logs, stress=stress,
-               blind=blind)
+               blind=blind, peaks=peaks)

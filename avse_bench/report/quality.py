@@ -100,3 +100,11 @@ def group_order(parts: pd.DataFrame, by: str) -> list[str]:
     """The groups of a breakdown in reading order: SNR bands from the lowest SNR up, maskers by name."""
     present = set(parts[by])
     return [b for b in SNR_BANDS if b in present] if by == "snr_band" else sorted(present)
+
+
+def clipping(peaks: pd.DataFrame) -> pd.DataFrame:
+    """Per (system, condition) of `peaks` (system, condition, scene, peak): outputs, how many peaked above full scale
+    (so were clipped when written as 16-bit PCM, `avse_bench.enhance.write_enhanced`) and the highest peak."""
+    over = peaks.assign(clipped=peaks.peak > 1.0)
+    return (over.groupby(["system", "condition"], sort=False)
+            .agg(outputs=("scene", "size"), clipped=("clipped", "sum"), max_peak=("peak", "max")).reset_index())

@@ -87,6 +87,7 @@ def quality_section(run: Run, summary: pd.DataFrame, improvements: pd.DataFrame)
            "and the scene counted under *scenes with an error*, with the reason; `(n=...)` marks a metric that "
            "rests on fewer scenes than the other metrics of its row.", "",
            _md(tables.scores_table(run, summary, (quality.AV,))), "",
+           *clipping_lines(run),
            "### Improvement over the mixture (audio-visual minus noisy, per scene)", "",
            _md(tables.improvement_table(improvements)), ""]
     if len(systems) > 1:
@@ -101,6 +102,18 @@ def quality_section(run: Run, summary: pd.DataFrame, improvements: pd.DataFrame)
         parts = quality.breakdowns(scores, systems, by)
         out += [f"### {title}", "", _md(tables.breakdown_table(parts, by, quality.group_order(parts, by))), ""]
     return out
+
+
+def clipping_lines(run: Run) -> list[str]:
+    """How many enhanced outputs peaked above full scale, when any did (nothing for a run without peaks.csv)."""
+    if run.peaks is None:
+        return []
+    clipped = quality.clipping(run.peaks)
+    if not clipped.clipped.any():
+        return []
+    return ["Enhanced files are 16-bit PCM wavs, as the official `test.py` writes them, and are scored as written: "
+            "an output that peaked above full scale was clipped there, as it would have been in the challenge "
+            "(and DNSMOS reads the clipped file).", "", _md(tables.clipping_table(clipped)), ""]
 
 
 def stress_section(run: Run, table: pd.DataFrame) -> list[str]:

@@ -112,6 +112,13 @@ def breakdown_table(parts: pd.DataFrame, by: str, order: list[str]) -> pd.DataFr
     return pd.DataFrame(out)
 
 
+def clipping_table(clipped: pd.DataFrame) -> pd.DataFrame:
+    """One row per (system, condition) of `quality.clipping`: outputs above full scale, of all, and the highest peak."""
+    return pd.DataFrame({"": [_label(r.system, r.condition) for r in clipped.itertuples()],
+                         "outputs above full scale": [f"{r.clipped} of {r.outputs}" for r in clipped.itertuples()],
+                         "highest peak": [f"{r.max_peak:.2f}" for r in clipped.itertuples()]})
+
+
 def quality_csv(summary: pd.DataFrame, improvements: pd.DataFrame) -> pd.DataFrame:
     """quality.csv: the numbers behind the quality and improvement tables, unrounded."""
     gain = improvements.assign(condition="av - mixture")
