@@ -355,3 +355,26 @@ def test_clipped_outputs_are_counted_and_absent_peaks_say_nothing(tmp_path):
     assert _table_row(md, "baseline (audio-visual)", "outputs above full scale")[1:] == ["1 of 2", "1.73"]
     assert _table_row(md, "baseline (audio only, blank video)", "outputs above full scale")[1:] == ["1 of 1", "1.02"]
     assert _table_row(md, "dcnn_rnn (audio-visual)", "outputs above full scale")[1:] == ["0 of 2", "0.90"]
+
+
+def test_stress_section_compares_every_pair_of_three_systems(tmp_path):
+    root = make_run(tmp_path / "three")
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["systems"]["dcnn_rnn_code"] = manifest["systems"]["dcnn_rnn"]
+    manifest["stress"] = {"conditions": ["offset=5"], "seed": 0, "metrics": ["si_sdr", "pesq_wb", "stoi"]}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    scores = pd.read_csv(root / "scores.csv", dtype={"scene": str})
+    third = scores[scores.system == "dcnn_rnn"].assign(system="dcnn_rnn_code")
+    third["si_sdr"] -= 0.5
+    scores = pd.concat([scores, third], ignore_index=True)
+    scores.to_csv(root / "scores.csv", index=False)
+    stress = scores[scores.condition == "av"].assign(condition="offset=5", stress="offset", severity=5.0)
+    stress["si_sdr"] -= stress.system.map({"baseline": 0.1, "dcnn_rnn": 2.0, "dcnn_rnn_code": 1.0})
+    stress.to_csv(root / "stress.csv", index=False)
+    render_report(root)
+    md = (root / "sheet.md").read_text()
+    for a, b in (("baseline", "dcnn_rnn"), ("baseline", "dcnn_rnn_code"), ("dcnn_rnn", "dcnn_rnn_code")):
+        assert f"**Which degrades more gracefully (SI-SDR), {a} or {b}.**" in md
+    assert "baseline degrades more gracefully than dcnn_rnn_code." in md
+    assert "p = < 0.001" not in md and "p < 0.001" in md
+    assert "not corrected for the number of pairs" in md

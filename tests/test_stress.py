@@ -117,9 +117,25 @@ def test_robustness_gains_kept_share_and_the_graceful_test():
     assert a_sisdr.loc["occlusion=1", "mean"] == pytest.approx(2.055)
     assert a_sisdr.loc["occlusion=1", "kept"] == pytest.approx(2.055 / 4.0)
     assert loss_per_scene(scores, stress, "b").eq(0).all()
-    test = graceful(scores, stress, ["a", "b"])
+    [test] = graceful(scores, stress, ["a", "b"])
     assert test["loss_a"] == pytest.approx(-1.945) and test["loss_b"] == 0.0
     assert test["p_value"] < 0.01 and test["n"] == 12  # b loses nothing on every scene: it degrades more gracefully
+
+
+def test_every_pair_of_three_systems_is_compared():
+    """With three systems the sheet compared only the first two; the third was silently left out."""
+    scenes = [f"S{i:05d}" for i in range(12)]
+    scores = _scores({("noisy", "mixture"): [0.0] * 12, **{(s, c): [3.0] * 12 for s in "abc"
+                                                            for c in ("av", "audio_only")}}, scenes)
+    stress = _scores({("a", "offset=5"): [1.0 + 0.01 * i for i in range(12)], ("b", "offset=5"): [3.0] * 12,
+                      ("c", "offset=5"): [2.0 - 0.01 * i for i in range(12)]}, scenes).assign(stress="offset",
+                                                                                               severity=5.0)
+    tests = graceful(scores, stress, ["a", "b", "c"])
+    assert [(t["a"], t["b"]) for t in tests] == [("a", "b"), ("a", "c"), ("b", "c")]
+    losses = {(t["a"], t["b"]): (round(t["loss_a"], 3), round(t["loss_b"], 3)) for t in tests}
+    assert losses == {("a", "b"): (-1.945, 0.0), ("a", "c"): (-1.945, -1.055), ("b", "c"): (0.0, -1.055)}
+    assert all(t["n"] == 12 and t["p_value"] < 0.01 for t in tests)
+    assert graceful(scores, stress, ["a"]) == []
 
 
 def test_kept_share_is_na_unless_the_clean_gain_is_shown_above_zero():

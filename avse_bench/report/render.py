@@ -128,27 +128,37 @@ def stress_section(run: Run, table: pd.DataFrame) -> list[str]:
            "scenes; *kept*: mean gain under the condition / mean clean-video gain (n/a unless the clean-video "
            "gain's 95 % CI lies above 0). The blank video is the audio-only run above.", "",
            _md(tables.robustness_table(table)), ""]
-    test = graceful(run.scores, run.stress, run.systems)
-    if test:
+    tests = graceful(run.scores, run.stress, run.systems)
+    n_conditions = len(table.condition.unique()) - 2
+    flagged = []
+    for test in tests:
         a, b = test["a"], test["b"]
         better = a if test["loss_a"] > test["loss_b"] else b
         worse = b if better == a else a
         significant = test["p_value"] < 0.05
-        out += [f"**Which degrades more gracefully (SI-SDR).** Averaged over the {len(table.condition.unique()) - 2} "
+        out += [f"**Which degrades more gracefully (SI-SDR), {a} or {b}.** Averaged over the {n_conditions} "
                 f"conditions, {a}'s score per scene changes by {_signed(test['loss_a'])} dB from its clean-video "
                 f"score and {b}'s by {_signed(test['loss_b'])} dB; {a} minus {b}: "
                 f"{with_ci(test['mean_diff'], test['ci_lo'], test['ci_hi'], 2)} dB, {test['test']}, "
-                f"p = {p_value(test['p_value'])}, n = {test['n']} scenes. "
+                f"p {_p_relation(test['p_value'])}, n = {test['n']} scenes. "
                 + (f"{better} degrades more gracefully than {worse}." if significant else
-                   "The difference is not significant at 5 %: neither degrades more gracefully on this evidence.")]
+                   "The difference is not significant at 5 %: neither degrades more gracefully on this evidence."), ""]
         for s in (a, b):
             c = test["contribution"][s]
-            if c and c["ci_lo"] <= 0 <= c["ci_hi"]:
-                out.append(f"A loss near zero can mean the video is not used: {s}'s visual contribution (AV - "
-                           f"audio-only) is {with_ci(c['mean_diff'], c['ci_lo'], c['ci_hi'], 2)} dB.")
-        out.append("")
+            if s not in flagged and c and c["ci_lo"] <= 0 <= c["ci_hi"]:
+                flagged.append(s)
+                out += [f"A loss near zero can mean the video is not used: {s}'s visual contribution (AV - "
+                        f"audio-only) is {with_ci(c['mean_diff'], c['ci_lo'], c['ci_hi'], 2)} dB.", ""]
+    if len(tests) > 1:
+        out += ["(One test per pair of systems; the p-values are not corrected for the number of pairs.)", ""]
     out += [f"![{METRIC_LABELS[m]} under visual stress](stress_{m}.png)" for m in STRESS_METRICS] + [""]
     return out
+
+
+def _p_relation(p: float) -> str:
+    """"= 0.012" or "< 0.001", to follow "p" in a sentence."""
+    text = p_value(p)
+    return text if text.startswith("<") else f"= {text}"
 
 
 def _signed(value: float) -> str:

@@ -9,6 +9,8 @@ degradation's name) and `severity`. The mixture's scores and the clean-video (au
 
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
 import pandas as pd
 
@@ -63,14 +65,13 @@ def loss_per_scene(scores: pd.DataFrame, stress: pd.DataFrame, system: str, metr
     return under.sub(clean.reindex(under.index), axis=0).dropna().mean(axis=1)
 
 
-def graceful(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str], metric: str = "si_sdr") -> dict | None:
-    """The paired comparison of the first two systems' average losses (`loss_per_scene`): a Wilcoxon signed-rank
-    test over scenes, with each system's mean loss and its visual contribution (`quality.visual_gain`, AV -
-    audio-only; None without scenes) for context. None with fewer than two systems."""
-    if len(systems) < 2:
-        return None
-    a, b = systems[:2]
-    losses = {s: loss_per_scene(scores, stress, s, metric) for s in (a, b)}
-    contribution = {s: visual_gain(scores, s, metric) for s in (a, b)}
-    return {"a": a, "b": b, "metric": metric, "loss_a": float(losses[a].mean()), "loss_b": float(losses[b].mean()),
-            "contribution": contribution, **paired_comparison(losses[a], losses[b])}
+def graceful(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str], metric: str = "si_sdr") -> list[dict]:
+    """For every pair (a, b) of `systems` (in their order), the paired comparison of their average losses
+    (`loss_per_scene`): a Wilcoxon signed-rank test over scenes, with each system's mean loss and its visual
+    contribution (`quality.visual_gain`, AV - audio-only; None without scenes) for context. Empty with fewer than
+    two systems. The p-values are per pair, not corrected for the number of pairs (as the paired quality table)."""
+    losses = {s: loss_per_scene(scores, stress, s, metric) for s in systems}
+    contribution = {s: visual_gain(scores, s, metric) for s in systems}
+    return [{"a": a, "b": b, "metric": metric, "loss_a": float(losses[a].mean()), "loss_b": float(losses[b].mean()),
+             "contribution": {a: contribution[a], b: contribution[b]}, **paired_comparison(losses[a], losses[b])}
+            for a, b in combinations(systems, 2)]
