@@ -21,7 +21,7 @@ from pathlib import Path
 
 from avse_bench.data import Preprocessing
 from avse_bench.data.loading import LoaderOptions
-from avse_bench.enhance import ENHANCED_SUBTYPE, PEAKS
+from avse_bench.enhance import ENHANCED_SUBTYPE, PEAKS, read_peaks
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import write_json
 from avse_bench.profiles import get_profile, run_preprocessing_for
@@ -214,6 +214,17 @@ def combine_scores(out_csv: Path, score_files: dict[tuple, Path], labels: tuple[
     pd.concat(frames, ignore_index=True).to_csv(out_csv, index=False)
 
 
+def combine_peaks(out_csv: Path, enhanced_dirs: dict[tuple[str, str], Path]) -> None:
+    """One CSV (system, condition, scene, peak) of the peaks recorded beside each (system, condition)'s enhanced wavs
+    (`enhance.read_peaks`: one per scene)."""
+    import pandas as pd
+
+    rows = [{"system": system, "condition": condition, "scene": scene, "peak": peak}
+            for (system, condition), folder in enhanced_dirs.items()
+            for scene, peak in sorted(read_peaks(folder).items())]
+    pd.DataFrame(rows, columns=["system", "condition", "scene", "peak"]).to_csv(out_csv, index=False)
+
+
 def stress_stage(out: Path, stages: Stages, system, conditions, key_inputs: dict, score, enhance_all) -> dict:
     """The visual-stress stage of one system: every condition enhanced in one pass over the dev split (each scene
     decoded once, `enhance_all(variants)`) into enhanced/<system>/stress/<key>/<label>/, then each scored by
@@ -345,14 +356,14 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     stages.run("score.noisy", {**base_inputs, **score_inputs}, [score_files[NOISY, MIXTURE]], lambda: score_split(
         root, eval_split, out_csv=score_files[NOISY, MIXTURE], progress=True, metrics=chosen))
     stress_files, blind_files = {}, {}
-    peak_files = {}
+    enhanced_dirs = {}
     for s in systems:
         weights = hashlib.sha256((out / "runs" / s.name / "model.pt").read_bytes()).hexdigest()
         made = {**base_inputs, "weights": weights, "wav": ENHANCED_SUBTYPE}  # what an enhanced file depends on
         for condition, blank in CONDITIONS.items():
             enhanced = out / "enhanced" / s.name / condition
             csv = score_files[s.name, condition] = out / "scores" / f"{s.name}.{condition}.csv"
-            peak_files[s.name, condition] = enhanced / PEAKS
+            enhanced_dirs[s.name, condition] = enhanced
             inputs = {**made, "condition": condition}
             stages.run(f"enhance.{s.name}.{condition}", inputs, [enhanced],
                        lambda s=s, enhanced=enhanced, blank=blank: enhance(
@@ -380,7 +391,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
                        lambda enhanced=enhanced, csv=csv: score_split(
                            root, blind, out_csv=csv, enhanced_dir=enhanced, progress=True, metrics=chosen))
     combine_scores(out / "scores.csv", score_files)
-    combine_scores(out / PEAKS, peak_files)
+    combine_peaks(out / PEAKS, enhanced_dirs)
     if stress:
         combine_scores(out / "stress.csv", stress_files, ("system", "condition", "stress", "severity"))
     if blind:

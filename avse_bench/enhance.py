@@ -98,21 +98,34 @@ def write_enhanced(path: Path, audio: np.ndarray) -> None:
 
 
 def read_peaks(out_dir: Path) -> dict[str, float]:
-    """{scene: peak} from `out_dir/peaks.csv` (the last line of a scene wins); {} when there is none."""
+    """{scene: peak} from `out_dir/peaks.csv` (the last line of a scene wins; a line cut short by a kill, which
+    does not read as a number, is skipped); {} when there is none."""
     path = Path(out_dir) / PEAKS
     if not path.is_file():
         return {}
+    peaks = {}
     with open(path, newline="") as f:
-        return {row["scene"]: float(row["peak"]) for row in csv.DictReader(f) if row.get("peak")}
+        for row in csv.DictReader(f):
+            try:
+                peaks[row["scene"]] = float(row["peak"])
+            except (TypeError, ValueError):  # a torn line: its scene's wav was not written, so it is enhanced again
+                continue
+    return peaks
 
 
 def _record_peak(out_dir: Path, scene: str, peak: float) -> None:
-    """Append (scene, peak) to out_dir/peaks.csv, flushed, before the scene's wav is written: every wav has its line
-    (a kill in between re-enhances the scene and appends the same peak again)."""
+    """Append (scene, peak) to out_dir/peaks.csv before the scene's wav is written: every wav has its line (a kill
+    in between re-enhances the scene and appends the same peak again). A last line cut short by a kill is ended
+    first, so that it cannot swallow the new one."""
     path = Path(out_dir) / PEAKS
-    new = not path.is_file() or path.stat().st_size == 0
+    if not path.is_file() or path.stat().st_size == 0:
+        start = "scene,peak\n"
+    else:
+        with open(path, "rb") as f:
+            f.seek(-1, 2)
+            start = "" if f.read(1) == b"\n" else "\n"
     with open(path, "a", newline="") as f:
-        f.write(("scene,peak\n" if new else "") + f"{scene},{peak!r}\n")
+        f.write(f"{start}{scene},{peak!r}\n")
 
 
 def clipping_note(out_dir: Path) -> str | None:

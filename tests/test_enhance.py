@@ -8,7 +8,7 @@ import pytest
 import soundfile as sf
 
 from avse_bench.data import load_split
-from avse_bench.enhance import clipping_note, enhance, read_peaks, write_enhanced
+from avse_bench.enhance import _record_peak, clipping_note, enhance, read_peaks, write_enhanced
 from avse_bench.errors import AvseBenchError
 from avse_bench.train import train
 
@@ -46,6 +46,15 @@ def test_beyond_full_scale_is_clipped_as_the_official_files_and_said(tmp_path):
     assert clipping_note(tmp_path).startswith("1 of 2 outputs in") and "(up to 1.70)" in clipping_note(tmp_path)
     (tmp_path / "peaks.csv").write_text("scene,peak\nS2,0.4\n")
     assert clipping_note(tmp_path) is None
+
+
+def test_a_peaks_line_cut_short_by_a_kill_loses_nothing_else(tmp_path):
+    (tmp_path / "peaks.csv").write_text("scene,peak\nS1,0.5\nS2,1.")  # killed while appending S2's line
+    _record_peak(tmp_path, "S2", 1.25)  # the resumed run enhances S2 again
+    _record_peak(tmp_path, "S3", 0.75)
+    assert read_peaks(tmp_path) == {"S1": 0.5, "S2": 1.25, "S3": 0.75}
+    (tmp_path / "peaks.csv").write_text("scene,peak\nS1,0.5\nS2")  # cut before its value: skipped, not a traceback
+    assert read_peaks(tmp_path) == {"S1": 0.5}
 
 
 def test_a_non_finite_output_stays_visible_to_scoring(tmp_path):
