@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pebble
 import pesq
 import pystoi
 import pytest
@@ -22,6 +23,7 @@ import soundfile as sf
 
 from avse_bench.cli import main
 from avse_bench.errors import AvseBenchError
+from avse_bench.machine import worker_context
 from avse_bench.metrics import functional, scoring
 from avse_bench.metrics.functional import METRICS
 from avse_bench.metrics.scoring import COLUMNS, merge_scores, score_split, select_shard
@@ -247,6 +249,54 @@ def test_workers_do_not_inherit_a_lock_the_parent_holds(corpus, tmp_path, monkey
     with HELD_IN_THE_PARENT:
         out = score_split(corpus, "dev", tmp_path / "s.csv", jobs=2, progress=False, timeout=20, metrics="si_sdr")
     assert [(r["si_sdr"], r["error"]) for r in read(out)] == [("1.0", "")] * N_SCENES
+
+
+def _exit_at_start(workers: int) -> None:
+    os._exit(3)  # a worker that dies before it takes a task: pebble breaks the whole pool
+
+
+def _pools_broken_at_start(count: int, made: list):
+    """A stand-in for scoring._pool whose first `count` pools have workers that die as they start."""
+    real = scoring._pool
+
+    def pool(workers: int) -> pebble.ProcessPool:
+        made.append(workers)
+        if len(made) <= count:
+            return pebble.ProcessPool(max_workers=workers, context=worker_context(__name__),
+                                      initializer=_exit_at_start, initargs=(workers,))
+        return real(workers)
+
+    return pool
+
+
+def test_a_pool_that_breaks_is_replaced_and_the_run_completes(corpus, reference, tmp_path, monkeypatch):
+    """A broken pool made every remaining scene an error row ('RuntimeError: Unexpected error within the Pool')."""
+    made = []
+    monkeypatch.setattr(scoring, "_pool", _pools_broken_at_start(1, made))
+    out = score_split(corpus, "dev", tmp_path / "s.csv", jobs=2, progress=False, metrics="intrusive")
+    assert len(made) == 2
+    assert_same_rows(out, reference)
+
+
+def test_a_pool_that_cannot_run_is_one_clear_error_and_keeps_nothing_false(corpus, tmp_path, monkeypatch):
+    made = []
+    monkeypatch.setattr(scoring, "_pool", _pools_broken_at_start(2, made))
+    out = tmp_path / "s.csv"
+    with pytest.raises(AvseBenchError, match=r"could not start or all died at once .*twice.*if __name__ =="):
+        score_split(corpus, "dev", out, jobs=2, progress=False, metrics="intrusive")
+    assert len(made) == 2 and read(out) == []  # no error rows pretending to be scores
+
+
+def test_a_script_without_the_main_guard_gets_the_hint(corpus, tmp_path):
+    # the real input of that kind: workers start by importing the main script, which calls score_split again
+    script = tmp_path / "unguarded.py"
+    script.write_text(f"from avse_bench.metrics.scoring import score_split\n"
+                      f"score_split({str(corpus)!r}, 'dev', {str(tmp_path / 's.csv')!r}, jobs=1, progress=False,"
+                      f" metrics='si_sdr')\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines()[-1].startswith("avse_bench.errors.AvseBenchError: the scoring worker")
+    assert 'put the call under `if __name__ == "__main__":`' in run.stderr
 
 
 def _blas_threads() -> list[int]:

@@ -30,6 +30,7 @@ import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,11 @@ FAMILIES = {"intrusive": METRICS, "dnsmos": DNSMOS_METRICS, "all": ALL_METRICS}
 OFFICIAL_COLUMNS = ("scene", "stoi", "pesq")  # the official objective_evaluation.py: classic STOI, wide-band PESQ
 DEFAULT_TIMEOUT = 300.0  # seconds per scene (and per metric when a scene is scored again metric by metric)
 RETRIED = "missing "  # rows whose error starts so are scored again by the next run
+
+
+class _PoolBroken(BaseException):
+    """The worker pool itself is gone (every worker died at once, or none could start): the run's failure, not a
+    scene's or a metric's. A BaseException so that `score_pair`'s per-metric `except Exception` lets it through."""
 
 
 @dataclass(frozen=True)
@@ -167,11 +173,16 @@ def _isolated_call(pool: pebble.ProcessPool, timeout: float, metric: functools.p
     in `pool`: a crash, a time-out or an unexpected exception becomes that metric's MetricError."""
 
     def call(name: str, ref: np.ndarray, deg: np.ndarray) -> float:
-        future = pool.schedule(metric, args=(name, ref, deg), timeout=timeout)
+        try:
+            future = pool.schedule(metric, args=(name, ref, deg), timeout=timeout)
+        except RuntimeError as err:  # pebble refuses to schedule on a pool that broke
+            raise _PoolBroken(str(err)) from err
         try:
             return future.result()
         except MetricError:
             raise
+        except BrokenProcessPool as err:
+            raise _PoolBroken(str(err)) from err
         except Exception as err:  # ProcessExpired, TimeoutError, anything the library raised
             raise MetricError(_failure(err, timeout)) from err
 
@@ -184,6 +195,8 @@ def _row(future, job: ScoreJob, pool: pebble.ProcessPool, timeout: float,
     metric per task, so that the others keep their values."""
     try:
         return future.result()
+    except BrokenProcessPool as err:  # not this scene's fault: every task of the pool failed with it
+        raise _PoolBroken(str(err)) from err
     except Exception as err:  # whatever killed the worker: reported per metric below
         first = _failure(err, timeout)
     row = score_job(job, _isolated_call(pool, timeout, metric))
@@ -361,23 +374,40 @@ def score_split(data_root, split: str, out_csv, enhanced_dir=None, jobs: int = 0
     if len(kept) < len(done):  # rows of files that were missing: scored again now
         write_scores(out_csv, kept)
     finished = {r["scene"] for r in kept}
-    todo = [j for j in todo_all if j.scene not in finished]
-    pool = _pool(max(1, min(workers, len(todo))))
-    metric = metric_call()
-    try:
-        futures = {pool.schedule(score_job, args=(j, metric), timeout=timeout): j for j in todo}
-        rows = (_row(f, futures[f], pool, timeout, metric) for f in as_completed(futures))
-        _append(out_csv, rows, header=not out_csv.exists() or out_csv.stat().st_size == 0,
-                bar=tqdm(total=len(todo_all), initial=len(finished), desc=f"score {split}", unit="scene",
-                         disable=not progress))
-    finally:
-        pool.stop()
-        pool.join()
+    stalled = 0
+    while todo := [j for j in todo_all if j.scene not in finished]:
+        try:
+            _score_jobs(todo, out_csv, workers, timeout, tqdm(
+                total=len(todo_all), initial=len(finished), desc=f"score {split}", unit="scene", disable=not progress))
+            break  # every scene has its row
+        except _PoolBroken as broken:
+            before, finished = finished, {r["scene"] for r in read_scores(out_csv, repair=True)}
+            stalled = 0 if finished - before else stalled + 1
+            if stalled == 2:  # twice in a row without a scene scored: the workers cannot run here
+                raise AvseBenchError(
+                    f"the scoring worker processes could not start or all died at once ({broken}), twice; the "
+                    f"{len(finished)} scenes scored so far are kept in {out_csv}. If you call avse_bench from a "
+                    "Python script, put the call under `if __name__ == \"__main__\":` (each worker imports the main "
+                    "script as it starts)") from None
     final = _unique(read_scores(out_csv), str(out_csv))
     write_scores(out_csv, final)
     if official_csv is not None:
         write_official(Path(official_csv), final)
     return out_csv
+
+
+def _score_jobs(todo: list[ScoreJob], out_csv: Path, workers: int, timeout: float, bar: tqdm) -> None:
+    """Score `todo` in a fresh pool, appending rows to `out_csv` as scenes finish. Raises _PoolBroken when the pool
+    itself fails (a worker dying before pebble saw it take its task breaks the whole pool: then a new one goes on)."""
+    pool = _pool(max(1, min(workers, len(todo))))
+    metric = metric_call()
+    try:
+        futures = {pool.schedule(score_job, args=(j, metric), timeout=timeout): j for j in todo}
+        rows = (_row(f, futures[f], pool, timeout, metric) for f in as_completed(futures))
+        _append(out_csv, rows, header=not out_csv.exists() or out_csv.stat().st_size == 0, bar=bar)
+    finally:
+        pool.stop()
+        pool.join()
 
 
 def _append(path: Path, rows: Iterable[dict[str, str]], header: bool, bar: tqdm) -> None:
