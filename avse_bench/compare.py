@@ -21,7 +21,7 @@ from pathlib import Path
 
 from avse_bench.data import Preprocessing
 from avse_bench.data.loading import LoaderOptions
-from avse_bench.enhance import ENHANCED_SUBTYPE, PEAKS, read_peaks
+from avse_bench.enhance import ENHANCED_SUBTYPE, PEAKS, enhance, enhance_variants, read_peaks
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import write_json
 from avse_bench.profiles import get_profile, run_preprocessing_for
@@ -285,7 +285,6 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     AvseBenchError for bad input.
     """
     from avse_bench.data import load_split
-    from avse_bench.enhance import enhance, enhance_variants
     from avse_bench.metrics.dnsmos import DNSMOS_METRICS
     from avse_bench.metrics.scoring import parse_metrics, score_split
     from avse_bench.profiling import profile_system
