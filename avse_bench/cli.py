@@ -100,11 +100,12 @@ def _systems(a: argparse.Namespace) -> int:
 
 
 def _train(a: argparse.Namespace) -> int:
+    from avse_bench.profiles import run_preprocessing_for
     from avse_bench.train import train
 
     train(a.system, data_root=a.data, out_dir=a.out, profile=a.profile, resume=a.resume, device=a.device,
           seed=a.seed, train_split=a.split, val_split=a.val_split, loader=_loader(a),
-          preprocessing=_preprocessing(a, a.profile))
+          preprocessing=run_preprocessing_for(a.profile, a.frame_size, equalize=not a.no_equalize))
     return 0
 
 

@@ -28,6 +28,7 @@ from avse_bench.profiles import get_profile, run_preprocessing_for
 from avse_bench.report.load import NOISY
 from avse_bench.report.quality import AUDIO_ONLY, AV, MIXTURE
 from avse_bench.report.stress import STRESS_METRICS
+from avse_bench.weights import state_digest
 
 CONDITIONS = {AV: False, AUDIO_ONLY: True}  # condition -> blank_video
 
@@ -252,17 +253,25 @@ def install_weights(system, model, info: dict, run_dir: Path, profile: str, pre:
     """The training stage of a system with supplied weights: `model` (the system's model with them loaded) saved as
     the run's `model.pt`, and a `train_summary.json` that says so (with the file's name and sha256, `info`) and
     records the preprocessing enhancement will use."""
-    import torch
-
-    from avse_bench.io import replace_atomically
+    from avse_bench.train import atomic_save
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    replace_atomically(run_dir / "model.pt", lambda tmp: torch.save(model.state_dict(), tmp))
+    atomic_save(model.state_dict(), run_dir / "model.pt")
     _write_json(run_dir / "train_summary.json", {
         "system": system.name, "profile": profile, "supplied_weights": info,
         "preprocessing": pre.config(), "preprocessing_hash": pre.config_hash()})
     print(f"[compare] {system.name}: not trained in this run: weights supplied ({info['name']}, {info['format']}, "
           f"sha256 {info['sha256'][:12]}...)")
+
+
+def check_run_preprocessing(run_dir: Path, pre: Preprocessing) -> None:
+    """Raises AvseBenchError unless the training run in `run_dir` recorded the run's preprocessing: enhancement
+    uses the recorded one, so a mismatch would enhance and report frames the manifest does not state."""
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    if summary.get("preprocessing_hash") != pre.config_hash():
+        raise AvseBenchError(f"{run_dir / 'train_summary.json'} records preprocessing {summary.get('preprocessing')} "
+                             f"(hash {summary.get('preprocessing_hash')}), not the run's {pre.config()} "
+                             f"(hash {pre.config_hash()}); remove {run_dir} and re-run")
 
 
 def compare(system_names: list[str], data_root: Path | None = None, profile: str = "quick",
@@ -336,10 +345,11 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
 
     for s in systems:
         run_dir = out / "runs" / s.name
-        inputs = {**base_inputs, "system": s.config, "recipe": s.recipe(profile), "world_size": nproc_per_node}
+        code = {"system": s.config, "code": s.code_hash()}  # what the model is made by
+        inputs = {**base_inputs, **code, "recipe": s.recipe(profile), "world_size": nproc_per_node}
         if s.name in supplied:
             model, info = supplied[s.name]
-            inputs = {**base_inputs, "system": s.config, "supplied_weights": info["sha256"]}
+            inputs = {**base_inputs, **code, "supplied_weights": info["sha256"]}
             run_training = lambda s=s, run_dir=run_dir, model=model, info=info: install_weights(  # noqa: E731
                 s, model, info, run_dir, profile, pre)
         elif nproc_per_node > 1:
@@ -348,8 +358,10 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
         else:
             run_training = lambda s=s, run_dir=run_dir: train(  # noqa: E731
                 s, data_root=root, out_dir=run_dir, profile=profile, device=device, seed=seed, loader=loader,
-                resume=(run_dir / "checkpoint.pt").exists(), train_split=train_split, val_split=eval_split)
+                resume=(run_dir / "checkpoint.pt").exists(), train_split=train_split, val_split=eval_split,
+                preprocessing=pre)
         stages.run(f"train.{s.name}", inputs, [run_dir], run_training)
+        check_run_preprocessing(run_dir, pre)
 
     score_files = {(NOISY, MIXTURE): out / "scores" / f"{NOISY}.csv"}
     stages.run("score.noisy", {**base_inputs, **score_inputs}, [score_files[NOISY, MIXTURE]], lambda: score_split(
@@ -357,8 +369,9 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     stress_files, blind_files = {}, {}
     enhanced_dirs = {}
     for s in systems:
-        weights = hashlib.sha256((out / "runs" / s.name / "model.pt").read_bytes()).hexdigest()
-        made = {**base_inputs, "weights": weights, "wav": ENHANCED_SUBTYPE}  # what an enhanced file depends on
+        weights = state_digest(out / "runs" / s.name / "model.pt")
+        # what an enhanced file depends on: the frames, the weights (their tensors, not the file's bytes), the code
+        made = {**base_inputs, "weights": weights, "code": s.code_hash(), "wav": ENHANCED_SUBTYPE}
         for condition, blank in CONDITIONS.items():
             enhanced = out / "enhanced" / s.name / condition
             csv = score_files[s.name, condition] = out / "scores" / f"{s.name}.{condition}.csv"
@@ -403,7 +416,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     for s in systems:
         path = out / "profiles" / f"{s.name}.json"
         options = {**settings["profiling"], "size": pre.size, "train_batch": s.recipe(profile)["batch_size"]}
-        inputs = {"system": s.config, "device": device, **options}
+        inputs = {"system": s.config, "code": s.code_hash(), "device": device, **options}
         stages.run(f"profile.{s.name}", inputs, [path], lambda s=s, path=path, options=options: _write_json(
             path, profile_system(s, device=device, **options)))
         profiles[s.name] = json.loads(path.read_text())

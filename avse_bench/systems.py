@@ -75,6 +75,22 @@ class System:
             recipe.update(profiles[profile])
         return recipe
 
+    def code_hash(self) -> str:
+        """sha256 (16 hex digits) of the code a model of this system is made by: every file of the system's folder
+        (its `model.py`, `system.toml` and anything else there, by relative path and bytes; caches and hidden files
+        left out) and the shared blocks of `avse_bench.nn` the systems import. Part of every stage key that
+        depends on the model (training, enhancement, profile): a change of code is a change of input."""
+        digest = hashlib.sha256()
+        nn_dir = Path(__file__).resolve().parent / "nn"
+        for label, root in (("system", self.path), ("avse_bench.nn", nn_dir)):
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                rel = path.relative_to(root)
+                if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+                    continue
+                digest.update(f"{label}/{rel.as_posix()}\0".encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+        return digest.hexdigest()[:16]
+
     def _module(self):
         model_py = self.path / "model.py"
         digest = hashlib.sha1(str(model_py.resolve()).encode()).hexdigest()[:10]

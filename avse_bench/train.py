@@ -29,7 +29,6 @@ from avse_bench.data.loading import LoaderOptions, make_loader
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import replace_atomically, write_json
 from avse_bench.nn import si_snr_loss
-from avse_bench.profiles import run_preprocessing_for
 from avse_bench.systems import System, load
 
 LOG_FIELDS = ["epoch", "steps", "train_loss", "val_loss", "lr", "epoch_seconds"]
@@ -199,7 +198,15 @@ def validate(model: nn.Module, loader: DataLoader, device: torch.device) -> floa
 
 # --- checkpoints ----------------------------------------------------------------------------------------------------
 def atomic_save(obj, path: Path) -> None:
-    replace_atomically(path, lambda tmp: torch.save(obj, tmp))
+    """torch.save `obj` to `path` atomically. Saved through an open file, so the archive's inner folder is
+    torch's fixed "archive" and not the temporary file's name (which holds the process id): the same tensors give
+    the same bytes in every run."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+
+    replace_atomically(path, write)
 
 
 def _gather_rng(device: torch.device, d: Dist) -> list[dict]:
@@ -221,12 +228,14 @@ def _write_log(rows: list[dict], path: Path) -> None:
     replace_atomically(path, write)
 
 
-def _load_checkpoint(path: Path, system: System, profile: str, recipe: dict, seed: int) -> dict:
+def _load_checkpoint(path: Path, system: System, profile: str, recipe: dict, seed: int, preprocessing_hash: str
+                     ) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated or foreign file: say which
         raise AvseBenchError(f"cannot read checkpoint {path}: {err}") from err
-    expected = {"system": system.name, "profile": profile, "recipe": recipe, "seed": seed}
+    expected = {"system": system.name, "profile": profile, "recipe": recipe, "seed": seed,
+                "preprocessing_hash": preprocessing_hash}
     found = {k: ckpt.get(k) for k in expected}
     if found != expected:
         raise AvseBenchError(f"{path} belongs to another run ({found}); this one is {expected}: "
@@ -242,7 +251,9 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
     """Train `system` on `data_root/train_split`, validating on `val_split`; returns the run folder.
 
     `loader`: DataLoader workers and frame budgets (default LoaderOptions(): half the cores, 256 MiB per process).
-    `preprocessing`: the run's shared Preprocessing (default: the profile's).
+    `preprocessing`: the run's shared Preprocessing, received from the caller (`compare` passes the run's, the CLI
+    the options'); required: a training that re-derived it from the profile once trained on other frames than the
+    run's manifest stated. The checkpoint records its hash, so a resume on other frames is refused.
 
     `stop_after_epochs` ends this call after that many epochs (checkpoint written, run left resumable): what a
     killed job looks like, used to test that resuming is exact.
@@ -262,7 +273,8 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
         raise AvseBenchError(f"{out} already holds a training run (checkpoint.pt): pass --resume to continue it, "
                              "or choose another --out")
 
-    preprocessing = preprocessing or run_preprocessing_for(profile)
+    if preprocessing is None:
+        raise AvseBenchError("train() needs the run's preprocessing (avse_bench.profiles.run_preprocessing_for)")
     seed_everything(seed)
     model = system.build_model().to(dev)  # same initial weights on every rank
     seed_everything(seed + d.rank)  # per-rank dropout streams
@@ -279,7 +291,7 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
 
     epoch, step, rows, elapsed = 0, 0, [], 0.0
     if resume and ckpt_path.exists():
-        ckpt = _load_checkpoint(ckpt_path, system, profile, recipe, seed)
+        ckpt = _load_checkpoint(ckpt_path, system, profile, recipe, seed, preprocessing.config_hash())
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None:
@@ -326,7 +338,8 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
             atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict() if scheduler is not None else {},
                          "rng": rngs, "epoch": epoch, "step": step, "log": rows, "elapsed": elapsed,
-                         "system": system.name, "profile": profile, "recipe": recipe, "seed": seed}, ckpt_path)
+                         "system": system.name, "profile": profile, "recipe": recipe, "seed": seed,
+                         "preprocessing_hash": preprocessing.config_hash()}, ckpt_path)
             _write_log(rows, out / "train_log.csv")
             print(f"[train] {system.name} epoch {epoch}/{epochs}: step {step}, train loss {train_loss:.3f}, "
                   f"val loss {val_loss:.3f}, lr {lr:.3g}, {seconds:.1f} s", flush=True)

@@ -40,6 +40,19 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def state_digest(path: Path) -> str:
+    """sha256 of the tensors of a state dict file (each entry's name, dtype, shape and bytes, in name order): the
+    identity of the weights, whatever the file's serialisation around them (torch.save's archive names, pickle
+    protocol). Stage keys use it, so identical weights give identical keys."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _load(path: Path):
     allowed = [(dict, name) for name in LIGHTNING_ATTRIBUTE_DICTS]  # Lightning's dict subclass, read as a dict
     try:

@@ -214,3 +214,37 @@ def test_compare_stress_and_a_blind_eval_split_end_to_end(smoke_run, tmp_path, c
     assert "score.dcnn_rnn.stress.occlusion=0.5: up to date" in printed
     assert "score.dcnn_rnn.stress.frozen=3: running" in printed
     assert len(pd.read_csv(out / "stress.csv")) == 2 * 3 * 4
+
+
+@pytest.mark.slow
+def test_run_settings_code_and_weights_are_what_the_stage_keys_say(smoke_run, tmp_path, monkeypatch, capsys):
+    """Issue 18, items 1 and 2: the run's preprocessing (40 px, not equalised) is the one training used; a system
+    whose model.py changes (same system.toml) is trained, enhanced and profiled again; two runs whose weights are
+    bit-identical have identical model.pt bytes and identical enhancement keys."""
+    _, cache = smoke_run
+    folder = tmp_path / "my_systems" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "model.py").write_text(textwrap.dedent(TOY_MODEL))
+    (folder / "system.toml").write_text(textwrap.dedent(TOY_TOML))
+    monkeypatch.setenv("AVSE_BENCH_SYSTEMS", str(folder.parent))
+    monkeypatch.setenv("AVSE_BENCH_CACHE", str(cache))
+    runs = [tmp_path / "run1", tmp_path / "run2"]
+    for out in runs:
+        compare(["toy"], profile="smoke", out_dir=out, device="cpu", seed=0, frame_size=40, equalize=False)
+    manifest = json.loads((runs[0] / "manifest.json").read_text())
+    summary = json.loads((runs[0] / "runs" / "toy" / "train_summary.json").read_text())
+    assert manifest["preprocessing"]["config"] == {**summary["preprocessing"]} and \
+        summary["preprocessing"]["size"] == 40 and summary["preprocessing"]["equalize"] is False
+    assert summary["preprocessing_hash"] == manifest["preprocessing"]["hash"]
+    assert (runs[0] / "runs/toy/model.pt").read_bytes() == (runs[1] / "runs/toy/model.pt").read_bytes()
+    keys = [{p.name: json.loads(p.read_text())["inputs_hash"] for p in (out / "stages").glob("*.done.json")}
+            for out in runs]
+    assert keys[0] == keys[1]
+
+    capsys.readouterr()
+    (folder / "model.py").write_text(textwrap.dedent(TOY_MODEL).replace("nn.ReLU()", "nn.Tanh()"))
+    compare(["toy"], profile="smoke", out_dir=runs[0], device="cpu", seed=0, frame_size=40, equalize=False)
+    printed = capsys.readouterr().out
+    for stage in ("train.toy", "enhance.toy.av", "score.toy.av", "profile.toy"):
+        assert f"{stage}: running" in printed, stage
+    assert "score.noisy: up to date" in printed  # the mixture's scores do not depend on the system

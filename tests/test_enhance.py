@@ -10,15 +10,17 @@ import soundfile as sf
 from avse_bench.data import load_split
 from avse_bench.enhance import _record_peak, clipping_note, enhance, read_peaks, write_enhanced
 from avse_bench.errors import AvseBenchError
+from avse_bench.profiles import run_preprocessing_for
 from avse_bench.train import train
 
 SYSTEM = "dcnn_rnn"
+SMOKE_PRE = run_preprocessing_for("smoke")
 
 
 @pytest.fixture(scope="module")
 def run(tiny_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("enh") / "run"
-    return train(SYSTEM, tiny_corpus, out, profile="smoke", progress=False)
+    return train(SYSTEM, tiny_corpus, out, profile="smoke", progress=False, preprocessing=SMOKE_PRE)
 
 
 def test_one_16_bit_wav_per_scene_with_the_inputs_length_and_its_peak(run, tiny_corpus, tmp_path):

@@ -321,3 +321,23 @@ def test_dcnn_rnn_code_is_the_published_code_not_the_sheet():
     assert [m.p for m in trunk.modules() if isinstance(m, nn.Dropout)] == [0.3] * 4
     assert all(m.p == 0 for m in model.separator.modules() if isinstance(m, nn.Dropout))
     assert isinstance(model.visual.frontend[2], nn.ReLU)
+
+
+def test_code_hash_follows_every_file_of_the_system_and_nothing_else(tmp_path, monkeypatch):
+    """A stage key's code input: a helper module beside model.py counts as much as model.py; caches do not."""
+    import shutil
+
+    from avse_bench.systems import load as load_system
+
+    root = tmp_path / "mine"
+    shutil.copytree(load_system("dcnn_rnn").path, root / "dcnn_rnn_copy")
+    monkeypatch.setenv("AVSE_BENCH_SYSTEMS", str(root))
+    first = load_system("dcnn_rnn_copy").code_hash()
+    (root / "dcnn_rnn_copy" / "__pycache__").mkdir(exist_ok=True)
+    (root / "dcnn_rnn_copy" / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"cache")
+    assert load_system("dcnn_rnn_copy").code_hash() == first
+    (root / "dcnn_rnn_copy" / "layers.py").write_text("WIDTH = 3\n")
+    second = load_system("dcnn_rnn_copy").code_hash()
+    assert second != first
+    (root / "dcnn_rnn_copy" / "layers.py").write_text("WIDTH = 4\n")
+    assert load_system("dcnn_rnn_copy").code_hash() not in (first, second)

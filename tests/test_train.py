@@ -16,18 +16,19 @@ from torch.utils.data import DataLoader
 from avse_bench.data import AVSEDataset, Preprocessing, load_split
 from avse_bench.data.loading import LoaderOptions
 from avse_bench.errors import AvseBenchError
-from avse_bench.profiles import get_profile
+from avse_bench.profiles import get_profile, run_preprocessing_for
 from avse_bench.systems import System, load
 from avse_bench.train import seed_everything, train, validate
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM = "dcnn_rnn"  # the small one: seconds per smoke run
+SMOKE_PRE = run_preprocessing_for("smoke")
 
 
 @pytest.fixture(scope="module")
 def full_run(tiny_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "full"
-    train(SYSTEM, tiny_corpus, out, profile="smoke", progress=False)
+    train(SYSTEM, tiny_corpus, out, profile="smoke", progress=False, preprocessing=SMOKE_PRE)
     return out
 
 
@@ -71,10 +72,10 @@ def test_smoke_training_decreases_the_validation_loss(full_run, tiny_corpus):
 
 def test_a_killed_run_resumes_to_the_same_weights(full_run, tiny_corpus, tmp_path):
     out = tmp_path / "resumed"
-    train(SYSTEM, tiny_corpus, out, profile="smoke", progress=False, stop_after_epochs=1)
+    train(SYSTEM, tiny_corpus, out, profile="smoke", progress=False, preprocessing=SMOKE_PRE, stop_after_epochs=1)
     assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
     assert not (out / "model.pt").exists()
-    train(SYSTEM, tiny_corpus, out, profile="smoke", progress=False, resume=True)
+    train(SYSTEM, tiny_corpus, out, profile="smoke", progress=False, preprocessing=SMOKE_PRE, resume=True)
     expected = torch.load(full_run / "model.pt", weights_only=True)
     got = torch.load(out / "model.pt", weights_only=True)
     assert expected.keys() == got.keys()
@@ -87,7 +88,7 @@ def test_the_same_seed_gives_the_same_weights_with_0_and_2_workers(full_run, tin
     runs = {}
     for workers in (0, 2):
         runs[workers] = tmp_path / f"workers{workers}"
-        train(SYSTEM, tiny_corpus, runs[workers], profile="smoke", progress=False,
+        train(SYSTEM, tiny_corpus, runs[workers], profile="smoke", progress=False, preprocessing=SMOKE_PRE,
               loader=LoaderOptions(workers=workers))
         assert json.loads((runs[workers] / "train_summary.json").read_text())["loader_workers"] == workers
     reference = torch.load(full_run / "model.pt", weights_only=True)  # the default loader
@@ -100,19 +101,43 @@ def test_the_same_seed_gives_the_same_weights_with_0_and_2_workers(full_run, tin
 
 def test_a_run_folder_is_not_overwritten_without_resume(full_run, tiny_corpus):
     with pytest.raises(AvseBenchError, match="--resume"):
-        train(SYSTEM, tiny_corpus, full_run, profile="smoke", progress=False)
+        train(SYSTEM, tiny_corpus, full_run, profile="smoke", progress=False, preprocessing=SMOKE_PRE)
 
 
 def test_resuming_with_other_settings_is_refused(full_run, tiny_corpus):
     with pytest.raises(AvseBenchError, match="another run"):
-        train(SYSTEM, tiny_corpus, full_run, profile="smoke", progress=False, resume=True, seed=1)
+        train(SYSTEM, tiny_corpus, full_run, profile="smoke", progress=False, preprocessing=SMOKE_PRE, resume=True,
+              seed=1)
+
+
+def test_resuming_on_other_frames_is_refused(full_run, tiny_corpus):
+    other = Preprocessing(size=40, equalize=False)
+    with pytest.raises(AvseBenchError, match="another run"):
+        train(SYSTEM, tiny_corpus, full_run, profile="smoke", progress=False, preprocessing=other, resume=True)
+
+
+def test_training_uses_the_preprocessing_it_is_given(tiny_corpus, tmp_path, monkeypatch):
+    """The reported input (issue 18, item 1): 40 px without equalisation reaches the loaders and the summary."""
+    recipe = System.recipe
+    monkeypatch.setattr(System, "recipe", lambda self, profile: {**recipe(self, profile), "max_steps": 1})
+    seen = []
+    dataset_init = AVSEDataset.__init__
+    monkeypatch.setattr(AVSEDataset, "__init__", lambda self, scenes, pre, **kw: seen.append(pre) or dataset_init(
+        self, scenes, pre, **kw))
+    pre = Preprocessing(size=40, equalize=False)
+    train(SYSTEM, tiny_corpus, tmp_path / "run", profile="smoke", progress=False, preprocessing=pre)
+    assert seen and all(p == pre for p in seen)
+    summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
+    assert summary["preprocessing"] == {**pre.config()} and summary["preprocessing_hash"] == pre.config_hash()
+    with pytest.raises(AvseBenchError, match="preprocessing"):
+        train(SYSTEM, tiny_corpus, tmp_path / "other", profile="smoke", progress=False)
 
 
 def test_too_few_scenes_for_a_batch_is_explained(tiny_corpus, tmp_path, monkeypatch):
     recipe = System.recipe
     monkeypatch.setattr(System, "recipe", lambda self, profile: {**recipe(self, profile), "batch_size": 64})
     with pytest.raises(AvseBenchError, match="no full batch"):
-        train(SYSTEM, tiny_corpus, tmp_path / "run", profile="smoke", progress=False)
+        train(SYSTEM, tiny_corpus, tmp_path / "run", profile="smoke", progress=False, preprocessing=SMOKE_PRE)
 
 
 @pytest.mark.slow
@@ -146,5 +171,6 @@ def test_grad_clip_in_the_recipe_clips_every_step(tiny_corpus, tmp_path, monkeyp
     clip = torch.nn.utils.clip_grad_norm_
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_",
                         lambda params, max_norm, **kw: norms.append(max_norm) or clip(params, max_norm, **kw))
-    train(system, data_root=tiny_corpus, out_dir=tmp_path / "run", profile="smoke", device="cpu", progress=False)
+    train(system, data_root=tiny_corpus, out_dir=tmp_path / "run", profile="smoke", device="cpu", progress=False,
+          preprocessing=SMOKE_PRE)
     assert norms == [5.0, 5.0]
