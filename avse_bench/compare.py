@@ -299,12 +299,13 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     from avse_bench.profiling import profile_system
     from avse_bench.report import render_report
     from avse_bench.systems import load
-    from avse_bench.train import train
+    from avse_bench.train import resolve_device, train
 
     if len(set(system_names)) != len(system_names):
         raise AvseBenchError(f"a system is named twice: {' '.join(system_names)}")
     if nproc_per_node < 1:
         raise AvseBenchError(f"--nproc-per-node must be 1 or more (got {nproc_per_node})")
+    resolve_device(device)  # before any work: 'cuda' without a CUDA device is one line, not a launched torchrun
     loader = loader or LoaderOptions()
     settings = get_profile(profile)
     systems = [load(name) for name in system_names]  # fail fast on an unknown name

@@ -248,3 +248,24 @@ def test_run_settings_code_and_weights_are_what_the_stage_keys_say(smoke_run, tm
     for stage in ("train.toy", "enhance.toy.av", "score.toy.av", "profile.toy"):
         assert f"{stage}: running" in printed, stage
     assert "score.noisy: up to date" in printed  # the mixture's scores do not depend on the system
+
+
+@pytest.mark.parametrize("nproc", [2, 1])
+def test_cuda_without_a_cuda_device_is_one_line_before_any_work(tmp_path, monkeypatch, capsys, nproc):
+    """Issue 18, item 12: `--device cuda --nproc-per-node 2` on a CPU machine launched torchrun and ended in a
+    20-line traceback; now it is refused before anything is launched or written (and so with one process)."""
+    import subprocess
+
+    import torch
+
+    from avse_bench.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail(f"launched {a}"))
+    monkeypatch.setenv("AVSE_BENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    assert main(["compare", "dcnn_rnn", "--profile", "smoke", "--device", "cuda", "--nproc-per-node", str(nproc),
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--device cuda" in err and "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "cache").exists()
