@@ -119,3 +119,52 @@ def test_check_summary_of_a_sound_split(tiny_corpus, capsys):
     assert "OK: no broken scene" in out
     assert "maskers by SNR band" in out
     assert "target:" in out and "mean r =" in out  # the embedded corpus's A/V figures
+
+
+def _rename_scene(scenes_dir, old: str, new: str) -> None:
+    for path in scenes_dir.glob(f"{old}_*"):
+        path.rename(path.with_name(new + path.name[len(old):]))
+
+
+@pytest.mark.parametrize("new_id", ["5535415699068794046_00001", "spk_01.take_2"])
+@pytest.mark.parametrize("with_metadata", [False, True])
+def test_scene_ids_with_underscores_and_dots_are_scenes(tiny_corpus, tmp_path, new_id, with_metadata):
+    """Issue 18, item 7: an LRS2/VoxCeleb-style id with '_' was dropped silently (no metadata) or reported as
+    missing files (metadata); one more of the kind: underscores and dots together."""
+    scenes_dir = copy_split(tiny_corpus, tmp_path, with_metadata=with_metadata)
+    _rename_scene(scenes_dir, "S00002", new_id)
+    if with_metadata:
+        path = tmp_path / "metadata" / "scenes.train.json"
+        records = json.loads(path.read_text())
+        for r in records:
+            r["scene"] = new_id if r["scene"] == "S00002" else r["scene"]
+        path.write_text(json.dumps(records))
+    ids = [s.id for s in load_split(tmp_path, "train")]
+    assert ids == sorted(["S00001", new_id, "S00003", "S00004"])
+    scene = next(s for s in load_split(tmp_path, "train") if s.id == new_id)
+    assert scene.target.name == f"{new_id}_target.wav" and scene.video.name == f"{new_id}_silent.mp4"
+    assert (scene.masker is not None) == with_metadata
+    report = check_split(tmp_path, "train", sync=False)
+    assert report.ok and not report.unrecognised
+
+
+@pytest.mark.parametrize("second, fields", [({"interferer": {"type": "noise"}, "SNR": 0.13}, "SNR, interferer"),
+                                            ({"SNR": -12.5}, "SNR")])
+def test_metadata_that_contradicts_itself_is_a_broken_scene(tiny_corpus, tmp_path, capsys, second, fields):
+    """Issue 18, item 8: two records for one scene that disagree (speech -12.87 dB vs noise +0.13 dB) were 'no
+    broken scene' and scoring kept the last; one more of the kind: records that differ in the SNR alone. An
+    identical repeat is one record."""
+    copy_split(tiny_corpus, tmp_path)
+    path = tmp_path / "metadata" / "scenes.train.json"
+    records = json.loads(path.read_text())
+    first = next(r for r in records if r["scene"] == "S00004")
+    first.update(interferer={**first["interferer"], "type": "speech"}, SNR=-12.87)
+    path.write_text(json.dumps([*records, dict(first)]))
+    assert [s.id for s in load_split(tmp_path, "train")][-1] == "S00004"  # an identical repeat is harmless
+    path.write_text(json.dumps([*records, {**first, **second}]))
+    with pytest.raises(AvseBenchError, match=f"S00004: 2 records in scenes.train.json that disagree on {fields}"):
+        load_split(tmp_path, "train")
+    report = check_split(tmp_path, "train", sync=False)
+    assert not report.ok and list(report.problems) == ["S00004"]
+    assert main(["data", "check", str(tmp_path), "--split", "train"]) == 1
+    assert "disagree" in capsys.readouterr().out

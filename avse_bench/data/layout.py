@@ -17,7 +17,9 @@ from pathlib import Path
 from avse_bench.errors import AvseBenchError
 
 PARTS = {"target": "_target.wav", "interferer": "_interferer.wav", "mixed": "_mixed.wav", "video": "_silent.mp4"}
-_FILE = re.compile(r"^(?P<scene>[^_.][^_]*)_(?P<part>target\.wav|interferer\.wav|mixed\.wav|silent\.mp4)$")
+# A scene id is everything before the last part suffix, underscores included (LRS2/VoxCeleb-style ids such as
+# 5535415699068794046_00001); a leading dot marks a hidden file, never a scene.
+_FILE = re.compile(r"^(?P<scene>[^.].*)_(?P<part>target\.wav|interferer\.wav|mixed\.wav|silent\.mp4)$")
 
 
 @dataclass
@@ -52,14 +54,26 @@ class SplitScan:
         return sorted(set(self.files) | set(self.metadata))
 
 
-def _read_metadata(path: Path) -> dict[str, dict]:
+def _read_metadata(path: Path) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """({scene: record}, {scene: [problem]}) of a metadata file. A scene listed more than once with records that
+    differ is a problem naming the fields that disagree (which record is right cannot be known: none is chosen
+    silently); identical repeats are one record."""
     try:
         records = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise AvseBenchError(f"cannot read the scene metadata {path}: {err}") from err
     if not isinstance(records, list) or not all(isinstance(r, dict) and "scene" in r for r in records):
         raise AvseBenchError(f"{path} is not a list of scene records with a 'scene' field")
-    return {str(r["scene"]): r for r in records}
+    by_scene: dict[str, list[dict]] = {}
+    for record in records:
+        by_scene.setdefault(str(record["scene"]), []).append(record)
+    problems = {}
+    for scene, found in by_scene.items():
+        distinct = [r for i, r in enumerate(found) if r not in found[:i]]
+        if len(distinct) > 1:
+            fields = sorted({k for r in distinct for k in r if any(o.get(k) != r.get(k) for o in distinct)})
+            problems[scene] = [f"{len(found)} records in {path.name} that disagree on {', '.join(fields)}"]
+    return {scene: found[0] for scene, found in by_scene.items()}, problems
 
 
 def scan_split(root, split: str) -> SplitScan:
@@ -78,10 +92,9 @@ def scan_split(root, split: str) -> SplitScan:
         else:
             unrecognised.append(path.name)
     meta_path = root / "metadata" / f"scenes.{split}.json"
-    metadata = _read_metadata(meta_path) if meta_path.is_file() else {}
+    metadata, problems = _read_metadata(meta_path) if meta_path.is_file() else ({}, {})
     has_targets = any("target" in parts for parts in files.values())
     required = ("mixed", "video", "target") if has_targets else ("mixed", "video")
-    problems: dict[str, list[str]] = {}
     for scene_id in sorted(set(files) | set(metadata)):
         missing = [f"{scene_id}{PARTS[p]}" for p in required if p not in files.get(scene_id, {})]
         if missing:
