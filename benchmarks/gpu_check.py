@@ -51,6 +51,8 @@ def run_step(name: str, cmd: list[str], log_dir: Path, env: dict) -> dict:
 
 def headline(out: Path) -> list[str]:
     """The figures a reader looks for first, read back from the profiles and the training summary."""
+    from avse_bench.report.fmt import number
+
     lines = []
     for system in ("baseline", "dcnn_rnn"):
         path = out / f"profile.{system}.json"
@@ -59,7 +61,7 @@ def headline(out: Path) -> list[str]:
             continue
         p = json.loads(path.read_text())
         lat, mem = p.get("latency_ms", {}), p.get("memory", {})
-        percentiles = "/".join(f"{lat.get(k, float('nan')):.2f}" for k in ("p50", "p90", "p99"))
+        percentiles = "/".join(number(lat.get(k, "n/a (not measured)"), 2) for k in ("p50", "p90", "p99"))
         lines.append(f"- {system}: latency p50/p90/p99 {percentiles} ms ({p.get('timer')}), RTF {p.get('rtf'):.4f}; "
                      f"GPU MiB (NVML) training "
                      f"{mem.get('training', {}).get('gpu_mib')}, inference {mem.get('inference', {}).get('gpu_mib')}"

@@ -195,7 +195,7 @@ def test_compare_stress_and_a_blind_eval_split_end_to_end(smoke_run, tmp_path, c
     assert stress[["si_sdr", "pesq_wb", "stoi"]].notna().all().all() and stress["estoi"].isna().all()
     sheet = (out / "sheet.md").read_text()
     assert "## Robustness to degraded video" in sheet and "Which degrades more gracefully (SI-SDR)" in sheet
-    assert "Wilcoxon" in sheet.split("## Robustness")[1]
+    assert "BCa bootstrap test of the mean difference" in sheet.split("## Robustness")[1]
     for metric in ("si_sdr", "pesq_wb", "stoi"):
         assert (out / f"stress_{metric}.png").stat().st_size > 10_000
     scores = pd.read_csv(out / "scores.csv", dtype={"scene": str})

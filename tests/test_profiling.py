@@ -15,7 +15,7 @@ from torch import nn
 from avse_bench.errors import AvseBenchError
 from avse_bench.profiling import hardware_info, profile_system, software_info, write_profile
 from avse_bench.profiling.flops import count_flops
-from avse_bench.profiling.latency import summarize, time_calls
+from avse_bench.profiling.latency import runs_needed, summarize, time_calls
 from avse_bench.profiling.memory import measure_phase
 from avse_bench.profiling.reference import reference_input
 
@@ -153,18 +153,28 @@ def _small_workload():
 
 
 def test_percentiles_are_ordered_and_summarise_every_call():
-    samples, timer = time_calls(_small_workload(), torch.device("cpu"), warmup=2, repeats=25)
+    samples, timer = time_calls(_small_workload(), torch.device("cpu"), warmup=2, repeats=60)
     stats = summarize(samples)
-    assert len(samples) == stats["n"] == 25 and "perf_counter" in timer
-    assert min(samples) <= stats["p50"] <= stats["p90"] <= stats["p99"] <= max(samples)
+    assert len(samples) == stats["n"] == 60 and "perf_counter" in timer
+    assert min(samples) <= stats["p50"] <= stats["p90"] <= max(samples)
+    assert stats["p99"] == "n/a (p99 needs at least 500 timed runs; 60 here)"
     assert stats["p50"] == pytest.approx(statistics.median(samples))
     assert stats["mean"] == pytest.approx(statistics.fmean(samples))
     assert stats["std"] == pytest.approx(statistics.pstdev(samples))
 
 
 def test_summarize_interpolates_percentiles():
-    stats = summarize([float(v) for v in range(1, 102)])  # 1..101: percentile q is 1 + q
-    assert (stats["p50"], stats["p90"], stats["p99"]) == (51.0, 91.0, 100.0)
+    stats = summarize([float(v) for v in range(1, 502)])  # 1..501: percentile q is 1 + 5q
+    assert (stats["p50"], stats["p90"], stats["p99"]) == (251.0, 451.0, 496.0)
+
+
+def test_a_tail_percentile_needs_runs_beyond_it():
+    """Issue 18, item 3: p99 was quoted from 20 timed runs, i.e. the slowest run. One more of the kind: p90 of
+    49 runs (4.9 runs beyond it)."""
+    assert (runs_needed(90), runs_needed(99)) == (50, 500)
+    twenty = summarize([float(v) for v in range(20)])
+    assert twenty["p50"] == 9.5 and twenty["p99"] == "n/a (p99 needs at least 500 timed runs; 20 here)"
+    assert summarize([1.0] * 49)["p90"].startswith("n/a (p90 needs at least 50") and summarize([1.0] * 50)["p90"] == 1.0
 
 
 def test_cpu_median_agrees_with_torch_benchmark_timer():

@@ -1,6 +1,10 @@
 """Statistics over per-scene scores: means with bootstrap confidence intervals, improvement over the mixture,
 paired comparisons of two systems on the same scenes, and breakdowns by masker type and SNR band.
 
+One estimate everywhere: the mean over scenes. Its interval is the BCa bootstrap and its test the same bootstrap
+read as a test (`mean_ci`), so an interval and the p beside it never disagree; every verdict reads that p and the
+sign of that mean. No interval and no test are given for fewer than MIN_SCENES_FOR_CI scenes (the mean and n are).
+
 Inputs are DataFrames with the `score_split` columns (`scene`, `masker`, `snr_db`, one column per metric). Missing
 values (scenes that could not be scored) are left out of every mean and counted out of `n`: `n` says how many scenes
 a figure rests on.
@@ -14,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+from scipy.special import ndtr, ndtri
 
 from avse_bench.metrics.functional import METRICS
 
@@ -28,23 +33,62 @@ SNR_BANDS = (
     f"> {SNR_EDGES[-1]} dB",
     "unknown",
 )
-_BOOT_CHUNK = 250  # resamples drawn at once: bounds memory at 250 x n indices
+MIN_SCENES_FOR_CI = 10  # below it a mean is printed with its n, no interval and no test (BCa coverage falls off)
+N_RESAMPLES = 9999  # bootstrap resamples per interval and test
+CI_METHOD = (f"BCa bootstrap interval of the mean (scipy.stats.bootstrap, {N_RESAMPLES} resamples, seed 0; "
+             f"Efron 1987); none below {MIN_SCENES_FOR_CI} scenes")
+TEST_METHOD = "BCa bootstrap test of the mean difference, two-sided"  # the interval read as a test: see _bca_p
+TEST_EXPLAINED = (f"{TEST_METHOD}: p is the level at which the BCa interval of the same bootstrap reaches 0, so "
+                  f"p < 0.05 exactly when the 95 % interval excludes 0")
 
 
-def bootstrap_ci(values, *, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """(mean, lo, hi): the mean of the finite values and its percentile-bootstrap interval; NaNs for no values."""
-    x = np.asarray(values, dtype=np.float64)
+def _rank_cdf(sample: np.ndarray, value: float) -> float:
+    """The share of `sample` below `value`, ties counted half: scipy's percentile of score (kind "rank") / 100, the
+    one its BCa interval uses for the bias correction."""
+    return float((np.count_nonzero(sample < value) + np.count_nonzero(sample <= value)) / (2 * sample.size))
+
+
+def _bca_p(x: np.ndarray, boot_means: np.ndarray, null: float) -> float:
+    """Two-sided p of H0 "mean = null": twice the smaller tail level at which the BCa interval's edge reaches `null`
+    (the interval inverted; Efron & Tibshirani 1993, An Introduction to the Bootstrap, ch. 14-15, whose BCa
+    formulas scipy's interval follows: bias z0 from the bootstrap means, acceleration a from the jackknife)."""
+    n, B = x.size, boot_means.size
+    z0 = ndtri(_rank_cdf(boot_means, float(x.mean())))
+    jack = (x.sum() - x) / (n - 1)  # (n,) the mean without each scene
+    u = jack.mean() - jack
+    denom = (u**2).sum() ** 1.5
+    a = (u**3).sum() / (6 * denom) if denom > 0 else 0.0
+    # the BCa bound at tail level t is the bootstrap quantile at ndtr(z0 + (z0 + z_t) / (1 - a (z0 + z_t))):
+    # solve "that quantile level = the level of `null` among the bootstrap means" for t
+    w = ndtri(min(max(_rank_cdf(boot_means, null), 0.5 / B), 1 - 0.5 / B)) - z0
+    if 1 + a * w <= 0:  # beyond every level the interval can reach
+        return 1.0 / B
+    tail = float(ndtr(w / (1 + a * w) - z0))
+    return max(2 * min(tail, 1 - tail), 1.0 / B)
+
+
+def mean_ci(values, *, confidence: float = 0.95, n_resamples: int = N_RESAMPLES, seed: int = 0,
+            min_n: int = MIN_SCENES_FOR_CI, null: float = 0.0) -> tuple[float, float, float, float]:
+    """(mean, lo, hi, p) of the finite values of `values` (any shape, flattened): the mean, its two-sided
+    `confidence` interval by the bias-corrected and accelerated (BCa) bootstrap (Efron, "Better bootstrap confidence
+    intervals", JASA 1987; `scipy.stats.bootstrap(method="BCa")`), and the two-sided p-value of "mean = `null`"
+    read off the same bootstrap (`_bca_p`): p < 1 - confidence exactly when the interval excludes `null`, up to one
+    resample at the edge. lo, hi and p are NaN below `min_n` values, where the interval would promise a coverage it
+    does not have; all four are NaN for no values. Values equal up to rounding (1e-9 relative) give [mean, mean]
+    and p = 1 when the mean is `null`, else 0."""
+    x = np.asarray(values, dtype=np.float64).ravel()
     x = x[np.isfinite(x)]  # (n,)
     if x.size == 0:
-        return math.nan, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    means = np.concatenate([
-        x[rng.integers(0, x.size, size=(min(_BOOT_CHUNK, n_boot - start), x.size))].mean(axis=1)
-        for start in range(0, n_boot, _BOOT_CHUNK)
-    ])  # (n_boot,)
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(x.mean()), float(lo), float(hi)
+        return math.nan, math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if x.size < min_n:
+        return mean, math.nan, math.nan, math.nan
+    if np.ptp(x) <= 1e-9 * max(1.0, abs(mean)):  # BCa's acceleration is 0/0 there
+        return mean, mean, mean, 1.0 if abs(mean - null) <= 1e-9 * max(1.0, abs(mean)) else 0.0
+    result = sps.bootstrap((x,), np.mean, n_resamples=n_resamples, confidence_level=confidence, method="BCa",
+                           vectorized=True, rng=np.random.default_rng(seed))
+    lo, hi = result.confidence_interval
+    return mean, float(lo), float(hi), _bca_p(x, result.bootstrap_distribution, null)
 
 
 def _numeric(column: pd.Series) -> np.ndarray:
@@ -52,8 +96,9 @@ def _numeric(column: pd.Series) -> np.ndarray:
 
 
 def summarize(df: pd.DataFrame, metrics: Sequence[str] = METRICS, by: Sequence[str] | None = None, *,
-              n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """One row per (group, metric): [*by, metric, n, mean, ci_lo, ci_hi] with a 95 % bootstrap CI."""
+              seed: int = 0) -> pd.DataFrame:
+    """One row per (group, metric): [*by, metric, n, mean, ci_lo, ci_hi], the mean with its 95 % `mean_ci` (ci_lo
+    and ci_hi NaN below MIN_SCENES_FOR_CI scenes)."""
     by = list(by or ())
     groups = df.groupby(by, dropna=False, sort=True, observed=True) if by else [((), df)]
     rows = []
@@ -61,7 +106,7 @@ def summarize(df: pd.DataFrame, metrics: Sequence[str] = METRICS, by: Sequence[s
         labels = dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True))
         for metric in metrics:
             values = _numeric(group[metric])
-            mean, lo, hi = bootstrap_ci(values, n_boot=n_boot, seed=seed)
+            mean, lo, hi, _ = mean_ci(values, seed=seed)
             rows.append({**labels, "metric": metric, "n": int(np.isfinite(values).sum()), "mean": mean,
                          "ci_lo": lo, "ci_hi": hi})
     return pd.DataFrame(rows, columns=[*by, *SUMMARY_COLUMNS])
@@ -77,25 +122,21 @@ def improvement(system_df: pd.DataFrame, noisy_df: pd.DataFrame, metrics: Sequen
     return out.reset_index()
 
 
-def paired_comparison(a: pd.Series, b: pd.Series, *, n_boot: int = 2000, seed: int = 0) -> dict:
-    """a against b on the scenes both have a value for (Series indexed by scene).
+def paired_comparison(a: pd.Series, b: pd.Series, *, seed: int = 0) -> dict:
+    """a against b on the scenes both have a value for (Series indexed by scene): one quantity, the mean of the
+    paired differences a - b, with its interval and its test.
 
-    Returns n, mean_diff (mean of a - b), ci_lo / ci_hi (95 % bootstrap of the paired differences), p_value and
-    test: the two-sided Wilcoxon signed-rank test (scipy.stats.wilcoxon, zero differences dropped), which does not
-    assume normal differences (PESQ and STOI are bounded and skewed).
+    Returns n, mean_diff, ci_lo / ci_hi (95 % BCa bootstrap interval of that mean) and p_value (the BCa bootstrap
+    test of that mean being 0), both from `mean_ci` on the differences, so the interval excludes 0 exactly when
+    p < 0.05; all but n and mean_diff NaN below MIN_SCENES_FOR_CI pairs. `test` names the method. (A Wilcoxon
+    signed-rank test, printed here before, tests the pseudomedian: a few large differences of one sign against many
+    small ones of the other made it disagree with the interval of the mean beside it.)
     """
     pair = pd.concat({"a": pd.to_numeric(a, errors="coerce"), "b": pd.to_numeric(b, errors="coerce")},
                      axis=1, join="inner").dropna()
     diff = (pair["a"] - pair["b"]).to_numpy(dtype=np.float64)  # (n,)
-    mean, lo, hi = bootstrap_ci(diff, n_boot=n_boot, seed=seed)
-    if diff.size == 0:
-        p_value = math.nan
-    elif not np.any(diff):
-        p_value = 1.0  # identical on every scene: no evidence of a difference
-    else:
-        p_value = float(sps.wilcoxon(diff, alternative="two-sided").pvalue)
-    return {"n": int(diff.size), "mean_diff": mean, "ci_lo": lo, "ci_hi": hi, "p_value": p_value,
-            "test": "Wilcoxon signed-rank, two-sided (scipy.stats.wilcoxon)"}
+    mean, lo, hi, p = mean_ci(diff, seed=seed)
+    return {"n": int(diff.size), "mean_diff": mean, "ci_lo": lo, "ci_hi": hi, "p_value": p, "test": TEST_METHOD}
 
 
 def snr_band(snr_db) -> str:
@@ -113,14 +154,14 @@ def snr_band(snr_db) -> str:
 
 
 def breakdown(df: pd.DataFrame, metrics: Sequence[str] = METRICS, by: Sequence[str] = ("masker", "snr_band"), *,
-              n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+              seed: int = 0) -> pd.DataFrame:
     """`summarize` per masker type and SNR band (bands in SNR order, a missing masker as "unknown")."""
     df = df.copy()
     if "snr_band" in by and "snr_band" not in df:
         df["snr_band"] = pd.Categorical(df["snr_db"].map(snr_band), categories=SNR_BANDS, ordered=True)
     if "masker" in by:
         df["masker"] = df["masker"].fillna("unknown").replace("", "unknown")
-    out = summarize(df, metrics, by, n_boot=n_boot, seed=seed)
+    out = summarize(df, metrics, by, seed=seed)
     if "snr_band" in out:
         out["snr_band"] = out["snr_band"].astype(str)
     return out

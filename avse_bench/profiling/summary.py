@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from avse_bench.io import write_json
-from avse_bench.report.fmt import describe_lookahead
+from avse_bench.report.fmt import describe_lookahead, number
 
 
 def _num(value, fmt: str = ",.1f") -> str:
@@ -30,7 +30,7 @@ def format_profile(r: dict) -> str:
         f"FLOPs            {r['flops'] / 1e9:.3f} G multiply-adds (fvcore: one multiply-add = one flop, "
         f"so GFLOPs = GMACs); LSTM {lstm / 1e9:.3f} G ({_share(lstm, r['flops'])})",
         f"not counted      {unsupported}",
-        f"latency (ms)     p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  p99 {lat['p99']:.1f}  "
+        f"latency (ms)     p50 {number(lat['p50'], 1)}  p90 {number(lat['p90'], 1)}  p99 {number(lat['p99'], 1)}  "
         f"mean {lat['mean']:.1f} +- {lat['std']:.1f}  ({lat['n']} calls after {r['latency_warmup']} warm-ups; "
         f"{r['timer']})",
         f"RTF              {r['rtf']:.3f} (p50)  {r['rtf_mean']:.3f} (mean)",

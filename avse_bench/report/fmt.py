@@ -76,9 +76,16 @@ def _fixed(x: float, digits: int) -> str:
 
 
 def p_value(p) -> str:
+    """"0.012", "< 0.001", or "n/a" where no test was made (fewer scenes than stats.MIN_SCENES_FOR_CI)."""
     if is_na(p):
         return "n/a"
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def p_relation(p: float) -> str:
+    """"= 0.012" or "< 0.001", to follow "p" in a sentence."""
+    text = p_value(p)
+    return text if text.startswith("<") or text.startswith("n/a") else f"= {text}"
 
 
 def describe_lookahead(stream: dict) -> str:

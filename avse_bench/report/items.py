@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import shlex
 
-from avse_bench.report.fmt import NOT_RECORDED, describe, describe_lookahead, duration, is_na, na_text, number, with_ci
+from avse_bench.report.fmt import (
+    NOT_RECORDED,
+    describe,
+    describe_lookahead,
+    duration,
+    is_na,
+    na_text,
+    number,
+    p_relation,
+    with_ci,
+)
 from avse_bench.report.load import Run
 from avse_bench.report.quality import visual_gain
 
@@ -256,9 +266,10 @@ def limitations(run: Run, system: str) -> tuple[str, str]:
     if errors:
         found.append(f"{errors} of {len(scores)} scene scorings (both conditions) had an error (see the quality table)")
     gain = visual_gain(run.scores, system, "si_sdr", "speech")
-    if gain is not None and gain["n"] > 1 and gain["ci_lo"] <= 0:
+    if gain is not None and gain["n"] > 1 and not (gain["mean_diff"] > 0 and gain["p_value"] < 0.05):
         found.append(f"no clear use of the video: audio-visual minus audio-only SI-SDR on speech maskers "
-                     f"{with_ci(gain['mean_diff'], gain['ci_lo'], gain['ci_hi'], 2)} dB (n={gain['n']})")
+                     f"{with_ci(gain['mean_diff'], gain['ci_lo'], gain['ci_hi'], 2)} dB (n={gain['n']}, "
+                     f"p {p_relation(gain['p_value'])}, not shown to be above 0)")
     skipped = get(p, "flops_unsupported")
     if skipped and not isinstance(skipped, str):
         found.append(f"FLOPs omit the ops fvcore cannot count ({', '.join(skipped)})")

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from avse_bench.metrics.stats import CI_METHOD, MIN_SCENES_FOR_CI, TEST_EXPLAINED
 from avse_bench.report import plots, quality, tables
-from avse_bench.report.fmt import METRIC_LABELS, describe, p_value, with_ci
+from avse_bench.report.fmt import METRIC_LABELS, describe, p_relation, with_ci
 from avse_bench.report.items import measured_items
 from avse_bench.report.load import Run, load_run
 from avse_bench.report.published import ITEMS, published_items
 from avse_bench.report.stress import STRESS_METRICS
 
-N_BOOT, CONFIDENCE = 2000, 95  # the defaults of avse_bench.metrics.stats, stated in the sheet
 PLOTS = {"quality.png": "Quality with 95 % CIs", "snr_bands.png": "Quality against SNR band",
          "latency.png": "Latency distribution", "memory.png": "Memory per phase"}
 
@@ -81,8 +81,12 @@ def quality_section(run: Run, summary: pd.DataFrame, improvements: pd.DataFrame)
     scores, systems = run.scores, run.systems
     data = run.manifest.get("data", {})
     out = ["## Quality", "",
-           f"Per scene of the `{data.get('eval_split', '?')}` split, then mean and {CONFIDENCE} % bootstrap confidence "
-           f"interval over scenes ({N_BOOT} resamples, seed 0) as `mean [low, high]`. PESQ-WB as the official "
+           f"Per scene of the `{data.get('eval_split', '?')}` split, then the mean over scenes and its 95 % "
+           f"confidence interval as `mean [low, high]` ({CI_METHOD}: a mean over fewer than {MIN_SCENES_FOR_CI} "
+           f"scenes is printed alone, beside its n). Differences (improvement, paired comparisons, visual "
+           f"contribution) are means of per-scene differences with the same interval; their p-value is the "
+           f"{TEST_EXPLAINED}. Interval and test are about the same mean, and so is every verdict. PESQ-WB as the "
+           "official "
            "AVSEC script, STOI classic. A metric that could not be scored on a scene is left out of its mean "
            "and the scene counted under *scenes with an error*, with the reason; `(n=...)` marks a metric that "
            "rests on fewer scenes than the other metrics of its row.", "",
@@ -133,32 +137,27 @@ def stress_section(run: Run, table: pd.DataFrame) -> list[str]:
     flagged = []
     for test in tests:
         a, b = test["a"], test["b"]
-        better = a if test["loss_a"] > test["loss_b"] else b
+        better = a if test["mean_diff"] > 0 else b  # a - b of the paired losses: above 0, a loses less
         worse = b if better == a else a
         significant = test["p_value"] < 0.05
         out += [f"**Which degrades more gracefully (SI-SDR), {a} or {b}.** Averaged over the {n_conditions} "
                 f"conditions, {a}'s score per scene changes by {_signed(test['loss_a'])} dB from its clean-video "
-                f"score and {b}'s by {_signed(test['loss_b'])} dB; {a} minus {b}: "
+                f"score and {b}'s by {_signed(test['loss_b'])} dB; {a} minus {b} (mean over the scenes both have): "
                 f"{with_ci(test['mean_diff'], test['ci_lo'], test['ci_hi'], 2)} dB, {test['test']}, "
-                f"p {_p_relation(test['p_value'])}, n = {test['n']} scenes. "
+                f"p {p_relation(test['p_value'])}, n = {test['n']} scenes. "
                 + (f"{better} degrades more gracefully than {worse}." if significant else
                    "The difference is not significant at 5 %: neither degrades more gracefully on this evidence."), ""]
         for s in (a, b):
             c = test["contribution"][s]
-            if s not in flagged and c and c["ci_lo"] <= 0 <= c["ci_hi"]:
+            if s not in flagged and c and not (c["mean_diff"] > 0 and c["p_value"] < 0.05):
                 flagged.append(s)
                 out += [f"A loss near zero can mean the video is not used: {s}'s visual contribution (AV - "
-                        f"audio-only) is {with_ci(c['mean_diff'], c['ci_lo'], c['ci_hi'], 2)} dB.", ""]
+                        f"audio-only) is {with_ci(c['mean_diff'], c['ci_lo'], c['ci_hi'], 2)} dB "
+                        f"(p {p_relation(c['p_value'])}, n = {c['n']}), not shown to be above 0.", ""]
     if len(tests) > 1:
         out += ["(One test per pair of systems; the p-values are not corrected for the number of pairs.)", ""]
     out += [f"![{METRIC_LABELS[m]} under visual stress](stress_{m}.png)" for m in STRESS_METRICS] + [""]
     return out
-
-
-def _p_relation(p: float) -> str:
-    """"= 0.012" or "< 0.001", to follow "p" in a sentence."""
-    text = p_value(p)
-    return text if text.startswith("<") else f"= {text}"
 
 
 def _signed(value: float) -> str:

@@ -67,7 +67,8 @@ def loss_per_scene(scores: pd.DataFrame, stress: pd.DataFrame, system: str, metr
 
 def graceful(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str], metric: str = "si_sdr") -> list[dict]:
     """For every pair (a, b) of `systems` (in their order), the paired comparison of their average losses
-    (`loss_per_scene`): a Wilcoxon signed-rank test over scenes, with each system's mean loss and its visual
+    (`loss_per_scene`): the mean of the paired differences a - b with its BCa interval and the bootstrap test of
+    that mean (`stats.paired_comparison`; the verdict reads its sign and p), with each system's mean loss and its visual
     contribution (`quality.visual_gain`, AV - audio-only; None without scenes) for context. Empty with fewer than
     two systems. The p-values are per pair, not corrected for the number of pairs (as the paired quality table)."""
     losses = {s: loss_per_scene(scores, stress, s, metric) for s in systems}
