@@ -182,8 +182,11 @@ def _compare(a: argparse.Namespace) -> int:
 
 def _report(a: argparse.Namespace) -> int:
     from avse_bench.report import render_report
+    from avse_bench.report.readme import update_readme
 
     render_report(a.run)
+    for readme in a.readme:
+        update_readme(readme, a.run, label=a.run.as_posix())
     return 0
 
 
@@ -311,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="re-render sheet.md, sheet.csv and plots from a compare run's stored results")
     r.add_argument("run", type=Path)
+    r.add_argument("--readme", type=Path, action="append", default=[], metavar="FILE",
+                   help="also rewrite the run's figures block in FILE (between its '<!-- figures from RUN' markers; "
+                        "appended when absent): README figures generated from the run, never typed (repeatable)")
     r.set_defaults(func=_report)
     return p
 
