@@ -6,8 +6,10 @@ Formats read, all with `torch.load(weights_only=True)` (tensors and plain values
 - a PyTorch Lightning checkpoint, the format of the official AVSEC-2 baseline's training code (`trainer.fit` of
   `AVSEModule` in baseline/avse2 of github.com/cogmhear/avse_challenge): a dict with `state_dict` (keys prefixed
   `model.`), `epoch`, `global_step`, `pytorch-lightning_version` and `hyper_parameters`. Lightning's own
-  `AttributeDict` (in `hyper_parameters`) is read as a plain dict; anything else that is not a tensor or a plain
-  value is refused with a message, not unpickled.
+  `AttributeDict` (in `hyper_parameters`) is read as a plain dict. Other objects there (a Hydra `DictConfig`, an
+  `argparse.Namespace`, a `pathlib.PosixPath`: what `save_hyperparameters` stores for Hydra and argparse users,
+  the AVSEC-4 baseline's train.py among them) are never imported or run: each is replaced by a `Skipped` stand-in
+  and named in the file's info (`skipped`) and in a note; the weights, plain tensors, load as they are.
 
 Names: a system whose published code names its modules otherwise declares the mapping in its own `model.py`
 (`convert_state_dict(state) -> state`, e.g. the baseline maps the official module names onto its own); the harness
@@ -19,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -53,17 +56,59 @@ def state_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _load(path: Path):
+class Skipped:
+    """Stands in for an object of a class a checkpoint names but we never import or run (a Hydra `DictConfig`, an
+    `argparse.Namespace`, a `pathlib.PosixPath` in Lightning's `hyper_parameters`): built from nothing, its state
+    dropped. `name` is the global it replaced."""
+
+    name = "?"
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __repr__(self) -> str:
+        return f"<skipped {self.name}>"
+
+
+def _stand_in(name: str) -> type:
+    return type(f"Skipped[{name}]", (Skipped,), {"name": name})
+
+
+def _refused(path: Path, err: Exception) -> AvseBenchError:
+    text = str(err)
+    found = (re.search(r"(unsupported GLOBAL \S+ whose module \S+ is blocked)", text)
+             or re.search(r"WeightsUnpickler error: (.*?)(?: was not an allowed global by default|\n|$)", text))
+    reason = found[1].strip() if found else type(err).__name__
+    return AvseBenchError(f"{path}: cannot be read safely ({reason}); state dicts, avse-bench checkpoints and "
+                          "PyTorch Lightning checkpoints are read, arbitrary pickled objects never")
+
+
+def _load(path: Path) -> tuple[object, list[str]]:
+    """(the file's object, the globals it named that were skipped). Read with torch.load(weights_only=True):
+    tensors and plain values only, never code from the file. A global outside that set (the objects Lightning puts
+    in `hyper_parameters` for Hydra or argparse users: torch.serialization.get_unsafe_globals_in_checkpoint lists
+    them) is not imported: it is replaced by a `Skipped` stand-in, so that the file's tensors still load and what
+    was skipped is named."""
     allowed = [(dict, name) for name in LIGHTNING_ATTRIBUTE_DICTS]  # Lightning's dict subclass, read as a dict
     try:
         with torch.serialization.safe_globals(allowed):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True), []
     except pickle.UnpicklingError as err:
-        found = re.search(r"WeightsUnpickler error: (.*?)(?: was not an allowed global by default|\n|$)", str(err))
-        reason = found[1].strip() if found else type(err).__name__
-        raise AvseBenchError(f"{path}: refused: it holds objects other than tensors and plain values ({reason}); "
-                             "state dicts, avse-bench checkpoints and PyTorch Lightning checkpoints are read, "
-                             "arbitrary pickled objects never") from err
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # not a zip checkpoint (the legacy format): its globals cannot be listed beforehand
+            raise _refused(path, err) from err
+        if not unsafe:
+            raise _refused(path, err) from err
+        stand_ins = [(_stand_in(name), name) for name in unsafe]
+        try:
+            with torch.serialization.safe_globals(allowed + stand_ins):
+                return torch.load(path, map_location="cpu", weights_only=True), sorted(unsafe)
+        except Exception as again:
+            raise _refused(path, again) from again
     except Exception as err:  # a truncated file, not a torch file at all, ...
         raise AvseBenchError(f"cannot read weights {path}: {type(err).__name__}: {err}") from err
 
@@ -84,18 +129,24 @@ def read_weights(system, path) -> tuple[dict, dict]:
     path = Path(path)
     if not path.is_file():
         raise AvseBenchError(f"weights file {path} not found")
-    obj = _load(path)
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+    obj, skipped = _load(path)
+    if isinstance(obj, dict) and _is_state_dict(obj.get("state_dict")):
         fmt, state = "PyTorch Lightning checkpoint", _strip(obj["state_dict"], "model.")
     elif isinstance(obj, dict) and _is_state_dict(obj.get("model")):
         fmt, state = "avse-bench checkpoint", obj["model"]
     elif _is_state_dict(obj):
         fmt, state = "state dict", _strip(obj, "module.")
     else:
-        raise AvseBenchError(f"{path}: not a state dict, an avse-bench checkpoint (with 'model') or a PyTorch "
-                             "Lightning checkpoint (with 'state_dict')")
+        unread = f" (objects of {', '.join(skipped)} were not read)" if skipped else ""
+        raise AvseBenchError(f"{path}: no weights found: not a state dict of tensors, an avse-bench checkpoint "
+                             f"(with 'model') or a PyTorch Lightning checkpoint (with 'state_dict'){unread}")
     state = system.convert_state_dict(dict(state))
-    return state, {"file": str(path.resolve()), "name": path.name, "sha256": sha256_of(path), "format": fmt}
+    info = {"file": str(path.resolve()), "name": path.name, "sha256": sha256_of(path), "format": fmt}
+    if skipped:
+        info["skipped"] = skipped
+        print(f"avse-bench: note: {path.name}: read its weights; objects outside them that would need their "
+              f"classes imported were skipped, not run: {', '.join(skipped)}", file=sys.stderr)
+    return state, info
 
 
 def load_weights(model: nn.Module, state: dict, path) -> nn.Module:

@@ -79,8 +79,8 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("case, words", [
     ("mis-shaped", ["does not fit", "mis-shaped 1: visual.projection.weight (256, 256) (model (256, 512))"]),
     ("missing", ["does not fit", "missing 1: separator.prelu.weight"]),
-    ("foreign", ["refused", "(Unsupported global: GLOBAL test_weights.Opaque)", "arbitrary pickled objects never"]),
-    ("not a checkpoint", ["not a state dict"]),
+    ("foreign", ["no weights found", "(objects of test_weights.Opaque were not read)"]),
+    ("not a checkpoint", ["no weights found: not a state dict"]),
 ])
 def test_a_file_that_does_not_fit_is_one_line(tmp_path, case, words):
     ours, official = official_state()
@@ -90,7 +90,7 @@ def test_a_file_that_does_not_fit_is_one_line(tmp_path, case, words):
     elif case == "missing":
         save_lightning(path, {k: v for k, v in official.items() if k != "separator.prelu.weight"})
     elif case == "foreign":
-        torch.save({"state_dict": ours, "callback": Opaque()}, path)
+        torch.save({"callback": Opaque()}, path)
     else:
         torch.save({"epoch": 3}, path)
     run = cli("profile", "baseline", "--device", "cpu", "--weights", str(path), "--seconds", "1", "--size", "16")
@@ -99,6 +99,59 @@ def test_a_file_that_does_not_fit_is_one_line(tmp_path, case, words):
     assert run.stderr.count("avse-bench: error:") == 1 and len(run.stderr.strip().splitlines()) == 1
     for word in words:
         assert word in run.stderr, run.stderr
+
+
+class RunsOnLoad:
+    """A trainer's callback whose unpickling runs its own code (its __setstate__ writes a file)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __setstate__(self, state):
+        open(state["marker"], "w").close()
+
+
+class RunsCommand:
+    """Unpickling this runs a shell command: a file made to attack whoever loads it."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_lightning_checkpoints_as_trainers_write_them_load_their_weights_and_run_no_code(tmp_path, capsys):
+    """Issue 18, item 5: hyper_parameters holding a PosixPath, an argparse.Namespace or a Hydra DictConfig (the
+    AVSEC-4 baseline's train.py is Hydra + save_hyperparameters) were refused although the state dict is plain
+    tensors. One more of the kind: a callback object whose unpickling would run a command."""
+    import argparse
+    import pathlib
+
+    from omegaconf import OmegaConf
+
+    ours, official = official_state()
+    system = load("baseline")
+    marker = tmp_path / "ran"
+    hyper = {"cfg": OmegaConf.create({"trainer": {"max_epochs": 100}, "data": {"root": "/data/avsec4"}}),
+             "args": argparse.Namespace(lr=1e-4, batch_size=8), "root": pathlib.PosixPath("/data/avsec4"),
+             "callback": RunsOnLoad(marker)}
+    path = tmp_path / "hydra.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in official.items()}, "epoch": 99,
+                "pytorch-lightning_version": "2.4.0", "hyper_parameters": hyper}, path)
+    state, info = read_weights(system, path)
+    assert not marker.exists()  # nothing from the file ran
+    assert state.keys() == ours.keys() and all(torch.equal(state[k], ours[k]) for k in ours)
+    assert info["format"] == "PyTorch Lightning checkpoint"
+    assert {"argparse.Namespace", "omegaconf.dictconfig.DictConfig", "pathlib.PosixPath",
+            "test_weights.RunsOnLoad"} <= set(info["skipped"])
+    assert "were skipped, not run: " in capsys.readouterr().err
+    torch.save({"state_dict": {f"model.{k}": v for k, v in official.items()}, "cb": RunsCommand(marker)}, path)
+    with pytest.raises(AvseBenchError, match="unsupported GLOBAL posix.system whose module posix is blocked"):
+        read_weights(system, path)  # torch blocks os's functions outright: refused, nothing run
+    assert not marker.exists()
 
 
 def test_unknown_system_in_weights_is_refused_before_any_work(tmp_path):
