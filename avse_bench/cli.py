@@ -342,6 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     except AvseBenchError as err:
         print(f"avse-bench: error: {user_message(err)}", file=sys.stderr)
         return 2
+    except OSError as err:  # a place the user or the environment chose: full, read-only, gone
+        from avse_bench.io import os_error_message
+
+        print(f"avse-bench: error: {os_error_message(err)}; finished work is kept", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted: finished work is kept; re-run the same command to resume", file=sys.stderr)
         return 130

@@ -23,7 +23,7 @@ from avse_bench.data import Preprocessing
 from avse_bench.data.loading import LoaderOptions
 from avse_bench.enhance import ENHANCED_SUBTYPE, PEAKS, enhance, enhance_variants, read_peaks
 from avse_bench.errors import AvseBenchError
-from avse_bench.io import write_json
+from avse_bench.io import CACHE_ENV, cache_dir, writable_dir, write_json
 from avse_bench.profiles import get_profile, run_preprocessing_for
 from avse_bench.report.load import NOISY
 from avse_bench.report.quality import AUDIO_ONLY, AV, MIXTURE
@@ -77,17 +77,15 @@ class Stages:
 
 
 # --- data -------------------------------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    return Path(os.environ.get("AVSE_BENCH_CACHE", Path.home() / ".cache" / "avse-bench"))
-
-
 def embedded_corpus(spec: dict, seed: int) -> Path:
     """The embedded corpus for `spec` (train/dev counts and durations), generated once and cached by its settings."""
     from avse_bench.data.synth import GENERATOR_VERSION, synthesize
 
     root = cache_dir() / "corpus" / _hash({**spec, "seed": seed, "generator": GENERATOR_VERSION})
     if (root / "COMPLETE").exists():
-        return root
+        return root  # a read-only cache that holds the corpus is fine
+    writable_dir(root.parent, "the embedded corpus", f"set {CACHE_ENV} to a writable folder (default "
+                                                     "~/.cache/avse-bench), or pass --data")
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"[compare] writing the embedded corpus ({spec['train']} train + {spec['dev']} dev scenes) to {root}")
@@ -311,8 +309,8 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     systems = [load(name) for name in system_names]  # fail fast on an unknown name
     weights = {name: Path(path) for name, path in (weights or {}).items()}
     supplied = check_supplied_weights(systems, weights)
-    out = Path(out_dir) if out_dir is not None else Path("reports") / profile
-    out.mkdir(parents=True, exist_ok=True)
+    out = writable_dir(Path(out_dir) if out_dir is not None else Path("reports") / profile, "the run's outputs",
+                       "choose another --out")
     stages = Stages(out)
     train_split, eval_split, blind_split = "train", "dev", "eval"
     chosen = parse_metrics(metrics)  # fail fast on a bad list

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from avse_bench.data.loading import LoaderOptions, make_loader
 from avse_bench.data.preprocessing import AUDIO_RATE
 from avse_bench.errors import AvseBenchError
-from avse_bench.io import replace_atomically
+from avse_bench.io import replace_atomically, writable_dir
 from avse_bench.systems import System, load
 from avse_bench.train import resolve_device
 
@@ -176,7 +176,7 @@ def enhance_variants(system: str | System, run_dir, data_root, variants: dict[Pa
     dev = resolve_device(device)
     model, preprocessing = model_and_preprocessing(system, run_dir, weights, dev, preprocessing)
     for out in variants:
-        Path(out).mkdir(parents=True, exist_ok=True)
+        writable_dir(out, "the enhanced files", "choose another --out")
     scenes = load_split(data_root, split)
     todo = [i for i, s in enumerate(scenes) if any(not (Path(o) / f"{s.id}.wav").is_file() for o in variants)]
     if not todo:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from avse_bench.data.loading import LoaderOptions, make_loader
 from avse_bench.errors import AvseBenchError
-from avse_bench.io import replace_atomically, write_json
+from avse_bench.io import replace_atomically, writable_dir, write_json
 from avse_bench.nn import si_snr_loss
 from avse_bench.systems import System, load
 
@@ -268,7 +268,7 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
     ckpt_path = out / "checkpoint.pt"
     d, dev = init_distributed(device)
     if d.main:
-        out.mkdir(parents=True, exist_ok=True)
+        writable_dir(out, "the training run", "choose another --out")
     if ckpt_path.exists() and not resume:
         raise AvseBenchError(f"{out} already holds a training run (checkpoint.pt): pass --resume to continue it, "
                              "or choose another --out")

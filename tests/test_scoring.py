@@ -313,3 +313,94 @@ def test_workers_use_single_threaded_blas():
     finally:
         pool.stop()
         pool.join()
+
+
+def test_a_second_writer_of_the_same_output_is_refused_at_once(corpus, reference, tmp_path, capsys):
+    """Issue 18, item 10: two `score` runs on one --out (a re-submitted cluster job) left 23 rows for 12 scenes and
+    every later run exited 2. Now the second is refused while the first holds the output, and the lock goes with
+    the process that held it (one more of the kind: a writer killed with SIGKILL leaves no stale lock)."""
+    out = tmp_path / "scores.csv"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from avse_bench.metrics.scoring import _writer_lock
+        with _writer_lock(Path({str(out)!r})):
+            print("locked", flush=True)
+            time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(["score", "--data", str(corpus), "--split", "dev", "--out", str(out), "--jobs", "1",
+                     "--metrics", "si_sdr"]) == 2
+        err = capsys.readouterr().err
+        assert f"{out} is being written by avse-bench score (pid {holder.pid}" in err and err.count("\n") == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(["score", "--data", str(corpus), "--split", "dev", "--out", str(out), "--jobs", "1",
+                 "--metrics", "si_sdr"]) == 0
+    assert [r["scene"] for r in read(out)] == [f"S{i:05d}" for i in range(1, N_SCENES + 1)]
+
+
+def test_a_file_two_writers_left_is_recovered_by_the_next_run(corpus, reference, tmp_path, capsys):
+    """Issue 18, item 10: identical repeats are one row; a scene with rows that differ is scored again."""
+    rows = read(reference)
+    twice = [*rows, rows[0], {**rows[3], "si_sdr": "0.5"}]  # S00001 repeated as is, S00004 with another value
+    out = tmp_path / "noisy.csv"
+    scoring.write_scores(out, twice)
+    score_split(corpus, "dev", out, jobs=1, progress=False, metrics="intrusive")
+    assert_same_rows(out, reference)
+    assert "1 scene(s) appear more than once with different rows (e.g. S00004" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("error, again", [
+    ("pesq_wb: crashed (signal 11)", True), ("timed out after 300 s", True), ("worker exited with status 1", True),
+    ("stoi: failed: ValueError: boom", True), ("dnsmos: failed: RuntimeError: onnx", True),
+    ("missing enhanced file /x/S1.wav", True), ("silent reference", False), ("pesq_wb: PESQ NoUtterancesError", False),
+    ("scored metric by metric after the scene's task crashed (signal 11)", False),
+    ("silent reference; dnsmos: timed out after 5 s", True)])
+def test_rows_failed_by_the_environment_are_scored_again(error, again):
+    """Issue 18, item 10: a re-run retried only rows of missing files; a crash, a time-out or a library's
+    exception is the environment's, not the scene's, and is retried. A reason of the data is not."""
+    assert scoring.retried(error) is again
+
+
+def test_a_crashed_row_is_scored_again_by_the_next_run(corpus, reference, tmp_path):
+    rows = read(reference)
+    out = tmp_path / "noisy.csv"
+    crashed = {**rows[2], **dict.fromkeys(METRICS, ""), "error": "pesq_wb: crashed (signal 11)"}
+    scoring.write_scores(out, [*rows[:2], crashed, *rows[3:]])
+    score_split(corpus, "dev", out, jobs=1, progress=False, metrics="intrusive")
+    assert_same_rows(out, reference)
+
+
+@pytest.fixture()
+def read_only(tmp_path):
+    """A read-only file system (a tmpfs mounted ro), as corpora and HOME are on clusters; skipped where this
+    process may not mount (CI and the development machines run as root)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a read-only file system here")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_read_only_output_is_one_line_before_any_work(corpus, read_only, tmp_path, capsys, monkeypatch):
+    """Issue 18, item 9: `score --out` on a read-only root ended in a traceback after the pool started; compare
+    with a read-only HOME in four chained errors. One more of the kind: `data synth` into a read-only folder."""
+    monkeypatch.setattr(scoring, "_pool", lambda workers: pytest.fail("a pool was started"))
+    assert main(["score", "--data", str(corpus), "--split", "dev", "--out", str(read_only / "scores.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"avse-bench: error: cannot write the scores in {read_only}: Read-only file system; choose "
+                   "another --out\n")
+    monkeypatch.setenv("HOME", str(read_only))
+    monkeypatch.delenv("AVSE_BENCH_CACHE", raising=False)
+    assert main(["compare", "dcnn_rnn", "--profile", "smoke", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "cannot write the embedded corpus in" in err and "Read-only file system" in err
+    assert "set AVSE_BENCH_CACHE to a writable folder" in err
+    assert main(["data", "synth", str(read_only / "corpus"), "--train", "1", "--dev", "1"]) == 2
+    assert "cannot write the embedded corpus in" in capsys.readouterr().err

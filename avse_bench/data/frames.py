@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from avse_bench.data.preprocessing import Preprocessing
-from avse_bench.io import replace_atomically
+from avse_bench.io import replace_atomically, writable_dir
 from avse_bench.machine import worker_context
 
 DEFAULT_MEMORY_MB = 256.0
@@ -69,6 +69,8 @@ class FrameSource:
         self.preprocessing = preprocessing
         self.memory_budget = int(memory_mb * 2**20)
         self.store = Path(store_dir) / preprocessing.config_hash() if store_dir is not None else None
+        if self.store is not None:
+            writable_dir(self.store, "the frame store", "choose another --frame-store, or none")
         self.store_budget = int(store_gb * 2**30)
         self._empty()
 

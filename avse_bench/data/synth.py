@@ -29,7 +29,7 @@ from avse_bench.data.espeak import Espeak, get_espeak
 from avse_bench.data.preprocessing import AUDIO_RATE, SAMPLES_PER_FRAME
 from avse_bench.data.sentences import sentence
 from avse_bench.errors import AvseBenchError
-from avse_bench.io import write_json
+from avse_bench.io import writable_dir, write_json
 from avse_bench.machine import available_cores, worker_context
 
 GENERATOR_VERSION = "avse-bench-synth-1"
@@ -189,7 +189,7 @@ def synthesize(out, n_train: int = 200, n_dev: int = 40, seed: int = 0, min_seco
     espeak-ng's output depends on what the process synthesised before: so a scene depends on (seed, split,
     index) alone, and the bytes do not depend on the scene count, the order or the number of workers.
     """
-    out = Path(out)
+    out = writable_dir(out, "the embedded corpus", "choose another output folder")
     if n_train < 0 or n_dev < 0:
         raise AvseBenchError(f"scene counts must be >= 0 (got train {n_train}, dev {n_dev})")
     if not 0.5 <= min_seconds <= max_seconds:

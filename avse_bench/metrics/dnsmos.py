@@ -22,10 +22,14 @@ low value (the tests record it). 16 kHz is the caller's promise (the scorer read
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from avse_bench.errors import AvseBenchError
+from avse_bench.io import cache_dir, writable_dir
 from avse_bench.metrics.functional import FS, MetricError
 
 DNSMOS_METRICS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808")
@@ -42,8 +46,24 @@ def set_threads(n: int | None) -> None:
     _threads = n
 
 
+def _numba_cache() -> None:
+    """Give numba (librosa's compiled functions, which speechmos imports) a writable cache before it is imported:
+    by default it writes beside librosa's sources or under HOME, and on a read-only install with a read-only HOME
+    importing librosa fails ("cannot cache function ...: no locator available"). NUMBA_CACHE_DIR set by the user
+    is kept; else avse-bench's cache, or the temporary folder when that is read-only too. Changes no value."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return
+    for folder in (cache_dir() / "numba", Path(tempfile.gettempdir()) / "avse-bench-numba"):
+        try:
+            os.environ["NUMBA_CACHE_DIR"] = str(writable_dir(folder, "numba's cache"))
+            return
+        except AvseBenchError:
+            continue
+
+
 def available() -> str | None:
     """None when DNSMOS can run here, else why not (a missing package), in words."""
+    _numba_cache()
     try:
         import onnxruntime  # noqa: F401
         import speechmos.dnsmos  # noqa: F401

@@ -14,7 +14,9 @@ One row per scene, columns `COLUMNS`; a scene that cannot be scored (missing or 
 process (`pebble.ProcessPool`, one scene at a time per worker, with a time limit): a metric library that crashes
 (PESQ segfaults on a 150 s utterance), hangs or raises costs that scene's values, never the run. Such a scene is then
 scored again one metric per task, so that only the metric that failed is empty, its reason "crashed (signal 11)"
-or "timed out after N s". Rows whose estimate was missing are scored again by the next run (a retry retries).
+or "timed out after N s". Rows whose estimate was missing, or whose failure came from the environment (a crash, a
+time-out, a library's exception: `retried`), are scored again by the next run. One run at a time writes an output
+(`_writer_lock`); rows a second writer left twice are resolved (`_resolve_repeats`).
 Rows are appended and flushed as
 scenes finish, so a killed run re-started with the same arguments skips the scenes already written (a half-written
 last line is dropped and re-scored) and ends, once rewritten sorted by scene, with the same rows as an uninterrupted
@@ -23,10 +25,15 @@ run.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import functools
 import io
+import os
 import re
+import sys
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import as_completed
@@ -41,7 +48,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from avse_bench.errors import AvseBenchError
-from avse_bench.io import replace_atomically
+from avse_bench.io import replace_atomically, writable_dir
 from avse_bench.machine import available_cores, worker_context
 from avse_bench.metrics.dnsmos import DNSMOS_METRICS, available, dnsmos, set_threads
 from avse_bench.metrics.functional import FS, FUNCTIONS, METRICS, MetricError, score_pair
@@ -52,6 +59,8 @@ FAMILIES = {"intrusive": METRICS, "dnsmos": DNSMOS_METRICS, "all": ALL_METRICS}
 OFFICIAL_COLUMNS = ("scene", "stoi", "pesq")  # the official objective_evaluation.py: classic STOI, wide-band PESQ
 DEFAULT_TIMEOUT = 300.0  # seconds per scene (and per metric when a scene is scored again metric by metric)
 RETRIED = "missing "  # rows whose error starts so are scored again by the next run
+# A failure of the environment, not of the scene's data: the next run scores such a row again (`retried`).
+ENVIRONMENT_FAILURES = ("crashed (signal", "timed out after", "worker exited with status", "failed: ")
 
 
 class _PoolBroken(BaseException):
@@ -265,6 +274,59 @@ def read_scores(path: Path, *, repair: bool = False) -> list[dict[str, str]]:
     return rows
 
 
+def retried(error: str) -> bool:
+    """Whether the next run scores a row with this `error` again: its file was missing, or a metric (or the scene's
+    task) failed for a reason of the environment (a crash, a time-out, a worker's exit, an exception of the
+    library: `ENVIRONMENT_FAILURES`). Reasons of the data (a silent reference, a too short signal, a wrong rate)
+    stay: they would give the same row again. A row scored metric by metric after its task crashed has its values
+    and stays too."""
+    if error.startswith(RETRIED):
+        return True
+    parts = (re.sub(r"^\w+: ", "", part) for part in error.split("; ") if not part.startswith("scored metric"))
+    return any(part.startswith(ENVIRONMENT_FAILURES) for part in parts)
+
+
+def _resolve_repeats(rows: list[dict[str, str]], path: Path) -> list[dict[str, str]]:
+    """Rows with each scene once: identical repeats become one row; a scene with rows that differ (two runs that
+    wrote the same file before it was locked) loses them all and is scored again, with a note, since which row is
+    right cannot be known."""
+    by_scene: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_scene.setdefault(row["scene"], []).append(row)
+    conflicting = sorted(scene for scene, found in by_scene.items() if any(r != found[0] for r in found))
+    if conflicting:
+        print(f"avse-bench: note: {path}: {len(conflicting)} scene(s) appear more than once with different rows "
+              f"(e.g. {conflicting[0]}; two runs wrote this file?): scored again", file=sys.stderr)
+    return [found[0] for scene, found in by_scene.items() if scene not in conflicting]
+
+
+@contextlib.contextmanager
+def _writer_lock(out_csv: Path):
+    """Hold an exclusive lock on `out_csv` for the whole run (fcntl.flock on a hidden `.NAME.lock` beside it, freed
+    by the system when the process dies, so a killed run leaves no stale lock): a second run on the same output
+    (a re-submitted cluster job) is refused at once instead of interleaving its rows. flock may not lock across
+    the machines of a network file system: there, give each job its own --out (or --shard)."""
+    folder = writable_dir(out_csv.parent, "the scores", "choose another --out")
+    lock_path = folder / f".{out_csv.name}.lock"
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise AvseBenchError(f"{out_csv} is being written by {holder}; wait for it to finish, or write to "
+                                 "another --out") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"avse-bench score (pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        lock.flush()
+        try:
+            yield
+        finally:
+            lock.truncate(0)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _unique(rows: Iterable[dict[str, str]], where: str) -> list[dict[str, str]]:
     """Rows sorted by scene; AvseBenchError if a scene appears twice."""
     seen: dict[str, dict[str, str]] = {}
@@ -364,14 +426,25 @@ def score_split(data_root, split: str, out_csv, enhanced_dir=None, jobs: int = 0
                          enhanced_suffix, metrics)
     if enhanced_dir is not None:
         check_enhanced_dir(Path(enhanced_dir), todo_all, enhanced_suffix)
+    with _writer_lock(out_csv):
+        _score_locked(out_csv, split, shard, todo_all, workers, timeout, progress)
+        if official_csv is not None:
+            write_official(Path(official_csv), _unique(read_scores(out_csv), str(out_csv)))
+    return out_csv
+
+
+def _score_locked(out_csv: Path, split: str, shard: str | None, todo_all: list[ScoreJob], workers: int,
+                  timeout: float, progress: bool) -> None:
+    """`score_split`'s work once it holds the output's lock: resume, score what is left, write sorted."""
     wanted = {j.scene for j in todo_all}
-    done = _unique(read_scores(out_csv, repair=True), str(out_csv))
+    read = read_scores(out_csv, repair=True)
+    done = _resolve_repeats(read, out_csv)
     foreign = [r["scene"] for r in done if r["scene"] not in wanted]
     if foreign:
         raise AvseBenchError(f"{out_csv} holds scenes that are not in {split}"
                              f"{f' shard {shard}' if shard else ''} (e.g. {foreign[0]}): write to another --out")
-    kept = [r for r in done if not r["error"].startswith(RETRIED)]
-    if len(kept) < len(done):  # rows of files that were missing: scored again now
+    kept = [r for r in done if not retried(r["error"])]
+    if len(kept) < len(read):  # missing files, failures of the environment, conflicting repeats: scored again now
         write_scores(out_csv, kept)
     finished = {r["scene"] for r in kept}
     stalled = 0
@@ -389,11 +462,7 @@ def score_split(data_root, split: str, out_csv, enhanced_dir=None, jobs: int = 0
                     f"{len(finished)} scenes scored so far are kept in {out_csv}. If you call avse_bench from a "
                     "Python script, put the call under `if __name__ == \"__main__\":` (each worker imports the main "
                     "script as it starts)") from None
-    final = _unique(read_scores(out_csv), str(out_csv))
-    write_scores(out_csv, final)
-    if official_csv is not None:
-        write_official(Path(official_csv), final)
-    return out_csv
+    write_scores(out_csv, _unique(read_scores(out_csv), str(out_csv)))
 
 
 def _score_jobs(todo: list[ScoreJob], out_csv: Path, workers: int, timeout: float, bar: tqdm) -> None:
