@@ -134,3 +134,53 @@ def test_unreadable_video_is_a_user_error(tmp_path):
     bad.write_bytes(b"not a video")
     with pytest.raises(AvseBenchError, match="bad.mp4"):
         Preprocessing().video(bad)
+
+
+def write_h264(path, frames: np.ndarray, times_ms: list[int]) -> None:
+    """An H.264 mp4 whose frame k is presented at times_ms[k] (a variable frame rate, as phones record), via PyAV."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=50)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for frame, t in zip(frames, times_ms, strict=True):
+            picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[..., ::-1]), format="rgb24")
+            picture.pts, picture.time_base = t, Fraction(1, 1000)
+            out.mux(stream.encode(picture))
+        out.mux(stream.encode())
+
+
+@pytest.mark.parametrize("first_ms", [0, 1000])
+def test_a_variable_frame_rate_video_is_mapped_by_its_timestamps(tmp_path, first_ms):
+    """Issue 18, item 6: frames 20 ms then 60 ms apart (25 fps on average, as phones record; opencv #24000) were
+    mapped by index at the nominal rate, most output frames showing another source frame than the one on screen.
+    One more of the kind: a stream whose first timestamp is 1 s, not 0."""
+    from avse_bench.data.check import check_split
+
+    n = 64
+    times = [first_ms + 40 * (k // 2) * 2 + (20 if k % 2 else 0) for k in range(n)]  # 0, 20, 80, 100, 160, ...
+    path = tmp_path / "clip.mp4"
+    write_h264(path, coded_clip(n, 128, 128), times)
+    video = Preprocessing(size=64, equalize=False).video(path)
+    relative = np.asarray(times) - first_ms
+    end = relative[-1] + relative[-1] / (n - 1)  # one mean interval after the last frame
+    centres = [(j + 0.5) * 40 for j in range(int(end // 40) + 1) if (j + 0.5) * 40 < end]
+    expected = [int(np.searchsorted(relative, c, side="right") - 1) for c in centres]
+    assert [decode_index(f) for f in video] == expected
+    nominal = cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FPS)  # what the index rule used before
+    by_index = [int(np.floor((j + 0.5) * nominal / 25)) for j in range(len(expected))]
+    assert sum(a != b for a, b in zip(expected, by_index, strict=True)) > len(expected) // 2
+
+    # data check: the rate is reported as variable, the durations agree by the timestamps
+    scenes = tmp_path / "root" / "dev" / "scenes"
+    scenes.mkdir(parents=True)
+    path.rename(scenes / "S00001_silent.mp4")
+    audio = np.random.default_rng(0).normal(0, 0.1, int(end * 16))
+    for part in ("mixed", "target"):
+        sf.write(scenes / f"S00001_{part}.wav", audio, 16000, subtype="PCM_16")
+    report = check_split(tmp_path / "root", "dev", sync=False)
+    assert report.ok and report.variable_rate == ["S00001"], report.format()
+    assert "variable frame rate: 1 scene(s) (S00001)" in report.format()

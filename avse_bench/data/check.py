@@ -1,11 +1,12 @@
 """`avse-bench data check ROOT --split NAME`: validate one split of an AVSEC-layout root.
 
-A scene is broken when a required file is missing (targets are required unless no scene of the split has one,
-as in the challenge's eval split), an audio file cannot be read, is empty, is not 16 kHz mono, or differs in
-length from the mixture, the video cannot be decoded, or the audio and video durations disagree by more than one
-video frame. The summary gives scenes, hours, sample rates, video frame rates and sizes, and the masker/SNR
-histogram (from the metadata, which is optional); for the embedded corpus it adds the audio-visual correlation
-figures of `avse_bench.data.avsync`.
+A scene is broken when a required file is missing (targets are required unless no scene of the split has one, as in
+the challenge's eval split), an audio file cannot be read, is empty, is not 16 kHz mono, or differs in length from
+the mixture, the video cannot be decoded, or the audio and video durations (the video's by its frames' timestamps)
+disagree by more than one video frame. A variable frame rate is reported, not an error: the preprocessing maps
+frames by their timestamps. The summary gives scenes, hours, sample rates, video frame rates and sizes, and the
+masker/SNR histogram (from the metadata, which is optional); for the embedded corpus it adds the audio-visual
+correlation figures of `avse_bench.data.avsync`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
 from avse_bench.data.avsync import SyncFigures, sync_figures
 from avse_bench.data.layout import masker_of, scan_split
-from avse_bench.data.preprocessing import AUDIO_RATE
+from avse_bench.data.preprocessing import AUDIO_RATE, _Video, clip_end_ms
+from avse_bench.errors import AvseBenchError
 from avse_bench.machine import available_cores, worker_context
 
 _AUDIO_PARTS = ("mixed", "target", "interferer")
@@ -44,6 +47,7 @@ class CheckReport:
     problems: dict[str, list[str]] = field(default_factory=dict)
     sync: SyncFigures | None = None
     unrecognised: list[str] = field(default_factory=list)  # files in scenes/ that belong to no scene
+    variable_rate: list[str] = field(default_factory=list)  # scenes whose video has a variable frame rate
 
     @property
     def ok(self) -> bool:
@@ -57,6 +61,10 @@ class CheckReport:
                  "audio sample rates: " + _counts(self.sample_rates, "Hz"),
                  "video frame rates: " + _counts(self.video_fps, "fps"),
                  "video frame sizes: " + _counts(self.video_sizes, "")]
+        if self.variable_rate:
+            shown = ", ".join(self.variable_rate[:5]) + (" ..." if len(self.variable_rate) > 5 else "")
+            lines.append(f"variable frame rate: {len(self.variable_rate)} scene(s) ({shown}); each 25 fps output "
+                         "frame shows the frame on screen at its centre by the container's timestamps")
         if self.maskers:
             lines.append("maskers by SNR band (dB): scenes")
             for (kind, band), n in sorted(self.maskers.items(), key=lambda kv: (kv[0][0], kv[0][1] is None,
@@ -113,24 +121,33 @@ def _check_audio(path: Path, problems: list[str]):
     return info
 
 
-def _check_video(path: Path, problems: list[str]) -> tuple[int, float, tuple[int, int]] | None:
-    """(frames, fps, (width, height)) of a decodable video, or None (with the problem noted)."""
-    cap = cv2.VideoCapture(str(path))
+VARIABLE_RATE_MS = 1.0  # frame intervals further than this from their median: a variable frame rate
+
+
+def _check_video(path: Path, problems: list[str]) -> tuple[int, float, tuple[int, int], float, bool] | None:
+    """(frames, fps, (width, height), duration in s, variable frame rate) of a decodable video, or None (with the
+    problem noted). The duration and the rate come from the frames' timestamps (`preprocessing.clip_end_ms`, the
+    rule the preprocessing maps frames by), not from the nominal rate."""
     try:
-        ok, frame = cap.read() if cap.isOpened() else (False, None)
+        video = _Video(path).__enter__()  # opened, with a frame rate
+    except AvseBenchError as err:
+        problems.append(f"video {path.name} states no frame rate" if "frame rate" in str(err) else
+                        f"unreadable video {path.name}")
+        return None
+    with video as v:
+        ok, frame = v.cap.read()
         if not ok:
             problems.append(f"unreadable video {path.name}")
             return None
-        fps = float(cap.get(cv2.CAP_PROP_FPS))
-        n = 1
-        while cap.grab():
-            n += 1
-    finally:
-        cap.release()
-    if not fps > 0:
-        problems.append(f"video {path.name} states no frame rate")
-        return None
-    return n, fps, (frame.shape[1], frame.shape[0])
+        fps, v._last_ms = v.fps, -1.0
+        first = float(v.cap.get(cv2.CAP_PROP_POS_MSEC))
+        times = [0.0]
+        while v.cap.grab():
+            v._last_ms = times[-1]
+            times.append(v.time_ms(len(times), first))
+    intervals = np.diff(times)
+    variable = bool(intervals.size and np.abs(intervals - np.median(intervals)).max() > VARIABLE_RATE_MS)
+    return len(times), fps, (frame.shape[1], frame.shape[0]), clip_end_ms(np.asarray(times), fps) / 1000, variable
 
 
 @dataclass
@@ -140,7 +157,7 @@ class _SceneFacts:
     problems: list[str]
     sample_rates: list[int]
     mixed_samples: int | None
-    video: tuple[int, float, tuple[int, int]] | None
+    video: tuple[int, float, tuple[int, int], float, bool] | None
 
 
 def _check_scene(parts: dict[str, Path]) -> _SceneFacts:
@@ -157,10 +174,11 @@ def _check_scene(parts: dict[str, Path]) -> _SceneFacts:
             if lengths.get(part) is not None and lengths[part] != mixed:
                 problems.append(f"{part} has {lengths[part]} samples, mixture {mixed}")
     if video is not None and mixed:
-        n_frames, fps, _ = video
-        if abs(mixed / AUDIO_RATE - n_frames / fps) > 1 / fps:
-            problems.append(f"audio lasts {mixed / AUDIO_RATE:.3f} s but video {n_frames / fps:.3f} s "
-                            f"({n_frames} frames at {fps:g} fps): more than a frame apart")
+        n_frames, fps, _, seconds, variable = video
+        if abs(mixed / AUDIO_RATE - seconds) > 1 / fps:
+            rate = f"variable rate, {n_frames / seconds:.2f} fps on average" if variable else f"{fps:g} fps"
+            problems.append(f"audio lasts {mixed / AUDIO_RATE:.3f} s but video {seconds:.3f} s "
+                            f"({n_frames} frames at {rate}): more than a frame apart")
     return _SceneFacts(problems, rates, mixed, video)
 
 
@@ -191,8 +209,10 @@ def check_split(root, split: str, progress: bool = False, sync: bool = True, job
             if facts.mixed_samples:
                 report.seconds += facts.mixed_samples / AUDIO_RATE
             if facts.video is not None:
-                _, fps, size = facts.video
-                report.video_fps[round(fps, 3)] += 1
+                _, fps, size, _, variable = facts.video
+                report.video_fps["variable" if variable else round(fps, 3)] += 1
+                if variable:
+                    report.variable_rate.append(sid)
                 report.video_sizes[f"{size[0]}x{size[1]}"] += 1
             if facts.problems:
                 report.problems.setdefault(sid, []).extend(facts.problems)

@@ -4,9 +4,13 @@ Video: decode (OpenCV) -> resample to 25 fps -> grayscale -> resize to size x si
 frame -> [0, 1] float32. Audio: mono float32 at 16 kHz.
 
 Frame-rate rule: output frame j stands for the interval [j/25, (j+1)/25) s and shows the source frame on screen at
-its centre, source index floor((j + 0.5) * fps / 25); the clip lasts N/fps s and gives round-half-down(N * 25 / fps)
-frames (those whose centre falls inside the clip). At 25 fps this is the identity. Frames of any size are resized
-directly to a square (the AVSEC videos are face crops; other shapes are stretched, not cropped).
+its centre t_j = (j + 0.5) / 25 s, by the container's timestamps: the last source frame whose presentation time
+(relative to the first frame's) is at or before t_j. The clip ends one mean frame interval after its last frame's
+time (1/fps for a single frame), and gives the output frames whose centre falls inside it. For a constant frame
+rate this is source index floor((j + 0.5) * fps / 25) and round-half-down(N * 25 / fps) frames, the identity at
+25 fps; a variable-frame-rate file (phones record so) gets the frame that was really on screen, where an index at
+the nominal rate would be up to hundreds of ms off. Frames of any size are resized directly to a square (the AVSEC
+videos are face crops; other shapes are stretched, not cropped).
 """
 
 from __future__ import annotations
@@ -22,23 +26,46 @@ import soundfile as sf
 
 from avse_bench.errors import AvseBenchError
 
-PREPROCESSING_VERSION = "1"
+PREPROCESSING_VERSION = "2"  # 2: frames chosen by timestamps (variable frame rates)
 VIDEO_FPS = 25
 AUDIO_RATE = 16_000
 SAMPLES_PER_FRAME = AUDIO_RATE // VIDEO_FPS  # 640: the audio under one video frame
 
 
+TIME_TOLERANCE_MS = 1e-6  # a frame whose time equals an output centre is on screen there
+
+
 def source_frame(j: int, fps: float) -> int:
-    """Index of the source frame that 25 fps output frame j shows (the one on screen at its centre)."""
+    """Index of the source frame that 25 fps output frame j shows in a constant-rate clip at `fps` (the one on
+    screen at its centre)."""
     return math.floor((j + 0.5) * fps / VIDEO_FPS + 1e-9)
 
 
 def output_frame_indices(n_source: int, fps: float) -> np.ndarray:
-    """Source frame index for each 25 fps output frame of a clip with n_source frames at `fps` (rule above)."""
-    idx = []
-    while source_frame(len(idx), fps) < n_source:
-        idx.append(source_frame(len(idx), fps))
-    return np.asarray(idx, np.int64)
+    """Source frame index for each 25 fps output frame of a constant-rate clip with n_source frames at `fps`."""
+    return frames_on_screen(np.arange(n_source) * 1000.0 / fps, fps)
+
+
+def output_centre_ms(j: int) -> float:
+    """The centre of output frame j's interval, in ms."""
+    return (j + 0.5) * 1000.0 / VIDEO_FPS
+
+
+def clip_end_ms(times_ms: np.ndarray, fps: float) -> float:
+    """Where a clip whose frames start at `times_ms` (relative, increasing) ends: one mean frame interval after
+    its last frame (1/fps for a single frame)."""
+    n = len(times_ms)
+    return float(times_ms[-1] + ((times_ms[-1] - times_ms[0]) / (n - 1) if n > 1 else 1000.0 / fps))
+
+
+def frames_on_screen(times_ms: np.ndarray, fps: float) -> np.ndarray:
+    """Source frame index for each 25 fps output frame of a clip whose frames start at `times_ms` (relative to the
+    first, increasing; the rule in the module docstring)."""
+    times_ms = np.asarray(times_ms, dtype=np.float64)
+    end = clip_end_ms(times_ms, fps)
+    centres = [output_centre_ms(j) for j in range(int(end * VIDEO_FPS / 1000.0) + 2)]
+    centres = np.asarray([c for c in centres if c < end - TIME_TOLERANCE_MS])
+    return np.searchsorted(times_ms, centres + TIME_TOLERANCE_MS, side="right").astype(np.int64) - 1
 
 
 class _Video:
@@ -67,6 +94,24 @@ class _Video:
 
     def __exit__(self, *exc) -> None:
         self.cap.release()
+
+    def time_ms(self, k: int, first_ms: float) -> float:
+        """Presentation time (ms, from the first frame) of the frame just grabbed, the k-th: the container's
+        timestamp, or k/fps where the backend gives none that increases."""
+        t = float(self.cap.get(cv2.CAP_PROP_POS_MSEC)) - first_ms
+        return t if k == 0 or t > self._last_ms else k * 1000.0 / self.fps
+
+    def times(self) -> list[float]:
+        """Every frame's presentation time (ms, from the first frame), grabbing the whole clip."""
+        out: list[float] = []
+        first = 0.0
+        while self.cap.grab():
+            if not out:
+                first = float(self.cap.get(cv2.CAP_PROP_POS_MSEC))
+                self._last_ms = -1.0
+            self._last_ms = self.time_ms(len(out), first)
+            out.append(self._last_ms)
+        return out
 
 
 def read_frames(path) -> tuple[list[np.ndarray], float]:
@@ -102,27 +147,37 @@ class Preprocessing:
         """uint8 (T, size, size) at 25 fps: output frames [start, stop) (all by default; fewer, or none, past the
         clip's end), the exact values of `video` times 255 (compact for caching).
 
-        Streams the file: decoding ends at the last frame asked for, a source frame no requested output frame shows
-        is skipped undecoded (`grab` without `retrieve`), and one shown several times (source below 25 fps) is
-        processed once. Raises AvseBenchError when the file cannot be opened or holds no decodable frame."""
+        Streams the file: decoding ends at the last frame asked for (once the next frame's timestamp shows which
+        frame was on screen), a frame shown several times (source below 25 fps) is processed once, and frames
+        before `start` are never processed. Raises AvseBenchError when the file cannot be opened or holds no
+        decodable frame."""
         out: list[np.ndarray] = []
         if stop is not None and stop <= start:
             return np.empty((0, self.size, self.size), np.uint8)
         j = start  # the next output frame to fill
         with _Video(path) as v:
-            k = 0  # index of the source frame just grabbed
+            held, processed, k, first, times = None, None, 0, 0.0, []  # the frame on screen so far, and its time
             while (stop is None or j < stop) and v.cap.grab():
-                if source_frame(j, v.fps) == k:
-                    ok, bgr = v.cap.retrieve()
-                    if not ok:
-                        raise AvseBenchError(f"cannot decode frame {k} of video {path}")
-                    processed = self.frame(bgr)
-                    while source_frame(j, v.fps) == k and (stop is None or j < stop):
-                        out.append(processed)
-                        j += 1
+                if k == 0:
+                    first, v._last_ms = float(v.cap.get(cv2.CAP_PROP_POS_MSEC)), -1.0
+                v._last_ms = t = v.time_ms(k, first)
+                times.append(t)
+                while held is not None and output_centre_ms(j) < t - TIME_TOLERANCE_MS and (stop is None or j < stop):
+                    processed = self.frame(held) if processed is None else processed
+                    out.append(processed)  # the previous frame was on screen at output frame j's centre
+                    j += 1
+                ok, bgr = v.cap.retrieve()
+                if not ok:
+                    raise AvseBenchError(f"cannot decode frame {k} of video {path}")
+                held, processed = bgr, None
                 k += 1
             if k == 0:
                 raise AvseBenchError(f"no decodable frames in video {path}")
+            end = clip_end_ms(np.asarray(times), v.fps)
+            while output_centre_ms(j) < end - TIME_TOLERANCE_MS and (stop is None or j < stop):
+                processed = self.frame(held) if processed is None else processed
+                out.append(processed)  # the last frame, on screen until the clip's end
+                j += 1
         if not out:
             return np.empty((0, self.size, self.size), np.uint8)
         return np.stack(out)  # (T, size, size)
@@ -148,7 +203,8 @@ class Preprocessing:
     def config(self) -> dict:
         """The settings (with a version string that changes whenever the code's output would)."""
         return {"version": PREPROCESSING_VERSION, **asdict(self), "fps": VIDEO_FPS,
-                "frame_rule": "source frame at each 40 ms interval's centre", "grayscale": "cv2.COLOR_BGR2GRAY",
+                "frame_rule": "source frame on screen at each 40 ms interval's centre, by the container's timestamps",
+                "grayscale": "cv2.COLOR_BGR2GRAY",
                 "resize": "cv2.INTER_AREA", "equalizer": "cv2.equalizeHist per frame" if self.equalize else "none",
                 "scale": "uint8 / 255", "audio_rate": AUDIO_RATE}
 
