@@ -1,5 +1,5 @@
 """What every stage needs to know about this machine, without importing torch: the cores this process may use, and
-how its worker processes start."""
+how its worker processes start (and that they end with the process that started them)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,78 @@ def worker_context(module: str) -> BaseContext:
     The preload list is the server's, set before it starts; once it runs, workers import `module` themselves."""
     if not sys.platform.startswith("linux"):
         return multiprocessing.get_context()
-    context = multiprocessing.get_context("forkserver")
+    context = _ForkserverWorkers()
     context.set_forkserver_preload([module])
     return context
+
+
+def spawn_context() -> BaseContext:
+    """Spawn, for a process that must start from nothing (the profiler's memory phases); on Linux its processes
+    end with the process that created them (`die_with`)."""
+    return _SpawnWorkers() if sys.platform.startswith("linux") else multiprocessing.get_context("spawn")
+
+
+def die_with(owner: int) -> None:
+    """End this process (os._exit) as soon as process `owner` ends: a daemon thread waits on a pidfd of it (Linux
+    5.3+; polled once a second elsewhere). A worker blocked on its task queue never learns that the process that fed
+    it was killed: kill -9 of `data check --jobs 2` left its workers, the forkserver and the resource tracker
+    running (each forkserver worker holds the server's alive pipe, so the server waits for them and they for it);
+    of `profile`, a spawned memory phase reparented to PID 1. With the workers gone, the server and the tracker end
+    by themselves."""
+    import threading
+
+    def wait_pidfd(fd: int) -> None:
+        import select
+
+        select.select([fd], [], [])
+        os._exit(1)
+
+    def poll() -> None:
+        import time
+
+        while True:
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # alive, another user's
+                pass
+            time.sleep(1.0)
+
+    try:
+        target, args = wait_pidfd, (os.pidfd_open(owner),)
+    except (AttributeError, OSError):  # no pidfd here, or the owner is gone already
+        target, args = poll, ()
+    threading.Thread(target=target, args=args, daemon=True, name="die-with-owner").start()
+
+
+class _ForkserverWorker(multiprocessing.context.ForkServerProcess):
+    """A forkserver process that ends with the process that created it (`die_with`), whatever starts it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._owner = os.getpid()  # runs in the creating process; pickled to the child with the object
+
+    def run(self):
+        die_with(self._owner)
+        super().run()
+
+
+class _SpawnWorker(multiprocessing.context.SpawnProcess):
+    """A spawned process that ends with the process that created it (`die_with`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._owner = os.getpid()
+
+    def run(self):
+        die_with(self._owner)
+        super().run()
+
+
+class _ForkserverWorkers(multiprocessing.context.ForkServerContext):
+    Process = _ForkserverWorker
+
+
+class _SpawnWorkers(multiprocessing.context.SpawnContext):
+    Process = _SpawnWorker

@@ -16,7 +16,6 @@ the process started. Without CUDA every GPU field is "n/a (no CUDA device)".
 
 from __future__ import annotations
 
-import multiprocessing
 import resource
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -26,6 +25,7 @@ import psutil
 import torch
 
 from avse_bench.errors import AvseBenchError
+from avse_bench.machine import spawn_context
 from avse_bench.profiling import nvml
 from avse_bench.profiling.hardware import NO_CUDA
 from avse_bench.profiling.reference import reference_input
@@ -135,8 +135,7 @@ def measure_phase(phase: str, system, device: str, seconds: float, size: int, ba
     """One phase in a fresh spawned process; PhaseOutOfMemory if it ran out of memory (or was killed for it)."""
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}; one of {PHASES}")
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn_context()) as pool:
         future = pool.submit(_phase_worker, phase, system, device, seconds, size, batch, steps)
         try:
             return future.result()
