@@ -60,6 +60,17 @@ max_steps = 2
 '''
 
 
+def toy_system(tmp_path, monkeypatch, cache):
+    """The toy system as a folder on AVSE_BENCH_SYSTEMS, the smoke run's corpus cache in use; returns the folder."""
+    folder = tmp_path / "my_systems" / "toy"
+    folder.mkdir(parents=True)
+    (folder / "model.py").write_text(textwrap.dedent(TOY_MODEL))
+    (folder / "system.toml").write_text(textwrap.dedent(TOY_TOML))
+    monkeypatch.setenv("AVSE_BENCH_SYSTEMS", str(folder.parent))
+    monkeypatch.setenv("AVSE_BENCH_CACHE", str(cache))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     """compare baseline dcnn_rnn dcnn_rnn_code --profile smoke, run once for the module (its corpus cached in a tmp
@@ -138,12 +149,7 @@ def test_rerun_skips_finished_stages(smoke_run, capsys):
 @pytest.mark.slow
 def test_a_third_system_is_a_folder(smoke_run, tmp_path, monkeypatch):
     _, cache = smoke_run
-    folder = tmp_path / "my_systems" / "toy"
-    folder.mkdir(parents=True)
-    (folder / "model.py").write_text(textwrap.dedent(TOY_MODEL))
-    (folder / "system.toml").write_text(textwrap.dedent(TOY_TOML))
-    monkeypatch.setenv("AVSE_BENCH_SYSTEMS", str(folder.parent))
-    monkeypatch.setenv("AVSE_BENCH_CACHE", str(cache))
+    toy_system(tmp_path, monkeypatch, cache)
     out = compare(["toy"], profile="smoke", out_dir=tmp_path / "run", device="cpu", seed=0)
     sheet = pd.read_csv(out / "sheet.csv", dtype=str, keep_default_na=False)
     toy = sheet[(sheet["system"] == "toy") & (sheet["source"] == "measured")]
@@ -222,12 +228,7 @@ def test_run_settings_code_and_weights_are_what_the_stage_keys_say(smoke_run, tm
     whose model.py changes (same system.toml) is trained, enhanced and profiled again; two runs whose weights are
     bit-identical have identical model.pt bytes and identical enhancement keys."""
     _, cache = smoke_run
-    folder = tmp_path / "my_systems" / "toy"
-    folder.mkdir(parents=True)
-    (folder / "model.py").write_text(textwrap.dedent(TOY_MODEL))
-    (folder / "system.toml").write_text(textwrap.dedent(TOY_TOML))
-    monkeypatch.setenv("AVSE_BENCH_SYSTEMS", str(folder.parent))
-    monkeypatch.setenv("AVSE_BENCH_CACHE", str(cache))
+    folder = toy_system(tmp_path, monkeypatch, cache)
     runs = [tmp_path / "run1", tmp_path / "run2"]
     for out in runs:
         compare(["toy"], profile="smoke", out_dir=out, device="cpu", seed=0, frame_size=40, equalize=False)
