@@ -44,6 +44,14 @@ def _add_metrics_option(p: argparse.ArgumentParser) -> None:
                         "without clean targets (eval) gets the non-intrusive ones alone")
 
 
+def _add_track_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--track", choices=("binaural", "mono"), default=None,
+                   help="AVSEC-4 data: binaural (the default, as the challenge: 2-channel files, MBSTOI against "
+                        "_target_anechoic; the noisy row is _mix) or mono (1-channel files: systems read _mono_mix, "
+                        "train against _target_anechoic downmixed as the official baseline does, and are scored "
+                        "with the mono metrics against _target_mono_anechoic). AVSEC-1/2/3 data is mono")
+
+
 def _add_preprocessing_options(p: argparse.ArgumentParser, note: str) -> None:
     g = p.add_argument_group("preprocessing (shared by every system of a run)")
     g.add_argument("--frame-size", type=int, default=None,
@@ -105,7 +113,7 @@ def _train(a: argparse.Namespace) -> int:
 
     train(a.system, data_root=a.data, out_dir=a.out, profile=a.profile, resume=a.resume, device=a.device,
           seed=a.seed, train_split=a.split, val_split=a.val_split, loader=_loader(a),
-          preprocessing=run_preprocessing_for(a.profile, a.frame_size, equalize=not a.no_equalize))
+          preprocessing=run_preprocessing_for(a.profile, a.frame_size, equalize=not a.no_equalize), track=a.track)
     return 0
 
 
@@ -115,7 +123,8 @@ def _enhance(a: argparse.Namespace) -> int:
 
     enhance(a.system, run_dir=a.run, data_root=a.data, split=a.split, out_dir=a.out, device=a.device,
             blank_video=a.blank_video, loader=_loader(a), weights=a.weights,
-            preprocessing=_preprocessing(a, a.profile) or (None if a.run else run_preprocessing_for(a.profile)))
+            preprocessing=_preprocessing(a, a.profile) or (None if a.run else run_preprocessing_for(a.profile)),
+            track=a.track)
     return 0
 
 
@@ -125,7 +134,7 @@ def _score(a: argparse.Namespace) -> int:
 
     score_split(a.data, a.split, out_csv=a.out, enhanced_dir=a.enhanced, jobs=a.jobs, shard=a.shard,
                 official_csv=a.official_csv, progress=True, enhanced_suffix=a.enhanced_suffix, timeout=a.timeout,
-                metrics=a.metrics)
+                metrics=a.metrics, track=a.track)
     return 0
 
 
@@ -176,7 +185,7 @@ def _compare(a: argparse.Namespace) -> int:
     compare(a.systems, data_root=a.data, profile=a.profile, out_dir=a.out, device=a.device, seed=a.seed,
             command_line=["avse-bench", *sys.argv[1:]], loader=_loader(a), nproc_per_node=a.nproc_per_node,
             weights=_system_weights(a.weights), frame_size=a.frame_size, equalize=not a.no_equalize,
-            stress=_stress(a.stress, a.profile), metrics=a.metrics)
+            stress=_stress(a.stress, a.profile), metrics=a.metrics, track=a.track)
     return 0
 
 
@@ -234,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--split", default="train", help="training split (default train)")
     t.add_argument("--val-split", default="dev", help="validation split (default dev)")
+    _add_track_option(t)
     _add_loader_options(t)
     _add_preprocessing_options(t, "")
     t.set_defaults(func=_train)
@@ -252,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, required=True, help="folder for the enhanced wavs")
     e.add_argument("--device", choices=DEVICES, default="auto")
     e.add_argument("--blank-video", action="store_true", help="replace the video by a blank clip (audio-only)")
+    _add_track_option(e)
     _add_loader_options(e)
     e.set_defaults(func=_enhance)
 
@@ -272,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "evaluation config's names)")
     sc.add_argument("--timeout", type=float, default=300.0,
                     help="seconds one scene's metrics may take before they are reported as timed out (default 300)")
+    _add_track_option(sc)
     _add_metrics_option(sc)
     sc.set_defaults(func=_score)
 
@@ -301,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="use these weights for SYSTEM instead of training it (repeatable): a state dict, an "
                          "avse-bench checkpoint or a PyTorch Lightning checkpoint (the official baseline's)")
     _add_preprocessing_options(cm, "")
+    _add_track_option(cm)
     cm.add_argument("--nproc-per-node", type=int, default=1,
                     help="train each system under torchrun with N processes (DDP: NCCL on GPU, gloo on CPU); "
                          "default 1: one process, no torchrun")

@@ -173,7 +173,8 @@ def validate_splits(root: Path, splits: list[str]) -> None:
 
 
 def train_under_torchrun(system: str, nproc: int, root: Path, run_dir: Path, profile: str, device: str, seed: int,
-                         loader: LoaderOptions, train_split: str, val_split: str, pre: Preprocessing) -> None:
+                         loader: LoaderOptions, train_split: str, val_split: str, pre: Preprocessing,
+                         track: str) -> None:
     """`avse-bench train` under PyTorch's own launcher, `torchrun --standalone --nproc-per-node N` (DDP: NCCL on
     GPU, gloo on CPU), resuming from the run folder's checkpoint when there is one. Raises AvseBenchError when the
     launch fails (the processes' own output is above it)."""
@@ -187,7 +188,7 @@ def train_under_torchrun(system: str, nproc: int, root: Path, run_dir: Path, pro
            "-m", "avse_bench.cli", "train", system, "--data", str(root), "--out", str(run_dir), "--profile", profile,
            "--device", device, "--seed", str(seed), "--split", train_split, "--val-split", val_split,
            "--frame-cache-mb", str(loader.frame_cache_mb), "--frame-store-gb", str(loader.frame_store_gb),
-           "--frame-size", str(pre.size)] + ([] if pre.equalize else ["--no-equalize"])
+           "--frame-size", str(pre.size), "--track", track] + ([] if pre.equalize else ["--no-equalize"])
     cmd += ["--workers", str(loader.workers)] if loader.workers is not None else []
     cmd += ["--frame-store", loader.frame_store] if loader.frame_store is not None else []
     cmd += ["--resume"] if (run_dir / "checkpoint.pt").exists() else []
@@ -276,7 +277,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
             out_dir: Path | None = None, device: str = "auto", seed: int = 0,
             command_line: list[str] | None = None, loader: LoaderOptions | None = None,
             nproc_per_node: int = 1, weights: dict[str, Path] | None = None, frame_size: int | None = None,
-            equalize: bool = True, stress=None, metrics: str | None = None) -> Path:
+            equalize: bool = True, stress=None, metrics: str | None = None, track: str | None = None) -> Path:
     """Run every stage for `system_names` and render the report; returns the output folder.
 
     `weights`: {system name: weights file} for systems not to train here (their own checkpoints, plain state dicts
@@ -287,9 +288,10 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     `nproc_per_node` > 1 trains each system under torchrun with that many processes (the world size is part of the
     training stage's inputs and is stated in the sheet). `stress`: visual-stress conditions (`Stress` list, see
     avse_bench/data/stress.py) under which the dev split is also enhanced and scored (SI-SDR, PESQ-WB, STOI).
-    `metrics`: the `--metrics` of scoring (None: intrusive, plus DNSMOS when installed). When the data root has an
-    `eval` split without targets, it is enhanced (audio-visual) and scored blind (DNSMOS only). Raises
-    AvseBenchError for bad input.
+    `metrics`: the `--metrics` of scoring (None: intrusive, plus DNSMOS when installed). `track`: of AVSEC-4 data,
+    "mono" (what the systems here read and write; the layout's default is binaural, which they cannot run). When
+    the data root has an `eval` split without targets, it is enhanced (audio-visual) and scored blind (DNSMOS
+    only). Raises AvseBenchError for bad input.
     """
     from avse_bench.data import load_split
     from avse_bench.metrics.dnsmos import DNSMOS_METRICS
@@ -318,13 +320,19 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     # data: a real AVSEC download, or the embedded corpus (generated once, cached)
     synthetic = data_root is None
     root = embedded_corpus(settings["corpus"], seed) if synthetic else Path(data_root)
-    n_train, n_eval = (len(load_split(root, s)) for s in (train_split, eval_split))
-    blind_scenes = load_split(root, blind_split) if (root / blind_split).is_dir() else []
-    blind = blind_split if blind_scenes and all(s.target is None for s in blind_scenes) else None
+    eval_scenes = load_split(root, eval_split, track)
+    track, layout = eval_scenes[0].track, eval_scenes[0].layout
+    if eval_scenes[0].channels != 1:
+        raise AvseBenchError(f"{root} is AVSEC-4 data, whose default track is binaural (2-channel mixtures and "
+                             "outputs), and the systems here read and write one channel: pass --track mono")
+    n_train, n_eval = len(load_split(root, train_split, track)), len(eval_scenes)
+    blind_scenes = load_split(root, blind_split, track) if (root / blind_split).is_dir() else []
+    blind = blind_split if blind_scenes and all(s.reference is None for s in blind_scenes) else None
     if blind and not set(chosen) & set(DNSMOS_METRICS):
         print(f"[compare] {root / blind}: no clean targets, and --metrics has no DNSMOS metric: not scored blind")
         blind = None
-    data = {"root": str(root), "synthetic": synthetic, "train_split": train_split, "eval_split": eval_split,
+    data = {"root": str(root), "synthetic": synthetic, "layout": layout, "track": track,
+            "train_split": train_split, "eval_split": eval_split,
             "n_train": n_train, "n_eval": n_eval, "fingerprint": data_fingerprint(root, [train_split, eval_split])}
     if blind:
         data.update(blind_split=blind, n_blind=len(blind_scenes),
@@ -338,7 +346,8 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     if stress:
         manifest["stress"] = {"conditions": [c.label for c in stress], "seed": seed, "metrics": list(STRESS_METRICS)}
     _write_json(out / "manifest.json", manifest)
-    base_inputs = {"data": data["fingerprint"], "preprocessing": pre.config_hash(), "seed": seed, "profile": profile}
+    base_inputs = {"data": data["fingerprint"], "track": track, "preprocessing": pre.config_hash(), "seed": seed,
+                   "profile": profile}
     score_inputs = {"metrics": list(chosen)}
     stages.run("check", {"data": data["fingerprint"]}, [], lambda: validate_splits(root, [train_split, eval_split]))
 
@@ -353,18 +362,19 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
                 s, model, info, run_dir, profile, pre)
         elif nproc_per_node > 1:
             run_training = lambda s=s, run_dir=run_dir: train_under_torchrun(  # noqa: E731
-                s.name, nproc_per_node, root, run_dir, profile, device, seed, loader, train_split, eval_split, pre)
+                s.name, nproc_per_node, root, run_dir, profile, device, seed, loader, train_split, eval_split, pre,
+                track)
         else:
             run_training = lambda s=s, run_dir=run_dir: train(  # noqa: E731
                 s, data_root=root, out_dir=run_dir, profile=profile, device=device, seed=seed, loader=loader,
                 resume=(run_dir / "checkpoint.pt").exists(), train_split=train_split, val_split=eval_split,
-                preprocessing=pre)
+                preprocessing=pre, track=track)
         stages.run(f"train.{s.name}", inputs, [run_dir], run_training)
         check_run_preprocessing(run_dir, pre)
 
     score_files = {(NOISY, MIXTURE): out / "scores" / f"{NOISY}.csv"}
     stages.run("score.noisy", {**base_inputs, **score_inputs}, [score_files[NOISY, MIXTURE]], lambda: score_split(
-        root, eval_split, out_csv=score_files[NOISY, MIXTURE], progress=True, metrics=chosen))
+        root, eval_split, out_csv=score_files[NOISY, MIXTURE], progress=True, metrics=chosen, track=track))
     stress_files, blind_files = {}, {}
     enhanced_dirs = {}
     for s in systems:
@@ -379,36 +389,39 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
             stages.run(f"enhance.{s.name}.{condition}", inputs, [enhanced],
                        lambda s=s, enhanced=enhanced, blank=blank: enhance(
                            s, run_dir=out / "runs" / s.name, data_root=root, split=eval_split,
-                           out_dir=enhanced, device=device, blank_video=blank, loader=loader))
+                           out_dir=enhanced, device=device, blank_video=blank, loader=loader, track=track))
             stages.run(f"score.{s.name}.{condition}", {**inputs, **score_inputs}, [csv],
                        lambda enhanced=enhanced, csv=csv: score_split(
-                           root, eval_split, out_csv=csv, enhanced_dir=enhanced, progress=True, metrics=chosen))
+                           root, eval_split, out_csv=csv, enhanced_dir=enhanced, progress=True, metrics=chosen,
+                           track=track))
         if stress:
             stress_files.update(stress_stage(
                 out, stages, s, stress, made,
                 score=lambda enhanced, csv: score_split(root, eval_split, out_csv=csv, enhanced_dir=enhanced,
-                                                        progress=True, metrics=STRESS_METRICS),
+                                                        progress=True, metrics=STRESS_METRICS, track=track),
                 enhance_all=lambda variants, s=s: enhance_variants(
                     s, out / "runs" / s.name, root, {d: c.apply_seeded(seed) for d, c in variants.items()},
-                    split=eval_split, device=device, loader=loader)))
+                    split=eval_split, device=device, loader=loader, track=track)))
         if blind:
             enhanced = out / "enhanced" / s.name / blind
             csv = blind_files[s.name, AV] = out / "scores" / blind / f"{s.name}.{AV}.csv"
             inputs = {**made, "blind": data["blind_fingerprint"]}
             stages.run(f"enhance.{s.name}.{blind}", inputs, [enhanced], lambda s=s, enhanced=enhanced: enhance(
                 s, run_dir=out / "runs" / s.name, data_root=root, split=blind, out_dir=enhanced, device=device,
-                loader=loader))
+                loader=loader, track=track))
             stages.run(f"score.{s.name}.{blind}", {**inputs, **score_inputs}, [csv],
                        lambda enhanced=enhanced, csv=csv: score_split(
-                           root, blind, out_csv=csv, enhanced_dir=enhanced, progress=True, metrics=chosen))
+                           root, blind, out_csv=csv, enhanced_dir=enhanced, progress=True, metrics=chosen,
+                           track=track))
     combine_scores(out / "scores.csv", score_files)
     combine_peaks(out / PEAKS, enhanced_dirs)
     if stress:
         combine_scores(out / "stress.csv", stress_files, ("system", "condition", "stress", "severity"))
     if blind:
         noisy_csv = blind_files[NOISY, MIXTURE] = out / "scores" / blind / f"{NOISY}.csv"
-        stages.run(f"score.noisy.{blind}", {"blind": data["blind_fingerprint"], **score_inputs}, [noisy_csv],
-                   lambda: score_split(root, blind, out_csv=noisy_csv, progress=True, metrics=chosen))
+        stages.run(f"score.noisy.{blind}", {"blind": data["blind_fingerprint"], "track": track, **score_inputs},
+                   [noisy_csv], lambda: score_split(root, blind, out_csv=noisy_csv, progress=True, metrics=chosen,
+                                                    track=track))
         combine_scores(out / "blind.csv", blind_files)
 
     profiles = {}

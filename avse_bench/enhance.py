@@ -140,13 +140,14 @@ def clipping_note(out_dir: Path) -> str | None:
 
 def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_dir=None, device: str = "auto",
             blank_video: bool = False, progress: bool = True, loader: LoaderOptions | None = None, weights=None,
-            preprocessing=None) -> Path:
+            preprocessing=None, track: str | None = None) -> Path:
     """Write out_dir/<scene>.wav for every scene of `data_root/split`; returns out_dir.
 
     `blank_video=True` replaces every video frame by zeros: the audio-only control. `loader`: workers that decode
     the next scenes while the model runs (each scene is read once, so no in-memory frame cache is kept; a disk
     frame store in the options is used). `weights`: a supplied weights file instead of the run's model.pt;
-    `preprocessing`: the frames to give it when there is no run (see `model_and_preprocessing`).
+    `preprocessing`: the frames to give it when there is no run (see `model_and_preprocessing`). `track`: of
+    AVSEC-4 data, which mixture the system reads (None: the layout's default; `data.layout.resolve_track`).
     """
     from avse_bench.data.stress import Stress
 
@@ -156,13 +157,14 @@ def enhance(system: str | System, run_dir, data_root, split: str = "dev", out_di
     out = Path(out_dir) if out_dir is not None else run_dir / "enhanced" / split
     transform = Stress("blank", 1).apply if blank_video else None
     enhance_variants(system, run_dir, data_root, {out: transform}, split=split, device=device, progress=progress,
-                     loader=loader, weights=weights, preprocessing=preprocessing)
+                     loader=loader, weights=weights, preprocessing=preprocessing, track=track)
     return out
 
 
 def enhance_variants(system: str | System, run_dir, data_root, variants: dict[Path, VideoTransform | None],
                      split: str = "dev", device: str = "auto", progress: bool = True,
-                     loader: LoaderOptions | None = None, weights=None, preprocessing=None) -> None:
+                     loader: LoaderOptions | None = None, weights=None, preprocessing=None,
+                     track: str | None = None) -> None:
     """For each (out_dir, transform) of `variants`, write out_dir/<scene>.wav for every scene of `data_root/split`,
     the model given the scene's preprocessed frames through `transform` (None: as they are). Each scene is decoded
     once for all variants (the visual stress conditions are applied to the preprocessed frames); a scene whose
@@ -177,7 +179,7 @@ def enhance_variants(system: str | System, run_dir, data_root, variants: dict[Pa
     model, preprocessing = model_and_preprocessing(system, run_dir, weights, dev, preprocessing)
     for out in variants:
         writable_dir(out, "the enhanced files", "choose another --out")
-    scenes = load_split(data_root, split)
+    scenes = load_split(data_root, split, track)
     todo = [i for i, s in enumerate(scenes) if any(not (Path(o) / f"{s.id}.wav").is_file() for o in variants)]
     if not todo:
         return

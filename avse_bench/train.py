@@ -150,7 +150,7 @@ def _schedule_step(scheduler, val_loss: float) -> None:
 
 # --- data ---------------------------------------------------------------------------------------------------------
 def build_loaders(data_root: Path, train_split: str, val_split: str, preprocessing, recipe: dict, seed: int,
-                  d: Dist, options: LoaderOptions, device: torch.device):
+                  d: Dist, options: LoaderOptions, device: torch.device, track: str | None = None):
     """The training loader (shuffled by a DistributedSampler, crops per (seed, epoch, index)) and the validation
     loader (fixed crops: epoch 0's), both over bounded frame sources, with the options' workers."""
     from avse_bench.data import AVSEDataset, load_split
@@ -159,9 +159,11 @@ def build_loaders(data_root: Path, train_split: str, val_split: str, preprocessi
     crop = float(recipe["crop_seconds"])
     batch = int(recipe["batch_size"])
     frames = {**options.dataset_kwargs(), "video_uint8": True}
-    train_set = AVSEDataset(load_split(data_root, train_split), preprocessing, crop_seconds=crop, seed=seed, **frames)
+    train_set = AVSEDataset(load_split(data_root, train_split, track), preprocessing, crop_seconds=crop, seed=seed,
+                            **frames)
     # Validation on fixed crops (epoch 0's) of the same length, so that batches stack and val losses compare.
-    val_set = AVSEDataset(load_split(data_root, val_split), preprocessing, crop_seconds=crop, seed=seed, **frames)
+    val_set = AVSEDataset(load_split(data_root, val_split, track), preprocessing, crop_seconds=crop, seed=seed,
+                          **frames)
     # One sampler for every case: with one replica it is a seeded shuffle that depends only on (seed, epoch).
     sampler = EpochSampler(DistributedSampler(train_set, num_replicas=d.world_size, rank=d.rank, shuffle=True,
                                               seed=seed, drop_last=True))
@@ -247,10 +249,12 @@ def _load_checkpoint(path: Path, system: System, profile: str, recipe: dict, see
 def train(system: str | System, data_root, out_dir, profile: str = "quick", resume: bool = False,
           device: str = "auto", seed: int = 0, train_split: str = "train", val_split: str = "dev",
           progress: bool = True, stop_after_epochs: int | None = None, loader: LoaderOptions | None = None,
-          preprocessing=None) -> Path:
+          preprocessing=None, track: str | None = None) -> Path:
     """Train `system` on `data_root/train_split`, validating on `val_split`; returns the run folder.
 
     `loader`: DataLoader workers and frame budgets (default LoaderOptions(): half the cores, 256 MiB per process).
+    `track`: of AVSEC-4 data, "mono" (the systems here are mono) or "binaural"; None: the layout's default
+    (`data.layout.resolve_track`).
     `preprocessing`: the run's shared Preprocessing, received from the caller (`compare` passes the run's, the CLI
     the options'); required: a training that re-derived it from the profile once trained on other frames than the
     run's manifest stated. The checkpoint records its hash, so a resume on other frames is refused.
@@ -282,7 +286,7 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
     scheduler = build_scheduler(optimizer, recipe, where)
     loader = loader or LoaderOptions()
     train_set, train_loader, sampler, val_loader = build_loaders(
-        Path(data_root), train_split, val_split, preprocessing, recipe, seed, d, loader, dev)
+        Path(data_root), train_split, val_split, preprocessing, recipe, seed, d, loader, dev, track)
     steps_per_epoch = len(train_loader)
     total_steps = int(recipe["epochs"]) * steps_per_epoch
     if recipe.get("max_steps"):
@@ -357,6 +361,7 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
             "loader_workers": loader.n_workers, "frame_cache_mb": loader.frame_cache_mb,
             "frame_store": loader.frame_store,
             "data_root": str(data_root), "train_split": train_split, "val_split": val_split,
+            "track": train_set.scenes[0].track,
         }
         write_json(out / "train_summary.json", summary)
         print(f"[train] {system.name}: {step} steps in {elapsed:.0f} s; final val loss {rows[-1]['val_loss']:.3f}; "

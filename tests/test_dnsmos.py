@@ -14,7 +14,7 @@ from speechmos import dnsmos as speechmos_dnsmos
 from avse_bench.errors import AvseBenchError
 from avse_bench.metrics import dnsmos as D
 from avse_bench.metrics.functional import FS, MetricError
-from avse_bench.metrics.scoring import ALL_METRICS, METRICS, parse_metrics, score_split
+from avse_bench.metrics.scoring import METRICS, parse_metrics, score_split
 
 pytestmark = pytest.mark.slow
 
@@ -69,12 +69,17 @@ def test_awkward_clips_have_a_defined_outcome():
 
 
 def test_parse_metrics():
-    assert parse_metrics(None) == ALL_METRICS
+    assert parse_metrics(None) == (*METRICS, *D.DNSMOS_METRICS)  # the mono track's metrics
     assert parse_metrics("intrusive") == METRICS
     assert parse_metrics("dnsmos_ovrl,si_sdr") == ("si_sdr", "dnsmos_ovrl")
     assert parse_metrics("all", has_targets=False) == D.DNSMOS_METRICS
+    assert parse_metrics("all", channels=2) == parse_metrics(None, channels=2) == ("mbstoi",)
     with pytest.raises(AvseBenchError, match="unknown metric 'mos'"):
         parse_metrics("mos")
+    with pytest.raises(AvseBenchError, match="--metrics mbstoi: a binaural metric, and this is the mono track"):
+        parse_metrics("mbstoi")
+    with pytest.raises(AvseBenchError, match="--metrics stoi: a mono metric, and this is the binaural track"):
+        parse_metrics("stoi", channels=2)
 
 
 def test_a_forked_scorer_after_a_call_in_the_parent_does_not_hang(tiny_corpus, tmp_path):

@@ -23,12 +23,11 @@ import soundfile as sf
 from tqdm import tqdm
 
 from avse_bench.data.avsync import SyncFigures, sync_figures
-from avse_bench.data.layout import masker_of, scan_split
+from avse_bench.data.layout import AVSEC2, AVSEC4, CHANNELS, LAYOUT_NAMES, PARTS, masker_of, scan_split
 from avse_bench.data.preprocessing import AUDIO_RATE, _Video, clip_end_ms
 from avse_bench.errors import AvseBenchError
 from avse_bench.machine import available_cores, worker_context
 
-_AUDIO_PARTS = ("mixed", "target", "interferer")
 SNR_BAND_DB = 5
 
 
@@ -48,6 +47,7 @@ class CheckReport:
     sync: SyncFigures | None = None
     unrecognised: list[str] = field(default_factory=list)  # files in scenes/ that belong to no scene
     variable_rate: list[str] = field(default_factory=list)  # scenes whose video has a variable frame rate
+    layout: str = AVSEC2
 
     @property
     def ok(self) -> bool:
@@ -56,6 +56,7 @@ class CheckReport:
     def format(self) -> str:
         lines = [f"split {self.split!r} of {self.root}: {self.n_scenes} scenes, {self.seconds / 3600:.3f} h "
                  f"({self.seconds:.1f} s of mixture)",
+                 f"layout: {LAYOUT_NAMES[self.layout]} (from the file names)",
                  "targets: " + ("yes" if self.has_targets else "none (evaluation split)"),
                  "metadata: " + (str(self.metadata) if self.metadata else "none (masker type and SNR unknown)"),
                  "audio sample rates: " + _counts(self.sample_rates, "Hz"),
@@ -78,7 +79,7 @@ class CheckReport:
             lines.append(f"audio-visual correlation: n/a ({reason})")
         if self.unrecognised:
             lines.append(f"UNRECOGNISED: {len(self.unrecognised)} file(s) in scenes/ belong to no scene (expected "
-                         "<scene>_target.wav, _interferer.wav, _mixed.wav, _silent.mp4)")
+                         f"<scene>{', '.join(PARTS[self.layout].values())})")
             lines += [f"  {name}" for name in self.unrecognised]
         if self.problems:
             lines.append(f"BROKEN: {len(self.problems)} scene(s)")
@@ -105,8 +106,9 @@ def _format_sync(sync: SyncFigures) -> str:
             f"  target:        {fig(sync.target_r)}\n  speech masker: {fig(sync.speech_masker_r)}")
 
 
-def _check_audio(path: Path, problems: list[str]):
-    """soundfile's info of a wav that should be 16 kHz mono and not empty, or None (the problems noted)."""
+def _check_audio(path: Path, problems: list[str], channels: int = 1):
+    """soundfile's info of a wav that should be 16 kHz with `channels` channels and not empty, or None (the
+    problems noted)."""
     try:
         info = sf.info(str(path))
     except (OSError, RuntimeError) as err:
@@ -114,8 +116,9 @@ def _check_audio(path: Path, problems: list[str]):
         return None
     if info.samplerate != AUDIO_RATE:
         problems.append(f"wrong sample rate {info.samplerate} Hz in {path.name} (expected {AUDIO_RATE})")
-    if info.channels != 1:
-        problems.append(f"{info.channels} channels in {path.name} (expected mono)")
+    if info.channels != channels:
+        problems.append(f"{info.channels} channel(s) in {path.name} (expected "
+                        f"{'mono' if channels == 1 else f'{channels}: left and right ear'})")
     if info.frames == 0:
         problems.append(f"empty audio {path.name}")
     return info
@@ -160,19 +163,23 @@ class _SceneFacts:
     video: tuple[int, float, tuple[int, int], float, bool] | None
 
 
-def _check_scene(parts: dict[str, Path]) -> _SceneFacts:
+def _check_scene(parts: dict[str, Path], layout: str = AVSEC2) -> _SceneFacts:
+    """Every audio file of the scene (rate, channels: 2 for AVSEC-4's binaural files, `layout.CHANNELS`; length
+    equal to the mixture's) and its video (decodable, lasting as long as the mixture within a frame)."""
     problems, lengths, rates = [], {}, []
-    for part in _AUDIO_PARTS:
-        info = _check_audio(parts[part], problems) if part in parts else None
+    mix_part = "mixed" if layout == AVSEC2 else "mix"
+    for part in (p for p in PARTS[layout] if p != "video"):
+        channels = CHANNELS.get(part, 1) if layout == AVSEC4 else 1
+        info = _check_audio(parts[part], problems, channels) if part in parts else None
         if info is not None:
             lengths[part] = info.frames
             rates.append(info.samplerate)
     video = _check_video(parts["video"], problems) if "video" in parts else None
-    mixed = lengths.get("mixed")
+    mixed = lengths.get(mix_part)
     if mixed:
-        for part in ("target", "interferer"):
-            if lengths.get(part) is not None and lengths[part] != mixed:
-                problems.append(f"{part} has {lengths[part]} samples, mixture {mixed}")
+        for part, n in lengths.items():
+            if part != mix_part and n != mixed:
+                problems.append(f"{part} has {n} samples, mixture {mixed}")
     if video is not None and mixed:
         n_frames, fps, _, seconds, variable = video
         if abs(mixed / AUDIO_RATE - seconds) > 1 / fps:
@@ -190,7 +197,8 @@ def check_split(root, split: str, progress: bool = False, sync: bool = True, job
 
     scan = scan_split(root, split)
     report = CheckReport(Path(root), split, len(scan.scene_ids), scan.has_targets, scan.metadata_path,
-                         problems={k: list(v) for k, v in scan.problems.items()}, unrecognised=scan.unrecognised)
+                         problems={k: list(v) for k, v in scan.problems.items()}, unrecognised=scan.unrecognised,
+                         layout=scan.layout)
     for sid in scan.scene_ids:
         record = scan.metadata.get(sid)
         if record is not None:
@@ -198,10 +206,12 @@ def check_split(root, split: str, progress: bool = False, sync: bool = True, job
             band = None if snr is None else int(math.floor(snr / SNR_BAND_DB) * SNR_BAND_DB)
             report.maskers[(kind or "unknown", band)] += 1
     parts = [scan.files.get(sid, {}) for sid in scan.scene_ids]
+    layouts = [scan.layout] * len(parts)
     workers = jobs or available_cores()
     pool_or_none = ProcessPoolExecutor(workers, mp_context=worker_context(__name__)) if workers > 1 else nullcontext()
     with pool_or_none as pool:
-        found = pool.map(_check_scene, parts, chunksize=8) if pool is not None else map(_check_scene, parts)
+        found = (pool.map(_check_scene, parts, layouts, chunksize=8) if pool is not None else
+                 map(_check_scene, parts, layouts))
         for sid, facts in tqdm(zip(scan.scene_ids, found, strict=True), total=len(parts), desc=f"check {split}",
                                unit="scene", disable=not progress):
             for rate in facts.sample_rates:

@@ -51,6 +51,11 @@ class AVSEDataset(Dataset):
         if crop_seconds is not None and round(crop_seconds * VIDEO_FPS) < 1:
             raise AvseBenchError(f"crop_seconds must cover at least one video frame (got {crop_seconds})")
         self.scenes = list(scenes)
+        binaural = [s.id for s in self.scenes if s.channels != 1]
+        if binaural:
+            raise AvseBenchError(f"{len(binaural)} scene(s) (e.g. {binaural[0]}) are on the binaural track of AVSEC-4 "
+                                 "data (2-channel mixtures), and the systems here read and write one channel: use "
+                                 "--track mono (they read _mono_mix and are scored against _target_mono_anechoic)")
         self.preprocessing = preprocessing
         self.crop_frames = None if crop_seconds is None else int(round(crop_seconds * VIDEO_FPS))
         self.seed = seed

@@ -1,5 +1,18 @@
-"""The AVSEC scene layout: `ROOT/<split>/scenes/S*_{target,interferer,mixed}.wav`, `S*_silent.mp4`, and the
-optional metadata `ROOT/metadata/scenes.<split>.json`.
+"""The AVSEC scene layouts, read as distributed, and the tracks they are scored on.
+
+AVSEC-1/2/3 (`avsec2`): `ROOT/<split>/scenes/<scene>_{target,interferer,mixed}.wav` and `<scene>_silent.mp4`, mono.
+AVSEC-4 (`avsec4`, data_preparation/avse4 of cogmhear/avse_challenge): per scene `_mix.wav` (2 channels, left and
+right ear), `_target.wav`, `_target_anechoic.wav` (the binaural reference), `_interferer.wav` (2 channels each),
+`_mono_mix.wav`, `_target_mono.wav`, `_target_mono_anechoic.wav`, `_interferer_mono.wav` ((L+R)/2 of each) and
+`_silent.mp4`; its eval split holds only `_silent.mp4`, `_mono_mix.wav` and `_mix.wav`. Metadata (optional) in
+`ROOT/metadata/scenes.<split>.json`. The layout is detected per split from its file names (`detect_layout`): a split
+with `_mixed.wav` files is AVSEC-1/2/3, one with any file only AVSEC-4 has is AVSEC-4, one with both is refused.
+
+Tracks (`TRACK_FILES`): AVSEC-1/2/3 data has the mono track only. AVSEC-4 has the binaural track (the default:
+the challenge's own evaluation, MBSTOI of a 2-channel output against `_target_anechoic`) and the mono track
+(systems read `_mono_mix`; scored against `_target_mono_anechoic`, the mono reference of the AVSEC-4 data
+specification; trained against `_target_anechoic` downmixed to (L+R)/2 as the official baseline's dataset.py does,
+`load_wav(..., mono=True)`). A `Scene` of a track carries its mixture, training target and scoring reference.
 
 `scan_split` finds every scene a split mentions (by its files or by its metadata) and what is missing;
 `load_split` turns that into `Scene` objects, or raises naming each broken scene: nothing is dropped silently.
@@ -10,20 +23,59 @@ from __future__ import annotations
 
 import json
 import math
-import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from avse_bench.errors import AvseBenchError
 
-PARTS = {"target": "_target.wav", "interferer": "_interferer.wav", "mixed": "_mixed.wav", "video": "_silent.mp4"}
-# A scene id is everything before the last part suffix, underscores included (LRS2/VoxCeleb-style ids such as
-# 5535415699068794046_00001); a leading dot marks a hidden file, never a scene.
-_FILE = re.compile(r"^(?P<scene>[^.].*)_(?P<part>target\.wav|interferer\.wav|mixed\.wav|silent\.mp4)$")
+AVSEC2, AVSEC4 = "avsec2", "avsec4"
+LAYOUT_NAMES = {AVSEC2: "AVSEC-1/2/3", AVSEC4: "AVSEC-4"}
+PARTS = {  # layout -> part -> file suffix
+    AVSEC2: {"target": "_target.wav", "interferer": "_interferer.wav", "mixed": "_mixed.wav", "video": "_silent.mp4"},
+    AVSEC4: {"mix": "_mix.wav", "target": "_target.wav", "target_anechoic": "_target_anechoic.wav",
+             "interferer": "_interferer.wav", "mono_mix": "_mono_mix.wav", "target_mono": "_target_mono.wav",
+             "target_mono_anechoic": "_target_mono_anechoic.wav", "interferer_mono": "_interferer_mono.wav",
+             "video": "_silent.mp4"},
+}
+CHANNELS = {"mix": 2, "target": 2, "target_anechoic": 2, "interferer": 2}  # AVSEC-4's binaural parts; others mono
+REQUIRED = {  # layout -> (parts of a split with targets, parts of an evaluation split)
+    AVSEC2: (("mixed", "video", "target"), ("mixed", "video")),
+    AVSEC4: (tuple(PARTS[AVSEC4]), ("mix", "mono_mix", "video")),
+}
+MONO, BINAURAL = "mono", "binaural"
+TRACKS = (MONO, BINAURAL)
+DEFAULT_TRACK = {AVSEC2: MONO, AVSEC4: BINAURAL}
+TRACK_FILES = {  # (layout, track) -> role -> part
+    (AVSEC2, MONO): {"mixed": "mixed", "target": "target", "reference": "target", "interferer": "interferer"},
+    (AVSEC4, MONO): {"mixed": "mono_mix", "target": "target_anechoic", "reference": "target_mono_anechoic",
+                     "interferer": "interferer_mono"},
+    (AVSEC4, BINAURAL): {"mixed": "mix", "target": "target_anechoic", "reference": "target_anechoic",
+                         "interferer": "interferer"},
+}
+TRACK_CHANNELS = {MONO: 1, BINAURAL: 2}
+_SUFFIXES = sorted({(suffix, part) for parts in PARTS.values() for part, suffix in parts.items()},
+                   key=lambda sp: -len(sp[0]))  # longest first: `_mono_mix.wav` before `_mix.wav`
+
+
+def parse_file_name(name: str) -> tuple[str, str] | None:
+    """(scene id, part) of a file name in scenes/, or None. A scene id is everything before the longest part suffix
+    the name ends with, underscores included (LRS2/VoxCeleb-style ids such as 5535415699068794046_00001); a
+    leading dot marks a hidden file, never a scene."""
+    if name.startswith("."):
+        return None
+    for suffix, part in _SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], part
+    return None
 
 
 @dataclass
 class Scene:
+    """One scene on one track. `mixed`: what a system reads; `target`: what it is trained against (None on eval);
+    `reference`: what its output is scored against (None on eval; AVSEC-1/2/3: the target); `channels`: of the
+    mixture and the output (1 mono, 2 binaural); `files`: every file of the scene by part (`PARTS`)."""
+
     id: str
     split: str
     mixed: Path
@@ -33,6 +85,16 @@ class Scene:
     masker: str | None = None  # "speech" | "noise" | "music" | several joined by "+" | None (no metadata)
     snr_db: float | None = None
     meta: dict = field(default_factory=dict)
+    reference: Path | None = None
+    channels: int = 1
+    layout: str = AVSEC2
+    track: str = MONO
+    files: dict = field(default_factory=dict)
+
+    @property
+    def n_maskers(self) -> int | None:
+        """How many maskers the metadata names (None without metadata)."""
+        return None if self.masker is None else self.masker.count("+") + 1
 
 
 @dataclass
@@ -41,6 +103,7 @@ class SplitScan:
 
     root: Path
     split: str
+    layout: str  # AVSEC2 or AVSEC4
     scenes_dir: Path
     files: dict[str, dict[str, Path]]  # scene id -> part -> path (only the parts that exist)
     metadata: dict[str, dict]  # scene id -> record (empty without a metadata file)
@@ -82,25 +145,58 @@ def scan_split(root, split: str) -> SplitScan:
     scenes_dir = root / split / "scenes"
     if not scenes_dir.is_dir():
         raise AvseBenchError(f"no scene folder {scenes_dir} (expected ROOT/<split>/scenes/ of the AVSEC layout)")
+    parsed = {path: parse_file_name(path.name) if path.is_file() else None for path in sorted(scenes_dir.iterdir())}
+    layout = detect_layout(scenes_dir, [found[1] for found in parsed.values() if found])
     files: dict[str, dict[str, Path]] = {}
     unrecognised = []
-    for path in sorted(scenes_dir.iterdir()):
-        m = _FILE.match(path.name)
-        if m and path.is_file():
-            part = next(k for k, suffix in PARTS.items() if suffix == "_" + m["part"])
-            files.setdefault(m["scene"], {})[part] = path
+    for path, found in parsed.items():
+        if found and found[1] in PARTS[layout]:
+            files.setdefault(found[0], {})[found[1]] = path
         else:
             unrecognised.append(path.name)
     meta_path = root / "metadata" / f"scenes.{split}.json"
     metadata, problems = _read_metadata(meta_path) if meta_path.is_file() else ({}, {})
-    has_targets = any("target" in parts for parts in files.values())
-    required = ("mixed", "video", "target") if has_targets else ("mixed", "video")
+    target_part = "target" if layout == AVSEC2 else "target_anechoic"
+    has_targets = any(target_part in parts for parts in files.values())
+    required = REQUIRED[layout][0 if has_targets else 1]
     for scene_id in sorted(set(files) | set(metadata)):
-        missing = [f"{scene_id}{PARTS[p]}" for p in required if p not in files.get(scene_id, {})]
+        missing = [f"{scene_id}{PARTS[layout][p]}" for p in required if p not in files.get(scene_id, {})]
         if missing:
             problems.setdefault(scene_id, []).append("missing file " + ", ".join(missing))
-    return SplitScan(root, split, scenes_dir, files, metadata, meta_path if metadata else None, has_targets,
+    return SplitScan(root, split, layout, scenes_dir, files, metadata, meta_path if metadata else None, has_targets,
                      problems, unrecognised)
+
+
+def detect_layout(scenes_dir: Path, parts: list[str]) -> str:
+    """The layout of a split from the parts its files are (`parse_file_name`): AVSEC4 when it has AVSEC-4 mixtures
+    (`_mix.wav`, `_mono_mix.wav`) or other parts only AVSEC-4 has and no `_mixed.wav`, AVSEC2 otherwise. A split
+    with both kinds of mixture takes the kind most of its mixtures are (the other kind's files are then listed as
+    unrecognised); as many of each is refused (AvseBenchError)."""
+    counts = Counter(parts)
+    only4 = set(PARTS[AVSEC4]) - set(PARTS[AVSEC2])
+    mixtures2, mixtures4 = counts["mixed"], counts["mix"] + counts["mono_mix"]
+    if mixtures2 and mixtures4:
+        scenes4 = max(counts["mix"], counts["mono_mix"])
+        if scenes4 == mixtures2:
+            raise AvseBenchError(f"{scenes_dir} holds as many AVSEC-1/2/3 mixtures (_mixed.wav) as AVSEC-4 ones "
+                                 "(_mix.wav, _mono_mix.wav): one layout per split")
+        return AVSEC4 if scenes4 > mixtures2 else AVSEC2
+    if mixtures2:
+        return AVSEC2
+    return AVSEC4 if any(counts[p] for p in only4) else AVSEC2
+
+
+def resolve_track(layout: str, track: str | None, where: Path) -> str:
+    """The track to read a split of `layout` on: `track`, or the layout's default (`DEFAULT_TRACK`: mono for
+    AVSEC-1/2/3, binaural for AVSEC-4); AvseBenchError for a track the layout does not have."""
+    track = track or DEFAULT_TRACK[layout]
+    if track not in TRACKS:
+        raise AvseBenchError(f"--track {track!r}: choose {' or '.join(TRACKS)}")
+    if (layout, track) not in TRACK_FILES:
+        raise AvseBenchError(f"{where} is {LAYOUT_NAMES[layout]} data, which has no {track} track (only "
+                             f"{', '.join(t for lay, t in TRACK_FILES if lay == layout)})")
+    return track
+
 
 
 def _interferer_types(record: dict, where: str) -> list[str]:
@@ -142,9 +238,12 @@ def masker_of(record: dict, metadata_path: Path | None = None) -> tuple[str | No
     return ("+".join(types) or None), snr
 
 
-def load_split(root, split: str) -> list[Scene]:
-    """Every scene of `split`, sorted by id; raises `AvseBenchError` naming the broken ones."""
+def load_split(root, split: str, track: str | None = None) -> list[Scene]:
+    """Every scene of `split` on `track` (None: the layout's default, `resolve_track`), sorted by id; raises
+    `AvseBenchError` naming the broken ones, or for a track the layout does not have."""
     scan = scan_split(root, split)
+    track = resolve_track(scan.layout, track, scan.scenes_dir)
+    roles = TRACK_FILES[scan.layout, track]
     if scan.problems:
         lines = [f"  {sid}: {'; '.join(p)}" for sid, p in sorted(scan.problems.items())]
         raise AvseBenchError(f"{len(scan.problems)} broken scene(s) in {scan.scenes_dir} "
@@ -155,7 +254,8 @@ def load_split(root, split: str) -> list[Scene]:
     for scene_id in scan.scene_ids:
         parts, record = scan.files[scene_id], scan.metadata.get(scene_id, {})
         masker, snr = masker_of(record, scan.metadata_path)
-        scenes.append(Scene(id=scene_id, split=split, mixed=parts["mixed"], target=parts.get("target"),
-                            interferer=parts.get("interferer"), video=parts["video"], masker=masker, snr_db=snr,
-                            meta=record))
+        scenes.append(Scene(id=scene_id, split=split, mixed=parts[roles["mixed"]], target=parts.get(roles["target"]),
+                            interferer=parts.get(roles["interferer"]), video=parts["video"], masker=masker,
+                            snr_db=snr, meta=record, reference=parts.get(roles["reference"]),
+                            channels=TRACK_CHANNELS[track], layout=scan.layout, track=track, files=dict(parts)))
     return scenes

@@ -26,12 +26,14 @@ import numpy as np
 import pesq as pesq_lib
 import pystoi as pystoi_lib
 
+from avse_bench.metrics.spec import names
+
 FS = 16000
 LENGTH_TOLERANCE = 640  # samples: one video frame at 25 fps
 MIN_SAMPLES = FS // 4  # 0.25 s, below which PESQ raises BufferTooShortError
 SILENCE_PEAK = 2.0**-15  # one PCM16 step: a reference whose peak is below this is silent
 NO_ENERGY = 1e-20  # zero-mean energy / energy at or below which an estimate is a constant plus round-off (-200 dB)
-METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "si_sdr")
+METRICS = names(family="intrusive")  # declared in avse_bench/metrics/spec.py
 
 
 class MetricError(ValueError):

@@ -50,12 +50,12 @@ from tqdm import tqdm
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import replace_atomically, writable_dir
 from avse_bench.machine import available_cores, worker_context
+from avse_bench.metrics import binaural
 from avse_bench.metrics.dnsmos import DNSMOS_METRICS, available, dnsmos, set_threads
 from avse_bench.metrics.functional import FS, FUNCTIONS, METRICS, MetricError, score_pair
+from avse_bench.metrics.spec import ALL_METRICS, FAMILIES, SPECS, names
 
-ALL_METRICS = (*METRICS, *DNSMOS_METRICS)  # intrusive (need the clean target), then non-intrusive (DNSMOS)
-COLUMNS = ("scene", "masker", "snr_db", *ALL_METRICS, "error")
-FAMILIES = {"intrusive": METRICS, "dnsmos": DNSMOS_METRICS, "all": ALL_METRICS}
+COLUMNS = ("scene", "masker", "snr_db", *ALL_METRICS, "error")  # every declared metric (avse_bench/metrics/spec.py)
 OFFICIAL_COLUMNS = ("scene", "stoi", "pesq")  # the official objective_evaluation.py: classic STOI, wide-band PESQ
 DEFAULT_TIMEOUT = 300.0  # seconds per scene (and per metric when a scene is scored again metric by metric)
 RETRIED = "missing "  # rows whose error starts so are scored again by the next run
@@ -79,24 +79,40 @@ class ScoreJob:
     estimate: Path
     estimate_kind: str  # "enhanced" or "mixture", for the error message when the file is missing
     metrics: tuple[str, ...] = METRICS
+    channels: int = 1  # of the estimate and the reference: 1 on a mono track, 2 (left, right) on the binaural one
 
 
-def read_wav(path: Path) -> np.ndarray:
-    """A mono 16 kHz wav as float64 in [-1, 1] (soundfile's scaling, as the official script); MetricError otherwise."""
+def read_wav(path: Path, channels: int = 1) -> np.ndarray:
+    """A 16 kHz wav as float64 in [-1, 1] (soundfile's scaling, as the official scripts): (L,) for `channels` 1,
+    (L, 2) for 2 (left, right); MetricError for another rate or channel count (nothing is resampled, downmixed or
+    duplicated: the track says what a file must be)."""
     try:
-        audio, rate = sf.read(str(path), dtype="float64")
+        audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
         raise MetricError(f"unreadable wav {path.name}: {err}") from err
     if rate != FS:
         raise MetricError(f"{path.name} is {rate} Hz, expected {FS} Hz (not resampled)")
-    if audio.ndim != 1:
-        raise MetricError(f"{path.name} has {audio.shape[1]} channels, expected mono")
-    return audio  # (L,)
+    if audio.shape[1] != channels:
+        track = "mono track" if channels == 1 else "binaural track"
+        raise MetricError(f"{path.name} has {audio.shape[1]} channel(s); the {track} needs {channels}")
+    return audio[:, 0] if channels == 1 else audio  # (L,) or (L, 2)
 
 
 def _empty_row(job: ScoreJob, reason: str) -> dict[str, str]:
     return {"scene": job.scene, "masker": job.masker or "", "snr_db": _fmt(job.snr_db),
             **dict.fromkeys(ALL_METRICS, ""), "error": reason}
+
+
+def _binaural(name: str, ref: np.ndarray, deg: np.ndarray, call, error: str) -> dict:
+    """{name: value, "error": error + its reason if it failed} of one binaural metric through `call`."""
+    try:
+        value = call(name, ref, deg)
+    except MetricError as err:
+        return {name: None, "error": "; ".join(e for e in (error, f"{name}: {err.reason}") if e)}
+    except Exception as err:  # the library's own failure
+        return {name: None, "error": "; ".join(e for e in (error, f"{name}: failed: {type(err).__name__}: {err}")
+                                               if e)}
+    return {name: value, "error": error}
 
 
 def _nonintrusive(deg: np.ndarray, call) -> dict:
@@ -117,11 +133,15 @@ def score_job(job: ScoreJob, call=None) -> dict[str, str]:
         return _empty_row(job, f"{RETRIED}{job.estimate_kind} file {job.estimate}")
     call = call or metric_call()
     intrusive = [m for m in job.metrics if m in METRICS]
+    binaural = [m for m in job.metrics if m in BINAURAL_METRICS]
     try:
-        deg = read_wav(job.estimate)
-        scores = score_pair(read_wav(job.reference), deg, call, intrusive) if intrusive else {"error": ""}
+        deg = read_wav(job.estimate, job.channels)
+        ref = read_wav(job.reference, job.channels) if intrusive or binaural else None
+        scores = score_pair(ref, deg, call, intrusive) if intrusive else {"error": ""}
     except MetricError as err:
         return _empty_row(job, err.reason)
+    for name in binaural:
+        scores = {**scores, **_binaural(name, ref, deg, call, scores["error"])}
     if any(m in DNSMOS_METRICS for m in job.metrics):
         blind = _nonintrusive(deg, call)
         scores = {**scores, **blind, "error": "; ".join(e for e in (scores["error"], blind["error"]) if e)}
@@ -145,36 +165,57 @@ def _metric(functions: dict, name: str, ref: np.ndarray | None, deg: np.ndarray)
     return dnsmos(deg) if name == "dnsmos" else functions[name](ref, deg)
 
 
+BINAURAL_FUNCTIONS = {"mbstoi": binaural.mbstoi}  # the binaural family of avse_bench/metrics/spec.py
+BINAURAL_METRICS = names(family="binaural")
+
+
 def metric_call() -> functools.partial:
     """`call(name, ref, deg)` over this process's `FUNCTIONS` table, as it is now. The scorer builds it once in the
     parent and sends it with every task (the functions pickled by reference): its workers start from a clean
     process (`_pool`), so what they compute is what the parent chose, not what a fresh import of the table says."""
-    return functools.partial(_metric, dict(FUNCTIONS))
+    return functools.partial(_metric, {**FUNCTIONS, **BINAURAL_FUNCTIONS})
 
 
-def parse_metrics(spec: str | None, *, has_targets: bool = True) -> tuple[str, ...]:
-    """`--metrics` ("pesq_wb,stoi,dnsmos", families "intrusive", "dnsmos", "all") -> metric names in column order.
-    None: every intrusive metric, plus DNSMOS when speechmos and onnxruntime are installed. Without targets (an
-    eval split) only the non-intrusive ones remain. Raises AvseBenchError for an unknown name, a DNSMOS request
-    without its packages, or nothing left to compute."""
+def parse_metrics(spec: str | None, *, has_targets: bool = True, channels: int = 1) -> tuple[str, ...]:
+    """`--metrics` ("pesq_wb,stoi,dnsmos", families "intrusive", "dnsmos", "binaural", "all") -> metric names in
+    column order, for a track of `channels` (1 mono, 2 binaural: `spec.SPECS[m].channels`). None: every metric of
+    the track whose packages are installed (mono: the intrusive five, plus DNSMOS with speechmos; binaural: MBSTOI
+    with pyclarity). A family or "all" keeps its metrics of the track; a metric named alone of the other track is
+    refused. Without targets (an eval split) only the non-intrusive ones remain. Raises AvseBenchError for an
+    unknown name, a metric whose packages are missing, or nothing left to compute."""
+    track = "mono" if channels == 1 else "binaural"
     if spec is None:
-        chosen = set(ALL_METRICS if available() is None else METRICS)
+        chosen = {m for m in ALL_METRICS if SPECS[m].channels == channels and _missing(m) is None}
     else:
         chosen = set()
         for name in (part.strip() for part in spec.split(",") if part.strip()):
             if name not in FAMILIES and name not in ALL_METRICS:
                 raise AvseBenchError(f"--metrics: unknown metric {name!r}; choose from "
                                      f"{', '.join([*FAMILIES, *ALL_METRICS])}")
-            chosen |= set(FAMILIES.get(name, (name,)))
-        if chosen & set(DNSMOS_METRICS) and available() is not None:
-            raise AvseBenchError(f"--metrics asks for DNSMOS: {available()}; pip install speechmos onnxruntime")
+            if name in ALL_METRICS and SPECS[name].channels != channels:
+                raise AvseBenchError(f"--metrics {name}: a {'mono' if SPECS[name].channels == 1 else 'binaural'} "
+                                     f"metric, and this is the {track} track (--track)")
+            chosen |= {m for m in FAMILIES.get(name, (name,)) if SPECS[m].channels == channels}
+        for name in sorted(chosen, key=ALL_METRICS.index):
+            if _missing(name):
+                raise AvseBenchError(f"--metrics asks for {name}: {_missing(name)}")
     if not has_targets:
-        chosen &= set(DNSMOS_METRICS)
+        chosen = {m for m in chosen if not SPECS[m].needs_reference}
     if not chosen:
-        raise AvseBenchError("no metric to compute: this split has no clean targets, so only the non-intrusive "
-                             "DNSMOS metrics apply (--metrics dnsmos; needs speechmos and onnxruntime)"
-                             if not has_targets else "--metrics: no metric named")
+        if not has_targets:
+            raise AvseBenchError("no metric to compute: this split has no clean targets, so only the non-intrusive "
+                                 "DNSMOS metrics apply (--metrics dnsmos; needs speechmos and onnxruntime; mono "
+                                 "track)")
+        missing = {_missing(m) for m in ALL_METRICS if SPECS[m].channels == channels} - {None}
+        raise AvseBenchError(f"no metric to compute on the {track} track"
+                             + (f": {'; '.join(sorted(missing))}" if missing else ": --metrics names none"))
     return tuple(m for m in ALL_METRICS if m in chosen)
+
+
+def _missing(metric: str) -> str | None:
+    """Why `metric` cannot run here (a package not installed), or None."""
+    family = SPECS[metric].family
+    return available() if family == "dnsmos" else binaural.available() if family == "binaural" else None
 
 
 def _isolated_call(pool: pebble.ProcessPool, timeout: float, metric: functools.partial):
@@ -238,19 +279,20 @@ def select_shard(items: Sequence, shard: str | None) -> list:
 
 
 def _jobs_for(data_root: Path, split: str, enhanced_dir: Path | None, shard: str | None,
-              suffix: str = "", metrics: str | Sequence[str] | None = None) -> list[ScoreJob]:
+              suffix: str = "", metrics: str | Sequence[str] | None = None, track: str | None = None
+              ) -> list[ScoreJob]:
     """One job per scene of the split (or shard). `metrics`: a `--metrics` spec or names (None: the default). A
     split where no scene has a target (eval) gets the non-intrusive metrics alone (`load_split` refuses a split
     where only some scenes have one, naming the others' missing files)."""
     from avse_bench.data.layout import load_split  # not the package: scoring needs no torch
 
-    all_scenes = load_split(data_root, split)
-    blind = all(s.target is None for s in all_scenes)
+    all_scenes = load_split(data_root, split, track)
+    blind = all(s.reference is None for s in all_scenes)
     spec = metrics if metrics is None or isinstance(metrics, str) else ",".join(metrics)
-    chosen = parse_metrics(spec, has_targets=not blind)
-    return [ScoreJob(s.id, s.masker, s.snr_db, None if s.target is None else Path(s.target),
+    chosen = parse_metrics(spec, has_targets=not blind, channels=all_scenes[0].channels)
+    return [ScoreJob(s.id, s.masker, s.snr_db, None if s.reference is None else Path(s.reference),
                      Path(enhanced_dir) / f"{s.id}{suffix}.wav" if enhanced_dir is not None else Path(s.mixed),
-                     "enhanced" if enhanced_dir is not None else "mixture", chosen)
+                     "enhanced" if enhanced_dir is not None else "mixture", chosen, s.channels)
             for s in select_shard(all_scenes, shard)]
 
 
@@ -265,13 +307,15 @@ def read_scores(path: Path, *, repair: bool = False) -> list[dict[str, str]]:
     if not text:
         return []
     reader = csv.DictReader(io.StringIO(text))
-    if tuple(reader.fieldnames or ()) != COLUMNS:
+    header = tuple(reader.fieldnames or ())
+    if not {"scene", "error"} <= set(header) or not set(header) <= set(COLUMNS) or len(set(header)) < len(header):
         raise AvseBenchError(f"{path}: not a score file (header {reader.fieldnames}, expected {list(COLUMNS)})")
     rows = list(reader)
     broken = [i + 2 for i, r in enumerate(rows) if None in r or None in r.values()]
     if broken:
-        raise AvseBenchError(f"{path}: line(s) {broken[:5]} do not have the {len(COLUMNS)} columns")
-    return rows
+        raise AvseBenchError(f"{path}: line(s) {broken[:5]} do not have the {len(header)} columns")
+    # a file written before a metric was declared (spec.py) lacks its column: that metric was not scored
+    return [{**dict.fromkeys(COLUMNS, ""), **r} for r in rows]
 
 
 def retried(error: str) -> bool:
@@ -408,14 +452,17 @@ def check_enhanced_dir(enhanced_dir: Path, jobs: list[ScoreJob], suffix: str) ->
 
 def score_split(data_root, split: str, out_csv, enhanced_dir=None, jobs: int = 0, shard: str | None = None,
                 official_csv=None, progress: bool = True, enhanced_suffix: str = "",
-                timeout: float = DEFAULT_TIMEOUT, metrics: str | Sequence[str] | None = None) -> Path:
+                timeout: float = DEFAULT_TIMEOUT, metrics: str | Sequence[str] | None = None,
+                track: str | None = None) -> Path:
     """Score every scene of `data_root/split` (or one shard of it) into `out_csv`, resuming what is already there.
 
     `jobs`: worker processes (0 = every core available). `shard`: "i/n", the i-th (1-based) of n disjoint slices
     (`select_shard`). `official_csv`: also write the official script's format there. `enhanced_suffix`: the
     enhanced files are `<scene><suffix>.wav` (e.g. "_mixed" for the official evaluation config's names). `timeout`:
     seconds a scene's task may take. `metrics`: which metrics (`parse_metrics`; the others' columns stay empty); on
-    a split without targets the non-intrusive ones alone. Raises AvseBenchError before any work for a bad folder,
+    a split without targets the non-intrusive ones alone. `track`: "mono" or "binaural" (None: the layout's
+    default, `layout.resolve_track`): which mixture is the noisy row, which reference, how many channels a file
+    must have (another count is an error row). Raises AvseBenchError before any work for a bad folder,
     output file or metric list.
     """
     out_csv = Path(out_csv)
@@ -423,7 +470,7 @@ def score_split(data_root, split: str, out_csv, enhanced_dir=None, jobs: int = 0
         raise AvseBenchError(f"--timeout {timeout}: expected a positive number of seconds")
     workers = _worker_count(jobs)
     todo_all = _jobs_for(Path(data_root), split, None if enhanced_dir is None else Path(enhanced_dir), shard,
-                         enhanced_suffix, metrics)
+                         enhanced_suffix, metrics, track)
     if enhanced_dir is not None:
         check_enhanced_dir(Path(enhanced_dir), todo_all, enhanced_suffix)
     with _writer_lock(out_csv):

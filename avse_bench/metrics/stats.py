@@ -21,6 +21,7 @@ from scipy import stats as sps
 from scipy.special import ndtr, ndtri
 
 from avse_bench.metrics.functional import METRICS
+from avse_bench.metrics.spec import SPECS
 
 SUMMARY_COLUMNS = ("metric", "n", "mean", "ci_lo", "ci_hi")
 # 5 dB bands over the AVSEC SNR ranges (speech maskers -15..+5 dB, noise maskers -10..+10 dB); each band holds its
@@ -113,12 +114,15 @@ def summarize(df: pd.DataFrame, metrics: Sequence[str] = METRICS, by: Sequence[s
 
 
 def improvement(system_df: pd.DataFrame, noisy_df: pd.DataFrame, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
-    """Per scene of `system_df`: scene, masker, snr_db and, per metric, system minus mixture (NaN where either is)."""
+    """Per scene of `system_df`: scene, masker, snr_db and, per metric, the improvement over the mixture (NaN where
+    either is missing): system minus mixture for a metric where higher is better, mixture minus system where lower
+    is (`spec.SPECS[metric].higher_is_better`), so that a positive improvement is always better."""
     system = system_df.set_index("scene")
     noisy = noisy_df.set_index("scene").reindex(system.index)
     out = system[["masker", "snr_db"]].copy()
     for metric in metrics:
-        out[metric] = _numeric(system[metric]) - _numeric(noisy[metric])
+        sign = 1.0 if SPECS[metric].higher_is_better else -1.0
+        out[metric] = sign * (_numeric(system[metric]) - _numeric(noisy[metric]))
     return out.reset_index()
 
 

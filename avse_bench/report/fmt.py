@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import math
 
-METRIC_LABELS = {"pesq_wb": "PESQ-WB", "pesq_nb": "PESQ-NB", "stoi": "STOI", "estoi": "ESTOI", "si_sdr": "SI-SDR (dB)",
-                 "dnsmos_ovrl": "DNSMOS-OVRL", "dnsmos_sig": "DNSMOS-SIG", "dnsmos_bak": "DNSMOS-BAK",
-                 "dnsmos_p808": "DNSMOS-P.808"}
-METRIC_DIGITS = {"pesq_wb": 3, "pesq_nb": 3, "stoi": 3, "estoi": 3, "si_sdr": 2, "dnsmos_ovrl": 3, "dnsmos_sig": 3,
-                 "dnsmos_bak": 3, "dnsmos_p808": 3}
+from avse_bench.metrics.spec import SPECS
+
+METRIC_LABELS = {name: spec.label for name, spec in SPECS.items()}  # declared in avse_bench/metrics/spec.py
+METRIC_DIGITS = {name: spec.digits for name, spec in SPECS.items()}
 NOT_RECORDED = "n/a (not recorded)"
 
 

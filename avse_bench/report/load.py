@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from avse_bench.errors import AvseBenchError
-from avse_bench.metrics.dnsmos import DNSMOS_METRICS
 from avse_bench.metrics.scoring import COLUMNS
+from avse_bench.metrics.spec import ALL_METRICS
 
 NOISY = "noisy"
 SCORE_COLUMNS = ("system", "condition", *COLUMNS)  # scores.csv: score_split's columns, labelled
@@ -56,7 +56,7 @@ def read_scores(path: Path, extra: tuple[str, ...] = ()) -> pd.DataFrame:
         raise AvseBenchError(f"{path} not found: run `avse-bench compare` into this folder first")
     df = pd.read_csv(path, dtype={"system": str, "condition": str, "scene": str, "masker": str, "error": str,
                                   "stress": str})
-    for column in DNSMOS_METRICS:  # runs scored before DNSMOS existed, or without it: not scored, not an error
+    for column in ALL_METRICS:  # runs scored before a metric was declared (DNSMOS, MBSTOI): not scored, not an error
         if column not in df.columns:
             df[column] = float("nan")
     missing = [c for c in (*SCORE_COLUMNS, *extra) if c not in df.columns]

@@ -11,7 +11,7 @@ from itertools import combinations
 
 import pandas as pd
 
-from avse_bench.metrics.scoring import ALL_METRICS
+from avse_bench.metrics.spec import ALL_METRICS
 from avse_bench.metrics.stats import SNR_BANDS, breakdown, improvement, paired_comparison, summarize
 from avse_bench.report.load import NOISY
 

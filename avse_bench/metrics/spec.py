@@ -1,0 +1,87 @@
+"""Every metric, declared once: what it is called, how it is printed, which way is better, what it needs.
+
+A metric is one `register_metric(...)` call below, in the spirit of lm-evaluation-harness's `@register_metric(metric=
+..., higher_is_better=..., aggregation=...)`. The score CSV's columns (`COLUMNS`), the `--metrics` families, every
+table's label and digits, the sign of an improvement or a verdict, and which track a metric belongs to (mono
+signals or binaural pairs of them) are all read from `SPECS`; nothing else lists metrics. A metric's computation
+lives with its family (`functional` for the intrusive mono metrics, `dnsmos`, `binaural`); `family` says which.
+
+No module here imports a metric library: the table is cheap to import anywhere (the report, the CLI).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric. `name`: its CSV column and `--metrics` name. `label`: as tables and plots print it (unit
+    included). `unit`: "" or "dB". `digits`: decimals printed. `higher_is_better`: the sign of "better" (an
+    improvement over the mixture is score minus mixture's; a lower-is-better metric would flip it). `needs_reference`:
+    intrusive (needs the clean reference) or not. `channels`: 1 (mono signals) or 2 (a binaural pair: left and right
+    ears). `family`: the `--metrics` family, which is also where its computation lives. `source`: where its
+    definition comes from."""
+
+    name: str
+    label: str
+    unit: str
+    digits: int
+    higher_is_better: bool
+    needs_reference: bool
+    channels: int
+    family: str
+    source: str
+
+
+SPECS: dict[str, MetricSpec] = {}
+
+
+def register_metric(**fields) -> MetricSpec:
+    """Declare a metric (the fields of `MetricSpec`); its order of declaration is its column order."""
+    spec = MetricSpec(**fields)
+    if spec.name in SPECS:
+        raise ValueError(f"metric {spec.name!r} declared twice")
+    if spec.channels not in (1, 2):
+        raise ValueError(f"metric {spec.name!r}: channels must be 1 or 2")
+    SPECS[spec.name] = spec
+    return spec
+
+
+OFFICIAL_AVSEC1 = "the official AVSEC evaluation (evaluation/avse1/objective_evaluation.py, cogmhear/avse_challenge)"
+register_metric(name="pesq_wb", label="PESQ-WB", unit="", digits=3, higher_is_better=True, needs_reference=True,
+                channels=1, family="intrusive", source=f"ITU-T P.862.2 via pesq.pesq(..., 'wb'), as {OFFICIAL_AVSEC1}")
+register_metric(name="pesq_nb", label="PESQ-NB", unit="", digits=3, higher_is_better=True, needs_reference=True,
+                channels=1, family="intrusive", source="ITU-T P.862 via pesq.pesq(..., 'nb')")
+register_metric(name="stoi", label="STOI", unit="", digits=3, higher_is_better=True, needs_reference=True,
+                channels=1, family="intrusive", source=f"Taal et al. 2011 via pystoi.stoi, as {OFFICIAL_AVSEC1}")
+register_metric(name="estoi", label="ESTOI", unit="", digits=3, higher_is_better=True, needs_reference=True,
+                channels=1, family="intrusive", source="Jensen and Taal 2016 via pystoi.stoi(extended=True)")
+register_metric(name="si_sdr", label="SI-SDR (dB)", unit="dB", digits=2, higher_is_better=True, needs_reference=True,
+                channels=1, family="intrusive", source="Le Roux et al., ICASSP 2019, on zero-mean signals")
+for _name, _label in (("dnsmos_ovrl", "DNSMOS-OVRL"), ("dnsmos_sig", "DNSMOS-SIG"), ("dnsmos_bak", "DNSMOS-BAK"),
+                      ("dnsmos_p808", "DNSMOS-P.808")):
+    register_metric(name=_name, label=_label, unit="", digits=3, higher_is_better=True, needs_reference=False,
+                    channels=1, family="dnsmos", source="DNSMOS P.835 / P.808 (Reddy et al. 2021) via speechmos")
+register_metric(name="mbstoi", label="MBSTOI", unit="", digits=3, higher_is_better=True, needs_reference=True,
+                channels=2, family="binaural",
+                source="Andersen et al., Speech Communication 102, 2018, via pyclarity's mbstoi (the code of the "
+                       "official AVSEC-4 evaluation, evaluation/avse4/mbstoi), its function's default parameters")
+
+
+def names(*, family: str | None = None, channels: int | None = None) -> tuple[str, ...]:
+    """Metric names in declaration order, optionally of one family or one channel count."""
+    return tuple(s.name for s in SPECS.values()
+                 if (family is None or s.family == family) and (channels is None or s.channels == channels))
+
+
+def label(name: str) -> str:
+    return SPECS[name].label
+
+
+def digits(name: str) -> int:
+    return SPECS[name].digits
+
+
+ALL_METRICS = names()
+FAMILIES = {**{f: names(family=f) for f in dict.fromkeys(s.family for s in SPECS.values())}, "all": ALL_METRICS}
