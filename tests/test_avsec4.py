@@ -207,7 +207,8 @@ def test_compare_a_mono_system_on_the_mono_track(avsec4, tmp_path, capsys):
     assert manifest["data"]["layout"] == "avsec4" and manifest["data"]["track"] == "mono"
     summary = json.loads((out / "runs" / "dcnn_rnn" / "train_summary.json").read_text())
     assert summary["track"] == "mono"
-    scores = {(r["system"], r["condition"], r["scene"]): r for r in csv.DictReader(open(out / "scores.csv"))}
+    with open(out / "scores.csv", newline="") as f:
+        scores = {(r["system"], r["condition"], r["scene"]): r for r in csv.DictReader(f)}
     scenes = avsec4 / "dev" / "scenes"
     ref = sf.SoundFile(str(scenes / "S00006_target_mono_anechoic.wav")).read()
     mix = sf.SoundFile(str(scenes / "S00006_mono_mix.wav")).read()
@@ -216,3 +217,5 @@ def test_compare_a_mono_system_on_the_mono_track(avsec4, tmp_path, capsys):
     sheet = (out / "sheet.md").read_text()
     by_masker = sheet[sheet.index("### By masker type"):]
     assert "| noise+music " in by_masker and "| speech+noise+music " in by_masker
+    by_count = sheet[sheet.index("### By number of maskers"):sheet.index("### By SNR band")]
+    assert all(f"| {n} " in by_count for n in ("1", "2", "3"))

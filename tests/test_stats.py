@@ -169,3 +169,10 @@ def test_breakdown_by_masker_and_band_in_snr_order():
     assert "unknown" in set(table["masker"]) and "unknown" in set(table["snr_band"])
     means = table[(table["masker"] == "noise") & (table["snr_band"] != "unknown")].set_index("snr_band")["mean"]
     assert means.is_monotonic_increasing  # SI-SDR follows the SNR it was built from
+
+
+def test_breakdown_by_number_of_maskers():
+    df = scores(12, 6)
+    df["masker"] = ["speech", "noise+music", "speech+noise+music", None] * 3
+    table = stats.breakdown(df, metrics=("si_sdr",), by=("n_maskers",))
+    assert table.set_index("n_maskers")["n"].to_dict() == {"1": 3, "2": 3, "3": 3, "unknown": 3}

@@ -157,10 +157,21 @@ def snr_band(snr_db) -> str:
     return SNR_BANDS[1 + index]
 
 
+def n_maskers(masker) -> str:
+    """How many maskers a `masker` label names ("speech+music" -> "2"); "unknown" without one."""
+    if masker is None or pd.isna(masker) or not str(masker).strip():
+        return "unknown"
+    return str(str(masker).count("+") + 1)
+
+
 def breakdown(df: pd.DataFrame, metrics: Sequence[str] = METRICS, by: Sequence[str] = ("masker", "snr_band"), *,
               seed: int = 0) -> pd.DataFrame:
-    """`summarize` per masker type and SNR band (bands in SNR order, a missing masker as "unknown")."""
+    """`summarize` per group of `by`: "masker" (the masker type, or the combination joined by "+", a missing one
+    "unknown"), "snr_band" (bands in SNR order) or "n_maskers" (how many maskers the combination has: "1", "2",
+    "3", "unknown"), as the AVSEC-4 results tables break results down."""
     df = df.copy()
+    if "n_maskers" in by:
+        df["n_maskers"] = df["masker"].map(n_maskers)
     if "snr_band" in by and "snr_band" not in df:
         df["snr_band"] = pd.Categorical(df["snr_db"].map(snr_band), categories=SNR_BANDS, ordered=True)
     if "masker" in by:

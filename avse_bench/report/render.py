@@ -102,8 +102,11 @@ def quality_section(run: Run, summary: pd.DataFrame, improvements: pd.DataFrame)
             "voice is the target.", "",
             _md(tables.visual_table(quality.visual_contribution(scores, systems))), "",
             _md(tables.scores_table(run, summary, (quality.AUDIO_ONLY,))), ""]
-    for by, title in (("masker", "By masker type"), ("snr_band", "By SNR band")):
+    for by, title in (("masker", "By masker type"), ("n_maskers", "By number of maskers"),
+                      ("snr_band", "By SNR band")):
         parts = quality.breakdowns(scores, systems, by)
+        if by == "n_maskers" and parts[by].nunique() < 2:
+            continue  # every scene has as many maskers (AVSEC-1/2/3: one): the table would repeat the quality table
         out += [f"### {title}", "", _md(tables.breakdown_table(parts, by, quality.group_order(parts, by))), ""]
     return out
 
