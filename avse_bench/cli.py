@@ -74,7 +74,7 @@ def _data_synth(a: argparse.Namespace) -> int:
     from avse_bench.data.synth import synthesize
 
     synthesize(a.out, n_train=a.train, n_dev=a.dev, seed=a.seed, min_seconds=a.min_seconds,
-               max_seconds=a.max_seconds, progress=True)
+               max_seconds=a.max_seconds, progress=True, layout=a.layout)
     return 0
 
 
@@ -213,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed: same seed, same bytes (default 0)")
     s.add_argument("--min-seconds", type=float, default=2.0, help="shortest scene (default 2.0)")
     s.add_argument("--max-seconds", type=float, default=4.0, help="longest scene (default 4.0)")
+    s.add_argument("--layout", choices=("avsec2", "avsec4"), default="avsec2",
+                   help="avsec2: the AVSEC-1/2/3 files (mono, one masker; the default); avsec4: binaural, "
+                        "reverberant scenes with 1-3 maskers including music, in the AVSEC-4 files and metadata "
+                        "(a simple head and room model: avse_bench/data/spatial.py)")
     s.set_defaults(func=_data_synth)
     c = dsub.add_parser("check", help="validate one split of an AVSEC-layout root; exit 1 if anything is broken")
     c.add_argument("root", type=Path)

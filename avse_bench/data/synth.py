@@ -10,6 +10,12 @@ does not depend on the others and the corpus is bit-identical for one seed.
 Written files: `OUT/<split>/scenes/S#####_{target,interferer,mixed}.wav` (16 kHz mono PCM16),
 `S#####_silent.mp4` (224 x 224, 25 fps, mp4v), `OUT/metadata/scenes.<split>.json` (the AVSEC schema) and
 `OUT/metadata/synth.<split>.json` (this generator's own record: voices, texts, and the mouth box per scene).
+
+With `layout="avsec4"` the scenes are binaural and reverberant with 1-3 maskers (speech, noise, at most one music)
+through a simple head and room model (`avse_bench.data.spatial`, which says what it does and does not model), in
+AVSEC-4's files (`_mix`, `_target`, `_target_anechoic`, `_interferer`, their `_mono` versions, `_silent.mp4`) and
+metadata fields (`interferers`, `room`, `listener`, `time_start`/`time_end`): `make_scene_avsec4`. Same seed, same
+bytes, as for AVSEC-2.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ import soundfile as sf
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
-from avse_bench.data import face
+from avse_bench.data import face, spatial
 from avse_bench.data.espeak import Espeak, get_espeak
+from avse_bench.data.layout import AVSEC2, AVSEC4
 from avse_bench.data.preprocessing import AUDIO_RATE, SAMPLES_PER_FRAME
 from avse_bench.data.sentences import sentence
 from avse_bench.errors import AvseBenchError
@@ -103,9 +110,15 @@ def _target(espeak: Espeak, rng: np.random.Generator, voice: _Voice, n: int):
     return track, phonemes, len(audio) / AUDIO_RATE, text
 
 
-def _interferer(espeak: Espeak, rng: np.random.Generator, n: int, target_voice: str):
-    """(interferer n samples, metadata record, SNR range) for a speech, coloured-noise or babble masker."""
-    kind = rng.choice(["speech", "speech", "colored", "babble"])
+def _interferer(espeak: Espeak, rng: np.random.Generator, n: int, target_voice: str, masker: str | None = None):
+    """(interferer n samples, metadata record, SNR range) for a speech, coloured-noise or babble masker (AVSEC-2's
+    draw), or of the `masker` type asked for ("speech", "noise": coloured or babble, "music": `spatial.music`)."""
+    if masker == "music":
+        return spatial.music(rng, n), {"type": "music", "name": "synthetic_pentatonic", "offset": 0}, NOISE_SNR_DB
+    if masker is None:
+        kind = rng.choice(["speech", "speech", "colored", "babble"])  # AVSEC-2's draw (the corpus's bytes rest on it)
+    else:
+        kind = "speech" if masker == "speech" else rng.choice(["colored", "babble"])
     if kind == "speech":
         voice = _Voice.draw(rng, MASKER_VOICES, exclude=target_voice)
         stream = _speech_stream(espeak, rng, voice, n + 2 * AUDIO_RATE)
@@ -127,12 +140,13 @@ def _interferer(espeak: Espeak, rng: np.random.Generator, n: int, target_voice: 
 
 
 def _mix(target: np.ndarray, interferer: np.ndarray, snr_db: float, peak: float):
-    """Scale the interferer to the SNR, fade it in, mix; one peak normalisation for all three."""
+    """Scale the interferer to the SNR (powers over the whole scene, both ears together when binaural), fade it in,
+    mix; one peak normalisation for all three. Signals (n,) or (n, 2)."""
     gain = np.sqrt(np.mean(target**2) / (np.mean(interferer**2) * 10 ** (snr_db / 10) + 1e-12))
     ramp_n = int(RAMP_SECONDS * AUDIO_RATE)
     ramp = np.ones(len(interferer), np.float32)
     ramp[:ramp_n] = 0.5 * (1 - np.cos(np.pi * np.arange(min(ramp_n, len(ramp))) / ramp_n))
-    interferer = interferer * gain * ramp
+    interferer = interferer * gain * ramp.reshape(-1, *([1] * (interferer.ndim - 1)))  # (n,) or (n, 2)
     mixed = target + interferer
     scale = peak / max(np.abs(mixed).max(), np.abs(target).max(), np.abs(interferer).max())
     return target * scale, interferer * scale, mixed * scale
@@ -160,6 +174,56 @@ def make_scene(espeak: Espeak, seed: int, split: str, index: int, min_seconds: f
             "interferer_meta": inter_meta, "voice": voice, "text": text, "mouth_box": face.mouth_box(style)}
 
 
+AVSEC4_SNR_DB = (-10.0, 10.0)  # AVSEC-4's range (scene_builder_cec2: SNR -10..+10 dB)
+
+
+def make_scene_avsec4(espeak: Espeak, seed: int, split: str, index: int, min_seconds: float, max_seconds: float):
+    """One AVSEC-4-like scene from (seed, split, index): the target ahead or to a side, 1-3 maskers (speech, noise,
+    at most one music) elsewhere, each through the head model and one room (`spatial`); the maskers together at the
+    drawn SNR (-10..+10 dB, both ears' power); `mix`, `target` (reverberant) and `interferer` share one peak
+    normalisation, `target_anechoic` (the direct sound, with its propagation delay) has its own, and each mono file
+    is (L+R)/2 normalised on its own, as AVSEC-4's files are. The face follows the target as in `make_scene`."""
+    rng = np.random.default_rng([seed, _split_code(split), index, 4])
+    n_frames = int(round(rng.uniform(min_seconds, max_seconds) * face.FPS))
+    n = n_frames * SAMPLES_PER_FRAME
+    voice = _Voice.draw(rng, TARGET_VOICES)
+    dry, phonemes, end_s, text = _target(espeak, rng, voice, n)
+    rt60, drr = float(rng.uniform(0.2, 0.6)), float(rng.uniform(0.0, 10.0))
+    target_az, distance = float(rng.uniform(-30, 30)), float(rng.uniform(1.0, 2.0))
+    anechoic = spatial.direct(dry, target_az, distance)
+    target = spatial.reverberate(anechoic, rng, rt60, drr)
+    kinds = list(rng.choice(["speech", "noise", "music"], size=int(rng.integers(1, 4))))
+    while kinds.count("music") > 1:
+        kinds[kinds.index("music")] = "noise"
+    interferers, records = np.zeros((n, 2), np.float32), []
+    for i, kind in enumerate(kinds):
+        signal, meta, _ = _interferer(espeak, rng, n, voice.name, str(kind))
+        signal = signal / (np.sqrt(np.mean(signal**2)) + 1e-9)
+        azimuth = float(rng.uniform(-90, 90))
+        interferers += spatial.reverberate(spatial.direct(signal, azimuth, float(rng.uniform(1.0, 3.0))), rng,
+                                           rt60, drr)
+        records.append({**meta, "position": i + 1, "azimuth": round(azimuth, 1), "time_start": 0, "time_end": n})
+    snr = round(float(rng.uniform(*AVSEC4_SNR_DB)), 2)
+    target, interferer, mix = _mix(target, interferers, snr, float(rng.uniform(0.5, 0.95)))
+    style = face.FaceStyle.for_speaker(voice.name)
+    track = face.mouth_track(phonemes, end_s, n_frames, face.loudness_ms(dry, AUDIO_RATE))
+    audio = {"mix": mix, "target": target, "interferer": interferer,
+             "target_anechoic": anechoic * (0.9 / max(np.abs(anechoic).max(), 1e-9))}
+    audio.update({MONO_PARTS[part]: _peak_normalised(x.mean(axis=1)) for part, x in list(audio.items())})
+    room = {"rt60_s": round(rt60, 3), "drr_db": round(drr, 2), "model": "avse_bench.data.spatial"}
+    return {"audio": audio, "frames": face.render(style, track, rng), "snr": snr, "interferers": records,
+            "voice": voice, "text": text, "mouth_box": face.mouth_box(style), "room": room,
+            "target_azimuth": round(target_az, 1), "n": n}
+
+
+MONO_PARTS = {"mix": "mono_mix", "target": "target_mono", "interferer": "interferer_mono",
+              "target_anechoic": "target_mono_anechoic"}
+
+
+def _peak_normalised(x: np.ndarray, peak: float = 0.9) -> np.ndarray:
+    return x * (peak / max(float(np.abs(x).max()), 1e-9))
+
+
 def _write_wav(path: Path, audio: np.ndarray) -> None:
     sf.write(str(path), np.clip(audio, -1.0, 32767 / 32768), AUDIO_RATE, subtype="PCM_16")
 
@@ -167,7 +231,9 @@ def _write_wav(path: Path, audio: np.ndarray) -> None:
 def _scene_job(job: tuple) -> tuple[dict, dict]:
     """Make and write one scene; runs in a fresh worker process (see `synthesize`). Returns its metadata
     record and this generator's own record."""
-    scenes_dir, scene_id, seed, split, index, min_seconds, max_seconds = job
+    scenes_dir, scene_id, seed, split, index, min_seconds, max_seconds, layout = job
+    if layout == AVSEC4:
+        return _avsec4_scene_job(scenes_dir, scene_id, seed, split, index, min_seconds, max_seconds)
     s = make_scene(get_espeak(), seed, split, index, min_seconds, max_seconds)
     for part in ("target", "interferer", "mixed"):
         _write_wav(scenes_dir / f"{scene_id}_{part}.wav", s[part])
@@ -180,15 +246,38 @@ def _scene_job(job: tuple) -> tuple[dict, dict]:
     return record, {"mouth_box": list(s["mouth_box"]), "text": s["text"], "voice": voice.name}
 
 
+def _avsec4_scene_job(scenes_dir: Path, scene_id: str, seed: int, split: str, index: int, min_seconds: float,
+                      max_seconds: float) -> tuple[dict, dict]:
+    """`_scene_job` for the AVSEC-4 layout: the files and the metadata record as the challenge distributes them."""
+    s = make_scene_avsec4(get_espeak(), seed, split, index, min_seconds, max_seconds)
+    for part, audio in s["audio"].items():
+        _write_wav(scenes_dir / f"{scene_id}_{part}.wav", audio)
+    tmp = scenes_dir / f".{scene_id}_silent.partial.mp4"
+    face.write_mp4(tmp, s["frames"])
+    os.replace(tmp, scenes_dir / f"{scene_id}_silent.mp4")
+    voice = s["voice"]
+    record = {"scene": scene_id, "dataset": split, "room": s["room"],
+              "target": {"name": f"{voice.name}/r{voice.rate_wpm}p{voice.pitch}", "time_start": 0,
+                         "time_end": s["n"], "azimuth": s["target_azimuth"]},
+              "duration": s["n"], "SNR": s["snr"], "interferers": s["interferers"],
+              "listener": {"hrir_filename": ["spherical head, avse_bench.data.spatial"], "rotation": []}}
+    return record, {"mouth_box": list(s["mouth_box"]), "text": s["text"], "voice": voice.name}
+
+
 def synthesize(out, n_train: int = 200, n_dev: int = 40, seed: int = 0, min_seconds: float = 2.0,
-               max_seconds: float = 4.0, progress: bool = True) -> Path:
+               max_seconds: float = 4.0, progress: bool = True, layout: str = AVSEC2) -> Path:
     """Write the embedded corpus (train and dev splits) under `out` in the AVSEC layout; returns `out`.
+
+    `layout`: "avsec2" (the AVSEC-1/2/3 files, mono, one masker) or "avsec4" (binaural and reverberant, 1-3 maskers
+    including music, the AVSEC-4 files and metadata fields: `make_scene_avsec4`).
 
     Scene ids run on from train to dev (S00001... as in AVSEC). Each scene is made in a fresh worker process
     (forked from a clean fork server, one process per scene, as many at once as there are cores), because
     espeak-ng's output depends on what the process synthesised before: so a scene depends on (seed, split,
     index) alone, and the bytes do not depend on the scene count, the order or the number of workers.
     """
+    if layout not in (AVSEC2, AVSEC4):
+        raise AvseBenchError(f"--layout {layout!r}: choose {AVSEC2} or {AVSEC4}")
     out = writable_dir(out, "the embedded corpus", "choose another output folder")
     if n_train < 0 or n_dev < 0:
         raise AvseBenchError(f"scene counts must be >= 0 (got train {n_train}, dev {n_dev})")
@@ -206,13 +295,13 @@ def synthesize(out, n_train: int = 200, n_dev: int = 40, seed: int = 0, min_seco
         for split, count in (("train", n_train), ("dev", n_dev)):
             scenes_dir = out / split / "scenes"
             scenes_dir.mkdir(parents=True, exist_ok=True)
-            jobs = [(scenes_dir, f"S{first_id + i:05d}", seed, split, i, min_seconds, max_seconds)
+            jobs = [(scenes_dir, f"S{first_id + i:05d}", seed, split, i, min_seconds, max_seconds, layout)
                     for i in range(count)]
             results = list(tqdm(pool.imap(_scene_job, jobs), total=count, desc=f"synth {split}", unit="scene",
                                 disable=not progress))
             first_id += count
             write_json(out / "metadata" / f"scenes.{split}.json", [record for record, _ in results], indent=1)
             write_json(out / "metadata" / f"synth.{split}.json",
-                       {"generator": GENERATOR_VERSION, "seed": seed, "min_seconds": min_seconds,
+                       {"generator": GENERATOR_VERSION, "layout": layout, "seed": seed, "min_seconds": min_seconds,
                         "max_seconds": max_seconds, "scenes": {r["scene"]: extra for r, extra in results}}, indent=1)
     return out
