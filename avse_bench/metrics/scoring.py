@@ -54,6 +54,7 @@ from avse_bench.metrics import binaural
 from avse_bench.metrics.dnsmos import DNSMOS_METRICS, available, dnsmos, set_threads
 from avse_bench.metrics.functional import FS, FUNCTIONS, METRICS, MetricError, score_pair
 from avse_bench.metrics.spec import ALL_METRICS, FAMILIES, SPECS, names
+from avse_bench.metrics.spec import function as declared_function
 
 COLUMNS = ("scene", "masker", "snr_db", *ALL_METRICS, "error")  # every declared metric (avse_bench/metrics/spec.py)
 OFFICIAL_COLUMNS = ("scene", "stoi", "pesq")  # the official objective_evaluation.py: classic STOI, wide-band PESQ
@@ -165,15 +166,14 @@ def _metric(functions: dict, name: str, ref: np.ndarray | None, deg: np.ndarray)
     return dnsmos(deg) if name == "dnsmos" else functions[name](ref, deg)
 
 
-BINAURAL_FUNCTIONS = {"mbstoi": binaural.mbstoi}  # the binaural family of avse_bench/metrics/spec.py
-BINAURAL_METRICS = names(family="binaural")
+BINAURAL_METRICS = names(family="binaural")  # each computed by the function its declaration names (spec.py)
 
 
 def metric_call() -> functools.partial:
     """`call(name, ref, deg)` over this process's `FUNCTIONS` table, as it is now. The scorer builds it once in the
     parent and sends it with every task (the functions pickled by reference): its workers start from a clean
     process (`_pool`), so what they compute is what the parent chose, not what a fresh import of the table says."""
-    return functools.partial(_metric, {**FUNCTIONS, **BINAURAL_FUNCTIONS})
+    return functools.partial(_metric, {**FUNCTIONS, **{m: declared_function(m) for m in BINAURAL_METRICS}})
 
 
 def parse_metrics(spec: str | None, *, has_targets: bool = True, channels: int = 1) -> tuple[str, ...]:

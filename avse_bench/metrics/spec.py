@@ -21,7 +21,9 @@ class MetricSpec:
     improvement over the mixture is score minus mixture's; a lower-is-better metric would flip it). `needs_reference`:
     intrusive (needs the clean reference) or not. `channels`: 1 (mono signals) or 2 (a binaural pair: left and right
     ears). `family`: the `--metrics` family, which is also where its computation lives. `source`: where its
-    definition comes from."""
+    definition comes from. `function`: "module:name" of its function (ref, deg) -> float where the scorer calls it
+    on its own (the binaural family); the intrusive mono metrics are `functional.FUNCTIONS`, DNSMOS's four come
+    from one call."""
 
     name: str
     label: str
@@ -32,6 +34,7 @@ class MetricSpec:
     channels: int
     family: str
     source: str
+    function: str = ""  # "module:name" of the function (ref, deg) -> float, for a metric computed on its own
 
 
 SPECS: dict[str, MetricSpec] = {}
@@ -66,7 +69,16 @@ for _name, _label in (("dnsmos_ovrl", "DNSMOS-OVRL"), ("dnsmos_sig", "DNSMOS-SIG
 register_metric(name="mbstoi", label="MBSTOI", unit="", digits=3, higher_is_better=True, needs_reference=True,
                 channels=2, family="binaural",
                 source="Andersen et al., Speech Communication 102, 2018, via pyclarity's mbstoi (the code of the "
-                       "official AVSEC-4 evaluation, evaluation/avse4/mbstoi), its function's default parameters")
+                       "official AVSEC-4 evaluation, evaluation/avse4/mbstoi), its function's default parameters",
+                function="avse_bench.metrics.binaural:mbstoi")
+
+
+def function(name: str):
+    """The function a metric declares (`MetricSpec.function`), imported."""
+    import importlib
+
+    module, attr = SPECS[name].function.split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 def names(*, family: str | None = None, channels: int | None = None) -> tuple[str, ...]:
