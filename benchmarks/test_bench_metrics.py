@@ -92,35 +92,6 @@ def test_parallel_score_split_against_the_serial_loop(benchmark, dev60, tmp_path
 
 
 @pytest.fixture(scope="module")
-def binaural_pair(one_scene):
-    """(reference, estimate), each (L, 2): the scene's target and mixture to one side (the far ear 8 samples later
-    and 4 dB quieter), as a binaural pair of the AVSEC-4 kind."""
-    import numpy as np
-
-    def ears(x):
-        far = np.r_[np.zeros(8), x[:-8]] * 10 ** (-4 / 20)
-        return np.stack([x, far], axis=1)
-
-    ref, deg = one_scene
-    return ears(ref), ears(deg)
-
-
-def test_mbstoi_per_second_of_audio(benchmark, binaural_pair):
-    """MBSTOI (the official AVSEC-4 metric) searches an equalisation-cancellation grid per frame: its cost per
-    second of audio, for the at-scale estimate in the README."""
-    from avse_bench.metrics.binaural import available, mbstoi
-
-    if available():
-        pytest.skip(available())
-    ref, deg = binaural_pair
-    seconds = len(ref) / functional.FS
-    value = benchmark.pedantic(mbstoi, args=(ref, deg), rounds=3, iterations=1)
-    benchmark.extra_info.update({"seconds_of_audio": seconds,
-                                 "seconds_per_audio_second": benchmark.stats.stats.median / seconds})
-    assert 0 < value < 1
-
-
-@pytest.fixture(scope="module")
 def avsec4_dev6(tmp_path_factory):
     """6 dev scenes of 2-4 s of the embedded corpus in the AVSEC-4 layout (binaural)."""
     from avse_bench.data.synth import synthesize
