@@ -215,6 +215,7 @@ def test_compare_a_mono_system_on_the_mono_track(avsec4, tmp_path, capsys):
     assert float(scores["noisy", "mixture", "S00006"]["stoi"]) == pytest.approx(pystoi.stoi(ref, mix, FS), abs=1e-9)
     assert scores["dcnn_rnn", "av", "S00007"]["masker"] == "speech+noise+music"
     sheet = (out / "sheet.md").read_text()
+    assert "AVSEC-4 data, **mono track**: the systems read `_mono_mix.wav`" in sheet
     by_masker = sheet[sheet.index("### By masker type"):]
     assert "| noise+music " in by_masker and "| speech+noise+music " in by_masker
     by_count = sheet[sheet.index("### By number of maskers"):sheet.index("### By SNR band")]

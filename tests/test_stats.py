@@ -150,7 +150,8 @@ def test_the_p_value_is_the_bca_interval_read_as_a_test():
 
 @pytest.mark.parametrize("snr, band", [
     (-15.0, "[-15, -10) dB"), (-10.01, "[-15, -10) dB"), (-10.0, "[-10, -5) dB"), (-0.5, "[-5, 0) dB"),
-    (0.0, "[0, 5) dB"), (5.0, "[5, 10] dB"), (10.0, "[5, 10] dB"), (-15.5, "< -15 dB"), (10.5, "> 10 dB"),
+    (0.0, "[0, 5) dB"), (5.0, "[5, 10] dB"), (10.0, "[5, 10] dB"), (-15.5, "[-20, -15) dB"),
+    (-18.0, "[-20, -15) dB"), (-20.5, "< -20 dB"), (10.5, "> 10 dB"),
     (None, "unknown"), (float("nan"), "unknown"),
 ])
 def test_snr_band(snr, band):

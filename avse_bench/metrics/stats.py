@@ -24,9 +24,9 @@ from avse_bench.metrics.functional import METRICS
 from avse_bench.metrics.spec import SPECS
 
 SUMMARY_COLUMNS = ("metric", "n", "mean", "ci_lo", "ci_hi")
-# 5 dB bands over the AVSEC SNR ranges (speech maskers -15..+5 dB, noise maskers -10..+10 dB); each band holds its
-# lower edge, the last one both edges.
-SNR_EDGES = (-15, -10, -5, 0, 5, 10)
+# 5 dB bands over the AVSEC SNR ranges (AVSEC-2: speech maskers -15..+5 dB, noise maskers -10..+10 dB; AVSEC-4: dev
+# -10..+10 dB, eval -18..+6.55 dB); each band holds its lower edge, the last one both edges.
+SNR_EDGES = (-20, -15, -10, -5, 0, 5, 10)
 SNR_BANDS = (
     f"< {SNR_EDGES[0]} dB",
     *(f"[{lo}, {hi}) dB" for lo, hi in zip(SNR_EDGES[:-2], SNR_EDGES[1:-1], strict=True)),

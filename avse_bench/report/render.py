@@ -81,6 +81,7 @@ def quality_section(run: Run, summary: pd.DataFrame, improvements: pd.DataFrame)
     scores, systems = run.scores, run.systems
     data = run.manifest.get("data", {})
     out = ["## Quality", "",
+           *(track_lines(data)),
            f"Per scene of the `{data.get('eval_split', '?')}` split, then the mean over scenes and its 95 % "
            f"confidence interval as `mean [low, high]` ({CI_METHOD}: a mean over fewer than {MIN_SCENES_FOR_CI} "
            f"scenes is printed alone, beside its n). Differences (improvement, paired comparisons, visual "
@@ -109,6 +110,19 @@ def quality_section(run: Run, summary: pd.DataFrame, improvements: pd.DataFrame)
             continue  # every scene has as many maskers (AVSEC-1/2/3: one): the table would repeat the quality table
         out += [f"### {title}", "", _md(tables.breakdown_table(parts, by, quality.group_order(parts, by))), ""]
     return out
+
+
+def track_lines(data: dict) -> list[str]:
+    """For an AVSEC-4 run: which track, what the systems read and what they are scored against (data.layout)."""
+    if data.get("layout") != "avsec4":
+        return []
+    from avse_bench.data.layout import AVSEC4, PARTS, TRACK_FILES
+
+    roles = TRACK_FILES[AVSEC4, data["track"]]
+    return [f"AVSEC-4 data, **{data['track']} track**: the systems read `{PARTS[AVSEC4][roles['mixed']]}`, were "
+            f"trained against `{PARTS[AVSEC4][roles['target']]}`"
+            + (" downmixed to (L+R)/2" if data["track"] == "mono" else "")
+            + f" and are scored against `{PARTS[AVSEC4][roles['reference']]}`.", ""]
 
 
 def clipping_lines(run: Run) -> list[str]:
