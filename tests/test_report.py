@@ -211,7 +211,7 @@ def test_limitations_are_derived_from_the_run(tmp_path):
     assert "no clear use of the video" in text["dcnn_rnn"]
     # baseline gains on each of its 5 speech-masker scenes, but 5 scenes get no interval and no test (fewer than
     # MIN_SCENES_FOR_CI): the verdict follows the test, never a 5-scene interval
-    assert "(n=5, p n/a, not shown to be above 0)" in text["baseline"]
+    assert "(n=5, p n/a), not shown to exceed 0.1 dB" in text["baseline"]
     assert "2 of 24 scene scorings" in text["baseline"] and "3 of 24" in text["dcnn_rnn"]
 
 

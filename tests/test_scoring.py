@@ -340,6 +340,7 @@ def test_a_second_writer_of_the_same_output_is_refused_at_once(corpus, reference
     assert main(["score", "--data", str(corpus), "--split", "dev", "--out", str(out), "--jobs", "1",
                  "--metrics", "si_sdr"]) == 0
     assert [r["scene"] for r in read(out)] == [f"S{i:05d}" for i in range(1, N_SCENES + 1)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]  # no lock file left beside it
 
 
 def test_a_file_two_writers_left_is_recovered_by_the_next_run(corpus, reference, tmp_path, capsys):

@@ -192,3 +192,14 @@ def test_a_bad_stress_severity_names_its_spec():
         parse_stress(["occlusion=2"])
     with pytest.raises(AvseBenchError, match=r"--stress 'dropped=0.5,-1': dropped: the fraction must be in"):
         parse_stress(["dropped=0.5,-1"])
+
+
+def test_a_significant_but_negligible_visual_contribution_is_not_video_use():
+    """The re-run quick bench's baseline: AV - blank SI-SDR +0.00004 dB on 27 of 32 scenes, p < 0.001: significant,
+    and no use of the video; dcnn_rnn's +1.71 dB [1.16, 2.13] is."""
+    from avse_bench.report.quality import uses_video
+
+    assert not uses_video({"mean_diff": 4.1e-5, "ci_lo": 3.0e-5, "ci_hi": 5.2e-5, "p_value": 1e-4, "n": 32})
+    assert uses_video({"mean_diff": 1.71, "ci_lo": 1.16, "ci_hi": 2.13, "p_value": 1e-4, "n": 32})
+    assert not uses_video({"mean_diff": 1.71, "ci_lo": float("nan"), "ci_hi": float("nan"), "p_value": float("nan"),
+                           "n": 5}) and not uses_video(None)

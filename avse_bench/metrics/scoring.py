@@ -347,7 +347,8 @@ def _resolve_repeats(rows: list[dict[str, str]], path: Path) -> list[dict[str, s
 @contextlib.contextmanager
 def _writer_lock(out_csv: Path):
     """Hold an exclusive lock on `out_csv` for the whole run (fcntl.flock on a hidden `.NAME.lock` beside it, freed
-    by the system when the process dies, so a killed run leaves no stale lock): a second run on the same output
+    by the system when the process dies, so a killed run leaves no stale lock; removed at the end while still held,
+    and a lock taken on a file its holder just removed counts as held): a second run on the same output
     (a re-submitted cluster job) is refused at once instead of interleaving its rows. flock may not lock across
     the machines of a network file system: there, give each job its own --out (or --shard)."""
     folder = writable_dir(out_csv.parent, "the scores", "choose another --out")
@@ -355,7 +356,9 @@ def _writer_lock(out_csv: Path):
     with open(lock_path, "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            if os.fstat(lock.fileno()).st_ino != os.stat(lock_path).st_ino:  # the holder removed it as we opened it
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
             lock.seek(0)
             holder = lock.read().strip() or "another process"
             raise AvseBenchError(f"{out_csv} is being written by {holder}; wait for it to finish, or write to "
@@ -367,7 +370,7 @@ def _writer_lock(out_csv: Path):
         try:
             yield
         finally:
-            lock.truncate(0)
+            lock_path.unlink(missing_ok=True)  # while still held: no lock file is left beside the scores
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 

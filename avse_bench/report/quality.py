@@ -80,6 +80,16 @@ def visual_gain(scores: pd.DataFrame, system: str, metric: str, maskers: str = "
     return _paired(av, blank, system=system, maskers=maskers, metric=metric)
 
 
+VIDEO_USE_DB = 0.1  # SI-SDR: a visual contribution whose 95 % interval lies above this shows the video is used
+
+
+def uses_video(gain: dict | None) -> bool:
+    """Whether a visual contribution (`visual_gain` on SI-SDR) shows the video is used: its 95 % interval lies above
+    VIDEO_USE_DB (0.1 dB, far below an audible change), the same as the interval's test of "gain <= 0.1 dB"
+    rejecting. A gain that is significant but negligible (the quick baseline's +0.00004 dB, p < 0.001) does not."""
+    return gain is not None and not pd.isna(gain["ci_lo"]) and gain["ci_lo"] > VIDEO_USE_DB
+
+
 def visual_contribution(scores: pd.DataFrame, systems: list[str]) -> pd.DataFrame:
     """[system, maskers, metric, n, mean_diff, ci_lo, ci_hi, p_value, test]: audio-visual minus audio-only per
     scene, over all scenes and over the speech-masker scenes (where only the video tells which voice to keep)."""

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from avse_bench.errors import AvseBenchError
 from avse_bench.metrics.dnsmos import DNSMOS_METRICS
+from avse_bench.metrics.functional import METRICS
+from avse_bench.metrics.spec import label
 from avse_bench.report import quality, tables
 from avse_bench.report.fmt import METRIC_DIGITS, METRIC_LABELS, describe_lookahead, is_na, number, p_relation, with_ci
 from avse_bench.report.load import NOISY, Run, load_run
@@ -142,11 +144,54 @@ def sheet_lines(run: Run) -> list[str]:
             *("| " + " | ".join(str(v).replace("|", "\\|") for v in r) + " |" for r in table.itertuples(index=False))]
 
 
+def bench_lines(run: Run) -> list[str]:
+    """The micro-benchmarks' headline figures from the run folder's benchmarks.json (pytest-benchmark's file, written
+    by `nox -s bench`), when there is one: per-scene metric costs, parallel scoring against the official loop
+    (intrusive metrics, MBSTOI), DNSMOS's cost, and the loader's items/s by worker count."""
+    path = run.root / "benchmarks.json"
+    if not path.is_file():
+        return []
+    import json
+
+    found = {b["name"]: b for b in json.loads(path.read_text())["benchmarks"]}
+
+    def info(name: str) -> dict:
+        return found.get(name, {}).get("extra_info", {})
+
+    def median_ms(name: str) -> str:
+        return f"{1e3 * found[name]['stats']['median']:.1f} ms" if name in found else "n/a (not run)"
+
+    out = ["", "Micro-benchmarks of the same run (`benchmarks/`, medians; `benchmarks.json`):", ""]
+    costs = [f"{label(m)} {median_ms(f'test_metric_per_scene[{m}]')}" for m in METRICS]
+    seconds = info(f"test_metric_per_scene[{METRICS[0]}]").get("seconds_of_audio")
+    out.append(f"- per scene of {seconds:.1f} s: " + ", ".join(costs) if seconds else "- per-scene costs: n/a")
+    par = info("test_parallel_score_split_against_the_serial_loop")
+    if par:
+        out.append(f"- scoring {par['scenes']} scenes (intrusive metrics): `score --jobs {par['jobs']}` "
+                   f"{par['parallel_scenes_per_s']:.1f} scenes/s against {par['serial_scenes_per_s']:.1f} for the "
+                   f"official plain loop: {par['speedup']:.2f}x (target >= {par['target_speedup']:g})")
+    mb = info("test_parallel_mbstoi_scoring_against_the_serial_loop")
+    if mb:
+        out.append(f"- MBSTOI on {mb['scenes']} binaural scenes ({mb['audio_seconds']:.1f} s): the official loop "
+                   f"{mb['serial_seconds']:.2f} s ({mb['serial_seconds_per_audio_second']:.2f} s per audio second), "
+                   f"`score --jobs {mb['jobs']}` {mb['parallel_seconds']:.2f} s: {mb['speedup']:.2f}x")
+    dn = info("test_dnsmos_parallel_speedup")
+    if dn:
+        out.append(f"- DNSMOS: {median_ms('test_dnsmos_per_scene')} per warm 3 s clip; {dn['scenes']} scenes "
+                   f"{dn['serial_seconds']:.1f} s with one worker, {dn['parallel_seconds']:.1f} s with two "
+                   f"({dn['speedup']:.2f}x)")
+    loader = {w: info(f"test_loader_items_per_second[{w}]").get("items_per_s") for w in (0, 1, 2)}
+    if all(loader.values()):
+        out.append(f"- training loader (batch 8, 128 px, 3 s crops): {loader[0]:.1f} / {loader[1]:.1f} / "
+                   f"{loader[2]:.1f} items/s with 0 / 1 / 2 workers ({loader[2] / loader[0]:.2f}x)")
+    return out
+
+
 def figures(run_dir) -> str:
     """The figures block of the run in `run_dir` (without the marker lines)."""
     run = load_run(Path(run_dir))
     return "\n".join([*quality_lines(run), *clipping_lines(run), *dnsmos_lines(run), *stress_lines(run),
-                      *cost_lines(run), *sheet_lines(run)])
+                      *cost_lines(run), *bench_lines(run), *sheet_lines(run)])
 
 
 def block_of(readme_text: str, label: str) -> str | None:

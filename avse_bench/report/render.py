@@ -166,11 +166,12 @@ def stress_section(run: Run, table: pd.DataFrame) -> list[str]:
                    "The difference is not significant at 5 %: neither degrades more gracefully on this evidence."), ""]
         for s in (a, b):
             c = test["contribution"][s]
-            if s not in flagged and c and not (c["mean_diff"] > 0 and c["p_value"] < 0.05):
+            if s not in flagged and c and not quality.uses_video(c):
                 flagged.append(s)
                 out += [f"A loss near zero can mean the video is not used: {s}'s visual contribution (AV - "
                         f"audio-only) is {with_ci(c['mean_diff'], c['ci_lo'], c['ci_hi'], 2)} dB "
-                        f"(p {p_relation(c['p_value'])}, n = {c['n']}), not shown to be above 0.", ""]
+                        f"(p {p_relation(c['p_value'])}, n = {c['n']}), not shown to exceed "
+                        f"{quality.VIDEO_USE_DB:g} dB.", ""]
     if len(tests) > 1:
         out += ["(One test per pair of systems; the p-values are not corrected for the number of pairs.)", ""]
     out += [f"![{METRIC_LABELS[m]} under visual stress](stress_{m}.png)" for m in STRESS_METRICS] + [""]
