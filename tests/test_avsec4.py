@@ -244,3 +244,21 @@ def test_the_embedded_corpus_in_the_avsec4_layout(tmp_path):
     assert mix.shape[1] == 2 and not np.allclose(mix[:, 0], mix[:, 1])  # two ears that differ
     rows = _rows(score_split(roots[0], "dev", tmp_path / "s.csv", jobs=1, progress=False))
     assert all(r["error"] == "" and 0 < float(r["mbstoi"]) < 1 for r in rows.values())
+
+
+def test_an_avsec4_eval_split_is_read_and_scored_blind(avsec4, tmp_path, capsys):
+    """AVSEC-4's eval split holds only _silent.mp4, _mono_mix.wav and _mix.wav: data check passes it as an
+    evaluation split, the mono track scores it with DNSMOS alone, the binaural track says why nothing applies."""
+    root = tmp_path / "root"
+    (root / "eval" / "scenes").mkdir(parents=True)
+    for f in (avsec4 / "dev" / "scenes").iterdir():
+        if f.name.endswith(("_silent.mp4", "_mono_mix.wav")) or f.name.endswith("_mix.wav"):
+            shutil.copy(f, root / "eval" / "scenes" / f.name)
+    report = check_split(root, "eval", sync=False)
+    assert report.ok and not report.has_targets and report.layout == "avsec4", report.format()
+    scenes = load_split(root, "eval", "mono")
+    assert all(s.reference is None and s.target is None and s.mixed.name.endswith("_mono_mix.wav") for s in scenes)
+    rows = _rows(score_split(root, "eval", tmp_path / "blind.csv", jobs=1, progress=False, track="mono"))
+    assert all(r["dnsmos_ovrl"] != "" and r["stoi"] == "" and r["error"] == "" for r in rows.values())
+    assert main(["score", "--data", str(root), "--split", "eval", "--out", str(tmp_path / "b.csv")]) == 2
+    assert "only the non-intrusive DNSMOS metrics apply" in capsys.readouterr().err
