@@ -17,7 +17,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import soundfile as sf
 from tqdm import tqdm
@@ -132,22 +131,18 @@ def _check_video(path: Path, problems: list[str]) -> tuple[int, float, tuple[int
     problem noted). The duration and the rate come from the frames' timestamps (`preprocessing.clip_end_ms`, the
     rule the preprocessing maps frames by), not from the nominal rate."""
     try:
-        video = _Video(path).__enter__()  # opened, with a frame rate
+        with _Video(path) as v:  # opened, with a frame rate
+            ok, frame = v.cap.read()
+            if not ok:
+                problems.append(f"unreadable video {path.name}")
+                return None
+            fps, times = v.fps, [v.next_time_ms()]
+            while v.cap.grab():
+                times.append(v.next_time_ms())
     except AvseBenchError as err:
         problems.append(f"video {path.name} states no frame rate" if "frame rate" in str(err) else
                         f"unreadable video {path.name}")
         return None
-    with video as v:
-        ok, frame = v.cap.read()
-        if not ok:
-            problems.append(f"unreadable video {path.name}")
-            return None
-        fps, v._last_ms = v.fps, -1.0
-        first = float(v.cap.get(cv2.CAP_PROP_POS_MSEC))
-        times = [0.0]
-        while v.cap.grab():
-            v._last_ms = times[-1]
-            times.append(v.time_ms(len(times), first))
     intervals = np.diff(times)
     variable = bool(intervals.size and np.abs(intervals - np.median(intervals)).max() > VARIABLE_RATE_MS)
     return len(times), fps, (frame.shape[1], frame.shape[0]), clip_end_ms(np.asarray(times), fps) / 1000, variable

@@ -87,6 +87,7 @@ class _Video:
             self.cap.release()
             raise AvseBenchError(f"cannot open video {self.path}")
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS))
+        self._count, self._first_ms, self._last_ms = 0, 0.0, -1.0  # frames timed so far (`next_time_ms`)
         if not self.fps > 0:
             self.cap.release()
             raise AvseBenchError(f"video {self.path} does not state its frame rate")
@@ -95,23 +96,19 @@ class _Video:
     def __exit__(self, *exc) -> None:
         self.cap.release()
 
-    def time_ms(self, k: int, first_ms: float) -> float:
-        """Presentation time (ms, from the first frame) of the frame just grabbed, the k-th: the container's
-        timestamp, or k/fps where the backend gives none that increases."""
-        t = float(self.cap.get(cv2.CAP_PROP_POS_MSEC)) - first_ms
-        return t if k == 0 or t > self._last_ms else k * 1000.0 / self.fps
-
-    def times(self) -> list[float]:
-        """Every frame's presentation time (ms, from the first frame), grabbing the whole clip."""
-        out: list[float] = []
-        first = 0.0
-        while self.cap.grab():
-            if not out:
-                first = float(self.cap.get(cv2.CAP_PROP_POS_MSEC))
-                self._last_ms = -1.0
-            self._last_ms = self.time_ms(len(out), first)
-            out.append(self._last_ms)
-        return out
+    def next_time_ms(self) -> float:
+        """Presentation time (ms, from the first frame) of the frame just grabbed or read: the container's timestamp
+        (CAP_PROP_POS_MSEC), or k/fps for the k-th frame where the backend gives none that increases. Call it once
+        after each frame, in order."""
+        raw = float(self.cap.get(cv2.CAP_PROP_POS_MSEC))
+        if self._count == 0:
+            self._first_ms, t = raw, 0.0
+        else:
+            t = raw - self._first_ms
+            if not t > self._last_ms:
+                t = self._count * 1000.0 / self.fps
+        self._count, self._last_ms = self._count + 1, t
+        return t
 
 
 def read_frames(path) -> tuple[list[np.ndarray], float]:
@@ -156,11 +153,9 @@ class Preprocessing:
             return np.empty((0, self.size, self.size), np.uint8)
         j = start  # the next output frame to fill
         with _Video(path) as v:
-            held, processed, k, first, times = None, None, 0, 0.0, []  # the frame on screen so far, and its time
+            held, processed, k, times = None, None, 0, []  # the frame on screen so far; every frame's time
             while (stop is None or j < stop) and v.cap.grab():
-                if k == 0:
-                    first, v._last_ms = float(v.cap.get(cv2.CAP_PROP_POS_MSEC)), -1.0
-                v._last_ms = t = v.time_ms(k, first)
+                t = v.next_time_ms()
                 times.append(t)
                 while held is not None and output_centre_ms(j) < t - TIME_TOLERANCE_MS and (stop is None or j < stop):
                     processed = self.frame(held) if processed is None else processed
