@@ -13,9 +13,10 @@ import torch
 from torch import nn
 
 from avse_bench.errors import AvseBenchError
+from avse_bench.percentiles import latency_summary, runs_needed
 from avse_bench.profiling import hardware_info, profile_system, software_info, write_profile
 from avse_bench.profiling.flops import count_flops
-from avse_bench.profiling.latency import runs_needed, summarize, time_calls
+from avse_bench.profiling.latency import time_calls
 from avse_bench.profiling.memory import measure_phase
 from avse_bench.profiling.reference import reference_input
 
@@ -154,7 +155,7 @@ def _small_workload():
 
 def test_percentiles_are_ordered_and_summarise_every_call():
     samples, timer = time_calls(_small_workload(), torch.device("cpu"), warmup=2, repeats=60)
-    stats = summarize(samples)
+    stats = latency_summary(samples)
     assert len(samples) == stats["n"] == 60 and "perf_counter" in timer
     assert min(samples) <= stats["p50"] <= stats["p90"] <= max(samples)
     assert stats["p99"] == "n/a (p99 needs at least 500 timed runs; 60 here)"
@@ -164,7 +165,7 @@ def test_percentiles_are_ordered_and_summarise_every_call():
 
 
 def test_summarize_interpolates_percentiles():
-    stats = summarize([float(v) for v in range(1, 502)])  # 1..501: percentile q is 1 + 5q
+    stats = latency_summary([float(v) for v in range(1, 502)])  # 1..501: percentile q is 1 + 5q
     assert (stats["p50"], stats["p90"], stats["p99"]) == (251.0, 451.0, 496.0)
 
 
@@ -172,9 +173,10 @@ def test_a_tail_percentile_needs_runs_beyond_it():
     """Issue 18, item 3: p99 was quoted from 20 timed runs, i.e. the slowest run. One more of the kind: p90 of
     49 runs (4.9 runs beyond it)."""
     assert (runs_needed(90), runs_needed(99)) == (50, 500)
-    twenty = summarize([float(v) for v in range(20)])
+    twenty = latency_summary([float(v) for v in range(20)])
     assert twenty["p50"] == 9.5 and twenty["p99"] == "n/a (p99 needs at least 500 timed runs; 20 here)"
-    assert summarize([1.0] * 49)["p90"].startswith("n/a (p90 needs at least 50") and summarize([1.0] * 50)["p90"] == 1.0
+    assert latency_summary([1.0] * 49)["p90"].startswith("n/a (p90 needs at least 50")
+    assert latency_summary([1.0] * 50)["p90"] == 1.0
 
 
 def test_cpu_median_agrees_with_torch_benchmark_timer():

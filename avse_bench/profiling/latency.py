@@ -2,15 +2,15 @@
 
 On a GPU each call is timed with CUDA events (the GPU's own clock, with a synchronisation after each call); on
 the CPU with `time.perf_counter` around the call. The result says which (`timer`).
+
+The percentiles and the runs each needs are `avse_bench.percentiles` (torch-free, so that the report can apply them).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -42,27 +42,3 @@ def time_calls(fn: Callable[[], object], device: torch.device, warmup: int, repe
             fn()
             samples.append((time.perf_counter() - t0) * 1e3)
     return samples, TIMER_CUDA if on_gpu else TIMER_CPU
-
-
-MIN_RUNS_BEYOND = 5  # a tail percentile is reported only when at least this many timed runs lie beyond it
-TAIL_PERCENTILES = (90, 99)
-
-
-def runs_needed(q: float) -> int:
-    """Timed runs needed before the q-th percentile (q in (50, 100)) is reported: MIN_RUNS_BEYOND / (1 - q/100),
-    so that the figure is an interpolation between observed runs and not the slowest one (p99 of 20 runs is the
-    maximum). 50 for p90, 500 for p99. The same idea as MLPerf LoadGen's minimum query count for its percentile
-    latencies (mlcommons/inference, loadgen test_settings)."""
-    return math.ceil(MIN_RUNS_BEYOND / (1 - q / 100) - 1e-9)
-
-
-def summarize(samples_ms: list[float]) -> dict:
-    """p50, p90, p99 (linear interpolation between order statistics), mean and std (ddof 0) in ms, and n. The
-    median is given from any number of runs; p90 and p99 only from `runs_needed` runs, else "n/a (reason)"."""
-    a = np.asarray(samples_ms, dtype=np.float64)
-    out = {"p50": float(np.percentile(a, 50))}
-    for q in TAIL_PERCENTILES:
-        need = runs_needed(q)
-        out[f"p{q}"] = (float(np.percentile(a, q)) if a.size >= need else
-                        f"n/a (p{q} needs at least {need} timed runs; {a.size} here)")
-    return {**out, "mean": float(a.mean()), "std": float(a.std()), "n": int(a.size)}

@@ -6,9 +6,10 @@ import torch
 from tqdm import tqdm
 
 from avse_bench.errors import AvseBenchError
+from avse_bench.percentiles import latency_summary
 from avse_bench.profiling.flops import count_flops
 from avse_bench.profiling.hardware import cpu_model, hardware_info, load_average, software_info
-from avse_bench.profiling.latency import summarize, time_calls
+from avse_bench.profiling.latency import time_calls
 from avse_bench.profiling.lookahead import measure_lookahead
 from avse_bench.profiling.memory import memory_phases
 from avse_bench.profiling.params import parameter_count
@@ -20,7 +21,7 @@ DEFAULTS = {
     # One forward of the baseline at 3 s / 128 px takes ~1-2 s on 2 CPU cores: 20 timed calls after 3 warm-ups.
     "cpu": {"warmup": 3, "repeats": 20, "throughput_batch": 4, "throughput_warmup": 1, "throughput_repeats": 3,
             "train_batch_cap": 2},
-    # On a GPU a call takes milliseconds: 500 timed calls, enough for p99 (latency.runs_needed); CPU's 20 give the
+    # On a GPU a call takes milliseconds: 500 timed calls, enough for p99 (percentiles.runs_needed); CPU's 20 give the
     # median and the mean, and p90/p99 read n/a with the reason.
     "cuda": {"warmup": 10, "repeats": 500, "throughput_batch": 16, "throughput_warmup": 3, "throughput_repeats": 20,
              "train_batch_cap": None},
@@ -61,7 +62,7 @@ def _latency(model, device, seconds, size, warmup, repeats, progress) -> dict:
     audio, video = reference_input(seconds, size, 1, device)
     with torch.no_grad():
         samples, timer = time_calls(lambda: model(audio, video), device, warmup, repeats, progress, "latency")
-    stats = summarize(samples)
+    stats = latency_summary(samples)
     return {"latency_ms": stats, "latency_samples_ms": [round(s, 4) for s in samples], "timer": timer,
             "latency_warmup": warmup, "rtf": stats["p50"] / 1e3 / seconds, "rtf_mean": stats["mean"] / 1e3 / seconds,
             "rtf_basis": "rtf = p50 latency / audio duration; rtf_mean = mean latency / audio duration"}
@@ -72,7 +73,7 @@ def _throughput(model, device, seconds, size, batch, warmup, repeats, progress) 
     audio, video = reference_input(seconds, size, batch, device)
     with torch.no_grad():
         samples, timer = time_calls(lambda: model(audio, video), device, warmup, repeats, progress, "throughput")
-    median_s = summarize(samples)["p50"] / 1e3
+    median_s = latency_summary(samples)["p50"] / 1e3
     return {"batch": batch, "samples_per_s": batch / median_s, "audio_seconds_per_s": batch * seconds / median_s,
             "median_ms_per_batch": median_s * 1e3, "repeats": repeats, "warmup": warmup, "timer": timer}
 

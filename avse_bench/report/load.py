@@ -15,6 +15,7 @@ import pandas as pd
 from avse_bench.errors import AvseBenchError
 from avse_bench.metrics.scoring import COLUMNS
 from avse_bench.metrics.spec import ALL_METRICS
+from avse_bench.percentiles import latency_summary
 
 NOISY = "noisy"
 SCORE_COLUMNS = ("system", "condition", *COLUMNS)  # scores.csv: score_split's columns, labelled
@@ -67,12 +68,10 @@ def read_scores(path: Path, extra: tuple[str, ...] = ()) -> pd.DataFrame:
 
 
 def _with_latency_rule(profile):
-    """A profile whose latency percentiles are recomputed from its timed runs (`latency.summarize`), so that a
+    """A profile whose latency percentiles are recomputed from its timed runs (`percentiles.latency_summary`), so that a
     profile written before the rule on tail percentiles (p99 of 20 runs) is reported by today's rule."""
     if isinstance(profile, dict) and profile.get("latency_samples_ms"):
-        from avse_bench.profiling.latency import summarize
-
-        return {**profile, "latency_ms": summarize(profile["latency_samples_ms"])}
+        return {**profile, "latency_ms": latency_summary(profile["latency_samples_ms"])}
     return profile
 
 
