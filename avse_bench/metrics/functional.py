@@ -149,12 +149,19 @@ def score_pair(ref: np.ndarray, deg: np.ndarray, call=None, metrics=METRICS) -> 
     runs each call in a process of its own and turns a crash or a time-out into a MetricError. `metrics`: which of
     `METRICS` to compute (the others are not in the result).
     """
-    row: dict = dict.fromkeys(metrics)
     try:
         ref, deg = check_pair(ref, deg)
     except MetricError as err:
-        return {**row, "error": err.reason}
-    call = call or (lambda name, r, d: FUNCTIONS[name](r, d))
+        return {**dict.fromkeys(metrics), "error": err.reason}
+    return call_metrics(ref, deg, call or (lambda name, r, d: FUNCTIONS[name](r, d)), metrics)
+
+
+def call_metrics(ref: np.ndarray, deg: np.ndarray, call, metrics) -> dict:
+    """{metric: float or None, ..., "error": str} of `call(name, ref, deg)` for each name of `metrics`, on a pair
+    already checked by its family; never raises. A metric that raised MetricError, an exception of its library or
+    a non-finite value is None and listed in `error` as "<metric>: <reason>". Shared by every family whose metrics
+    are called one by one (the mono intrusive ones through `score_pair`, the binaural ones)."""
+    row: dict = dict.fromkeys(metrics)
     reasons = []
     for name in metrics:
         try:

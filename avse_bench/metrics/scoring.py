@@ -52,7 +52,7 @@ from avse_bench.io import replace_atomically, writable_dir
 from avse_bench.machine import available_cores, worker_context
 from avse_bench.metrics import binaural
 from avse_bench.metrics.dnsmos import DNSMOS_METRICS, available, dnsmos, set_threads
-from avse_bench.metrics.functional import FS, FUNCTIONS, METRICS, MetricError, score_pair
+from avse_bench.metrics.functional import FS, FUNCTIONS, METRICS, MetricError, call_metrics, score_pair
 from avse_bench.metrics.spec import ALL_METRICS, FAMILIES, SPECS, names
 from avse_bench.metrics.spec import function as declared_function
 
@@ -104,18 +104,6 @@ def _empty_row(job: ScoreJob, reason: str) -> dict[str, str]:
             **dict.fromkeys(ALL_METRICS, ""), "error": reason}
 
 
-def _binaural(name: str, ref: np.ndarray, deg: np.ndarray, call, error: str) -> dict:
-    """{name: value, "error": error + its reason if it failed} of one binaural metric through `call`."""
-    try:
-        value = call(name, ref, deg)
-    except MetricError as err:
-        return {name: None, "error": "; ".join(e for e in (error, f"{name}: {err.reason}") if e)}
-    except Exception as err:  # the library's own failure
-        return {name: None, "error": "; ".join(e for e in (error, f"{name}: failed: {type(err).__name__}: {err}")
-                                               if e)}
-    return {name: value, "error": error}
-
-
 def _nonintrusive(deg: np.ndarray, call) -> dict:
     """DNSMOS of one estimate through `call` ("dnsmos", None, deg): {metric: value, ..., "error": reason}."""
     try:
@@ -134,18 +122,18 @@ def score_job(job: ScoreJob, call=None) -> dict[str, str]:
         return _empty_row(job, f"{RETRIED}{job.estimate_kind} file {job.estimate}")
     call = call or metric_call()
     intrusive = [m for m in job.metrics if m in METRICS]
-    binaural = [m for m in job.metrics if m in BINAURAL_METRICS]
+    pairs = [m for m in job.metrics if m in BINAURAL_METRICS]  # binaural (left, right) metrics
     try:
         deg = read_wav(job.estimate, job.channels)
-        ref = read_wav(job.reference, job.channels) if intrusive or binaural else None
+        ref = read_wav(job.reference, job.channels) if intrusive or pairs else None
         scores = score_pair(ref, deg, call, intrusive) if intrusive else {"error": ""}
     except MetricError as err:
         return _empty_row(job, err.reason)
-    for name in binaural:
-        scores = {**scores, **_binaural(name, ref, deg, call, scores["error"])}
+    parts = [call_metrics(ref, deg, call, pairs)] if pairs else []
     if any(m in DNSMOS_METRICS for m in job.metrics):
-        blind = _nonintrusive(deg, call)
-        scores = {**scores, **blind, "error": "; ".join(e for e in (scores["error"], blind["error"]) if e)}
+        parts.append(_nonintrusive(deg, call))
+    for part in parts:
+        scores = {**scores, **part, "error": "; ".join(e for e in (scores["error"], part["error"]) if e)}
     row = _empty_row(job, scores["error"])
     return {**row, **{m: _fmt(scores.get(m)) for m in job.metrics}}
 
@@ -477,15 +465,16 @@ def score_split(data_root, split: str, out_csv, enhanced_dir=None, jobs: int = 0
     if enhanced_dir is not None:
         check_enhanced_dir(Path(enhanced_dir), todo_all, enhanced_suffix)
     with _writer_lock(out_csv):
-        _score_locked(out_csv, split, shard, todo_all, workers, timeout, progress)
+        final = _score_locked(out_csv, split, shard, todo_all, workers, timeout, progress)
         if official_csv is not None:
-            write_official(Path(official_csv), _unique(read_scores(out_csv), str(out_csv)))
+            write_official(Path(official_csv), final)
     return out_csv
 
 
 def _score_locked(out_csv: Path, split: str, shard: str | None, todo_all: list[ScoreJob], workers: int,
-                  timeout: float, progress: bool) -> None:
-    """`score_split`'s work once it holds the output's lock: resume, score what is left, write sorted."""
+                  timeout: float, progress: bool) -> list[dict[str, str]]:
+    """`score_split`'s work once it holds the output's lock: resume, score what is left, write sorted; returns the
+    final rows."""
     wanted = {j.scene for j in todo_all}
     read = read_scores(out_csv, repair=True)
     done = _resolve_repeats(read, out_csv)
@@ -512,7 +501,9 @@ def _score_locked(out_csv: Path, split: str, shard: str | None, todo_all: list[S
                     f"{len(finished)} scenes scored so far are kept in {out_csv}. If you call avse_bench from a "
                     "Python script, put the call under `if __name__ == \"__main__\":` (each worker imports the main "
                     "script as it starts)") from None
-    write_scores(out_csv, _unique(read_scores(out_csv), str(out_csv)))
+    final = _unique(read_scores(out_csv), str(out_csv))
+    write_scores(out_csv, final)
+    return final
 
 
 def _score_jobs(todo: list[ScoreJob], out_csv: Path, workers: int, timeout: float, bar: tqdm) -> None:
