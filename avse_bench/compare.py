@@ -294,6 +294,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     only). Raises AvseBenchError for bad input.
     """
     from avse_bench.data import load_split
+    from avse_bench.data.layout import require_mono
     from avse_bench.metrics.dnsmos import DNSMOS_METRICS
     from avse_bench.metrics.scoring import parse_metrics, score_split
     from avse_bench.profiling import profile_system
@@ -322,9 +323,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     root = embedded_corpus(settings["corpus"], seed) if synthetic else Path(data_root)
     eval_scenes = load_split(root, eval_split, track)
     track, layout = eval_scenes[0].track, eval_scenes[0].layout
-    if eval_scenes[0].channels != 1:
-        raise AvseBenchError(f"{root} is AVSEC-4 data, whose default track is binaural (2-channel mixtures and "
-                             "outputs), and the systems here read and write one channel: pass --track mono")
+    require_mono(eval_scenes)  # before any work
     n_train, n_eval = len(load_split(root, train_split, track)), len(eval_scenes)
     blind_scenes = load_split(root, blind_split, track) if (root / blind_split).is_dir() else []
     blind = blind_split if blind_scenes and all(s.reference is None for s in blind_scenes) else None
@@ -351,9 +350,10 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     score_inputs = {"metrics": list(chosen)}
     stages.run("check", {"data": data["fingerprint"]}, [], lambda: validate_splits(root, [train_split, eval_split]))
 
+    codes = {s.name: s.code_hash() for s in systems}  # what each model is made by: read once
     for s in systems:
         run_dir = out / "runs" / s.name
-        code = {"system": s.config, "code": s.code_hash()}  # what the model is made by
+        code = {"system": s.config, "code": codes[s.name]}
         inputs = {**base_inputs, **code, "recipe": s.recipe(profile), "world_size": nproc_per_node}
         if s.name in supplied:
             model, info = supplied[s.name]
@@ -380,7 +380,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     for s in systems:
         weights = state_digest(out / "runs" / s.name / "model.pt")
         # what an enhanced file depends on: the frames, the weights (their tensors, not the file's bytes), the code
-        made = {**base_inputs, "weights": weights, "code": s.code_hash(), "wav": ENHANCED_SUBTYPE}
+        made = {**base_inputs, "weights": weights, "code": codes[s.name], "wav": ENHANCED_SUBTYPE}
         for condition, blank in CONDITIONS.items():
             enhanced = out / "enhanced" / s.name / condition
             csv = score_files[s.name, condition] = out / "scores" / f"{s.name}.{condition}.csv"
@@ -428,7 +428,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     for s in systems:
         path = out / "profiles" / f"{s.name}.json"
         options = {**settings["profiling"], "size": pre.size, "train_batch": s.recipe(profile)["batch_size"]}
-        inputs = {"system": s.config, "code": s.code_hash(), "device": device, **options}
+        inputs = {"system": s.config, "code": codes[s.name], "device": device, **options}
         stages.run(f"profile.{s.name}", inputs, [path], lambda s=s, path=path, options=options: _write_json(
             path, profile_system(s, device=device, **options)))
         profiles[s.name] = json.loads(path.read_text())

@@ -22,7 +22,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from avse_bench.data.avsync import SyncFigures, sync_figures
-from avse_bench.data.layout import AVSEC2, AVSEC4, CHANNELS, LAYOUT_NAMES, PARTS, masker_of, scan_split
+from avse_bench.data.layout import AVSEC2, LAYOUT_NAMES, PARTS, default_part, masker_of, part_channels, scan_split
 from avse_bench.data.preprocessing import AUDIO_RATE, _Video, clip_end_ms
 from avse_bench.errors import AvseBenchError
 from avse_bench.machine import available_cores, worker_context
@@ -159,13 +159,12 @@ class _SceneFacts:
 
 
 def _check_scene(parts: dict[str, Path], layout: str = AVSEC2) -> _SceneFacts:
-    """Every audio file of the scene (rate, channels: 2 for AVSEC-4's binaural files, `layout.CHANNELS`; length
+    """Every audio file of the scene (rate, channels: 2 for AVSEC-4's binaural files, `layout.part_channels`; length
     equal to the mixture's) and its video (decodable, lasting as long as the mixture within a frame)."""
     problems, lengths, rates = [], {}, []
-    mix_part = "mixed" if layout == AVSEC2 else "mix"
+    mix_part = default_part(layout, "mixed")
     for part in (p for p in PARTS[layout] if p != "video"):
-        channels = CHANNELS.get(part, 1) if layout == AVSEC4 else 1
-        info = _check_audio(parts[part], problems, channels) if part in parts else None
+        info = _check_audio(parts[part], problems, part_channels(layout, part)) if part in parts else None
         if info is not None:
             lengths[part] = info.frames
             rates.append(info.samplerate)

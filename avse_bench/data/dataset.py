@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from avse_bench.data.frames import DEFAULT_MEMORY_MB, DEFAULT_STORE_GB, FrameSource
-from avse_bench.data.layout import Scene
+from avse_bench.data.layout import Scene, require_mono
 from avse_bench.data.preprocessing import SAMPLES_PER_FRAME, VIDEO_FPS, Preprocessing
 from avse_bench.errors import AvseBenchError
 
@@ -51,11 +51,7 @@ class AVSEDataset(Dataset):
         if crop_seconds is not None and round(crop_seconds * VIDEO_FPS) < 1:
             raise AvseBenchError(f"crop_seconds must cover at least one video frame (got {crop_seconds})")
         self.scenes = list(scenes)
-        binaural = [s.id for s in self.scenes if s.channels != 1]
-        if binaural:
-            raise AvseBenchError(f"{len(binaural)} scene(s) (e.g. {binaural[0]}) are on the binaural track of AVSEC-4 "
-                                 "data (2-channel mixtures), and the systems here read and write one channel: use "
-                                 "--track mono (they read _mono_mix and are scored against _target_mono_anechoic)")
+        require_mono(self.scenes)
         self.preprocessing = preprocessing
         self.crop_frames = None if crop_seconds is None else int(round(crop_seconds * VIDEO_FPS))
         self.seed = seed

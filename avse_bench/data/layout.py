@@ -38,7 +38,9 @@ PARTS = {  # layout -> part -> file suffix
              "target_mono_anechoic": "_target_mono_anechoic.wav", "interferer_mono": "_interferer_mono.wav",
              "video": "_silent.mp4"},
 }
-CHANNELS = {"mix": 2, "target": 2, "target_anechoic": 2, "interferer": 2}  # AVSEC-4's binaural parts; others mono
+BINAURAL_PARTS = {AVSEC4: ("mix", "target", "target_anechoic", "interferer")}  # 2 channels; every other file mono
+MONO_PARTS = {"mix": "mono_mix", "target": "target_mono", "interferer": "interferer_mono",
+              "target_anechoic": "target_mono_anechoic"}  # AVSEC-4: each binaural part's (L+R)/2 file
 REQUIRED = {  # layout -> (parts of a split with targets, parts of an evaluation split)
     AVSEC2: (("mixed", "video", "target"), ("mixed", "video")),
     AVSEC4: (tuple(PARTS[AVSEC4]), ("mix", "mono_mix", "video")),
@@ -54,6 +56,31 @@ TRACK_FILES = {  # (layout, track) -> role -> part
                          "interferer": "interferer"},
 }
 TRACK_CHANNELS = {MONO: 1, BINAURAL: 2}
+
+
+def part_channels(layout: str, part: str) -> int:
+    """How many channels a file of `part` has in `layout` (2 for AVSEC-4's binaural files, else 1)."""
+    return 2 if part in BINAURAL_PARTS.get(layout, ()) else 1
+
+
+def default_part(layout: str, role: str) -> str:
+    """The part that plays `role` ("mixed", "target", "reference", "interferer") on the layout's default track."""
+    return TRACK_FILES[layout, DEFAULT_TRACK[layout]][role]
+
+
+def count_maskers(masker: str | None) -> int | None:
+    """How many maskers a `masker` label names ("speech+music" -> 2); None without one."""
+    return None if masker is None or not str(masker).strip() else str(masker).count("+") + 1
+
+
+def require_mono(scenes: list) -> None:
+    """AvseBenchError when `scenes` are on a binaural track: the systems here read and write one channel."""
+    binaural = [s.id for s in scenes if s.channels != 1]
+    if binaural:
+        raise AvseBenchError(f"{len(binaural)} scene(s) (e.g. {binaural[0]}) are on the binaural track of AVSEC-4 "
+                             "data (2-channel mixtures; the default track there), and the systems here read and "
+                             "write one channel: pass --track mono (they read _mono_mix and are scored against "
+                             "_target_mono_anechoic)")
 _SUFFIXES = sorted({(suffix, part) for parts in PARTS.values() for part, suffix in parts.items()},
                    key=lambda sp: -len(sp[0]))  # longest first: `_mono_mix.wav` before `_mix.wav`
 
@@ -94,7 +121,7 @@ class Scene:
     @property
     def n_maskers(self) -> int | None:
         """How many maskers the metadata names (None without metadata)."""
-        return None if self.masker is None else self.masker.count("+") + 1
+        return count_maskers(self.masker)
 
 
 @dataclass
@@ -156,8 +183,7 @@ def scan_split(root, split: str) -> SplitScan:
             unrecognised.append(path.name)
     meta_path = root / "metadata" / f"scenes.{split}.json"
     metadata, problems = _read_metadata(meta_path) if meta_path.is_file() else ({}, {})
-    target_part = "target" if layout == AVSEC2 else "target_anechoic"
-    has_targets = any(target_part in parts for parts in files.values())
+    has_targets = any(default_part(layout, "target") in parts for parts in files.values())
     required = REQUIRED[layout][0 if has_targets else 1]
     for scene_id in sorted(set(files) | set(metadata)):
         missing = [f"{scene_id}{PARTS[layout][p]}" for p in required if p not in files.get(scene_id, {})]

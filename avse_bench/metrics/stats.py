@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import stats as sps
 from scipy.special import ndtr, ndtri
 
+from avse_bench.data.layout import count_maskers
 from avse_bench.metrics.functional import METRICS
 from avse_bench.metrics.spec import SPECS
 
@@ -158,10 +159,10 @@ def snr_band(snr_db) -> str:
 
 
 def n_maskers(masker) -> str:
-    """How many maskers a `masker` label names ("speech+music" -> "2"); "unknown" without one."""
-    if masker is None or pd.isna(masker) or not str(masker).strip():
-        return "unknown"
-    return str(str(masker).count("+") + 1)
+    """How many maskers a `masker` label names ("speech+music" -> "2", `layout.count_maskers`); "unknown" without
+    one."""
+    count = None if pd.isna(masker) else count_maskers(masker)
+    return "unknown" if count is None else str(count)
 
 
 def breakdown(df: pd.DataFrame, metrics: Sequence[str] = METRICS, by: Sequence[str] = ("masker", "snr_band"), *,
