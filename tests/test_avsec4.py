@@ -18,6 +18,7 @@ import soundfile as sf
 from avse_bench.cli import main
 from avse_bench.data import load_split
 from avse_bench.data.check import check_split
+from avse_bench.data.layout import MONO_PARTS
 from avse_bench.errors import AvseBenchError
 from avse_bench.metrics.scoring import score_split
 
@@ -54,8 +55,6 @@ def lay_out_avsec4(src_root, root, split: str, maskers: dict, rng) -> None:
     scenes = root / split / "scenes"
     scenes.mkdir(parents=True)
     records = []
-    mono_names = {"mix": "mono_mix", "target": "target_mono", "interferer": "interferer_mono",
-                  "target_anechoic": "target_mono_anechoic"}
     for sid, kinds in maskers.items():
         src = src_root / split / "scenes"
         target, _ = sf.read(src / f"{sid}_target.wav")
@@ -68,7 +67,7 @@ def lay_out_avsec4(src_root, root, split: str, maskers: dict, rng) -> None:
         scale = 0.8 / np.abs(mix).max()
         files = {"mix": mix * scale, "target": reverberant * scale, "interferer": noise * scale,
                  "target_anechoic": _peak(anechoic)}
-        files.update({mono_names[k]: _peak(v.mean(axis=1)) for k, v in list(files.items())})
+        files.update({MONO_PARTS[k]: _peak(v.mean(axis=1)) for k, v in list(files.items())})
         for part, audio in files.items():
             sf.write(scenes / f"{sid}_{part}.wav", audio, FS, subtype="PCM_16")
         shutil.copy(src / f"{sid}_silent.mp4", scenes / f"{sid}_silent.mp4")

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from avse_bench.data import face, spatial
 from avse_bench.data.espeak import Espeak, get_espeak
-from avse_bench.data.layout import AVSEC2, AVSEC4
+from avse_bench.data.layout import AVSEC2, AVSEC4, MONO_PARTS
 from avse_bench.data.preprocessing import AUDIO_RATE, SAMPLES_PER_FRAME
 from avse_bench.data.sentences import sentence
 from avse_bench.errors import AvseBenchError
@@ -63,6 +63,11 @@ class _Voice:
         choices = [v for v in voices if v != exclude]
         return cls(choices[int(rng.integers(len(choices)))], int(rng.integers(130, 191)),
                    int(rng.integers(25, 76)), int(rng.integers(20, 81)))
+
+    @property
+    def label(self) -> str:
+        """The voice as the metadata names it: espeak voice, rate and pitch."""
+        return f"{self.name}/r{self.rate_wpm}p{self.pitch}"
 
 
 def _speak(espeak: Espeak, voice: _Voice, text: str, seed: int):
@@ -123,7 +128,7 @@ def _interferer(espeak: Espeak, rng: np.random.Generator, n: int, target_voice: 
         voice = _Voice.draw(rng, MASKER_VOICES, exclude=target_voice)
         stream = _speech_stream(espeak, rng, voice, n + 2 * AUDIO_RATE)
         offset = int(rng.integers(len(stream) - n))
-        name = f"{voice.name}/r{voice.rate_wpm}p{voice.pitch}"
+        name = voice.label
         return stream[offset:offset + n], {"type": "speech", "name": name, "offset": offset}, SPEECH_SNR_DB
     if kind == "colored":
         beta = float(rng.uniform(0.0, 2.0))
@@ -208,16 +213,12 @@ def make_scene_avsec4(espeak: Espeak, seed: int, split: str, index: int, min_sec
     style = face.FaceStyle.for_speaker(voice.name)
     track = face.mouth_track(phonemes, end_s, n_frames, face.loudness_ms(dry, AUDIO_RATE))
     audio = {"mix": mix, "target": target, "interferer": interferer,
-             "target_anechoic": anechoic * (0.9 / max(np.abs(anechoic).max(), 1e-9))}
+             "target_anechoic": _peak_normalised(anechoic)}
     audio.update({MONO_PARTS[part]: _peak_normalised(x.mean(axis=1)) for part, x in list(audio.items())})
     room = {"rt60_s": round(rt60, 3), "drr_db": round(drr, 2), "model": "avse_bench.data.spatial"}
     return {"audio": audio, "frames": face.render(style, track, rng), "snr": snr, "interferers": records,
             "voice": voice, "text": text, "mouth_box": face.mouth_box(style), "room": room,
             "target_azimuth": round(target_az, 1), "n": n}
-
-
-MONO_PARTS = {"mix": "mono_mix", "target": "target_mono", "interferer": "interferer_mono",
-              "target_anechoic": "target_mono_anechoic"}
 
 
 def _peak_normalised(x: np.ndarray, peak: float = 0.9) -> np.ndarray:
@@ -226,6 +227,15 @@ def _peak_normalised(x: np.ndarray, peak: float = 0.9) -> np.ndarray:
 
 def _write_wav(path: Path, audio: np.ndarray) -> None:
     sf.write(str(path), np.clip(audio, -1.0, 32767 / 32768), AUDIO_RATE, subtype="PCM_16")
+
+
+def _write_video(scenes_dir: Path, scene_id: str, s: dict) -> dict:
+    """Write the scene's face video (atomically) and return this generator's own record of it: mouth box, text,
+    voice."""
+    tmp = scenes_dir / f".{scene_id}_silent.partial.mp4"
+    face.write_mp4(tmp, s["frames"])
+    os.replace(tmp, scenes_dir / f"{scene_id}_silent.mp4")
+    return {"mouth_box": list(s["mouth_box"]), "text": s["text"], "voice": s["voice"].name}
 
 
 def _scene_job(job: tuple) -> tuple[dict, dict]:
@@ -237,13 +247,9 @@ def _scene_job(job: tuple) -> tuple[dict, dict]:
     s = make_scene(get_espeak(), seed, split, index, min_seconds, max_seconds)
     for part in ("target", "interferer", "mixed"):
         _write_wav(scenes_dir / f"{scene_id}_{part}.wav", s[part])
-    tmp = scenes_dir / f".{scene_id}_silent.partial.mp4"
-    face.write_mp4(tmp, s["frames"])
-    os.replace(tmp, scenes_dir / f"{scene_id}_silent.mp4")
-    voice = s["voice"]
-    record = {"scene": scene_id, "dataset": split, "target": {"name": f"{voice.name}/r{voice.rate_wpm}p{voice.pitch}"},
+    record = {"scene": scene_id, "dataset": split, "target": {"name": s["voice"].label},
               "interferer": s["interferer_meta"], "SNR": s["snr"], "duration": len(s["mixed"])}
-    return record, {"mouth_box": list(s["mouth_box"]), "text": s["text"], "voice": voice.name}
+    return record, _write_video(scenes_dir, scene_id, s)
 
 
 def _avsec4_scene_job(scenes_dir: Path, scene_id: str, seed: int, split: str, index: int, min_seconds: float,
@@ -252,16 +258,12 @@ def _avsec4_scene_job(scenes_dir: Path, scene_id: str, seed: int, split: str, in
     s = make_scene_avsec4(get_espeak(), seed, split, index, min_seconds, max_seconds)
     for part, audio in s["audio"].items():
         _write_wav(scenes_dir / f"{scene_id}_{part}.wav", audio)
-    tmp = scenes_dir / f".{scene_id}_silent.partial.mp4"
-    face.write_mp4(tmp, s["frames"])
-    os.replace(tmp, scenes_dir / f"{scene_id}_silent.mp4")
-    voice = s["voice"]
     record = {"scene": scene_id, "dataset": split, "room": s["room"],
-              "target": {"name": f"{voice.name}/r{voice.rate_wpm}p{voice.pitch}", "time_start": 0,
+              "target": {"name": s["voice"].label, "time_start": 0,
                          "time_end": s["n"], "azimuth": s["target_azimuth"]},
               "duration": s["n"], "SNR": s["snr"], "interferers": s["interferers"],
               "listener": {"hrir_filename": ["spherical head, avse_bench.data.spatial"], "rotation": []}}
-    return record, {"mouth_box": list(s["mouth_box"]), "text": s["text"], "voice": voice.name}
+    return record, _write_video(scenes_dir, scene_id, s)
 
 
 def synthesize(out, n_train: int = 200, n_dev: int = 40, seed: int = 0, min_seconds: float = 2.0,
