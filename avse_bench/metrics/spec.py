@@ -81,18 +81,9 @@ def function(name: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def names(*, family: str | None = None, channels: int | None = None) -> tuple[str, ...]:
-    """Metric names in declaration order, optionally of one family or one channel count."""
-    return tuple(s.name for s in SPECS.values()
-                 if (family is None or s.family == family) and (channels is None or s.channels == channels))
-
-
-def label(name: str) -> str:
-    return SPECS[name].label
-
-
-def digits(name: str) -> int:
-    return SPECS[name].digits
+def names(*, family: str | None = None) -> tuple[str, ...]:
+    """Metric names in declaration order, optionally of one family."""
+    return tuple(s.name for s in SPECS.values() if family is None or s.family == family)
 
 
 ALL_METRICS = names()

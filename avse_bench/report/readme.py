@@ -14,7 +14,6 @@ from pathlib import Path
 from avse_bench.errors import AvseBenchError
 from avse_bench.metrics.dnsmos import DNSMOS_METRICS
 from avse_bench.metrics.functional import METRICS
-from avse_bench.metrics.spec import label
 from avse_bench.report import quality, tables
 from avse_bench.report.fmt import METRIC_DIGITS, METRIC_LABELS, describe_lookahead, is_na, number, p_relation, with_ci
 from avse_bench.report.load import NOISY, Run, load_run
@@ -162,7 +161,7 @@ def bench_lines(run: Run) -> list[str]:
         return f"{1e3 * found[name]['stats']['median']:.1f} ms" if name in found else "n/a (not run)"
 
     out = ["", "Micro-benchmarks of the same run (`benchmarks/`, medians; `benchmarks.json`):", ""]
-    costs = [f"{label(m)} {median_ms(f'test_metric_per_scene[{m}]')}" for m in METRICS]
+    costs = [f"{METRIC_LABELS[m]} {median_ms(f'test_metric_per_scene[{m}]')}" for m in METRICS]
     seconds = info(f"test_metric_per_scene[{METRICS[0]}]").get("seconds_of_audio")
     out.append(f"- per scene of {seconds:.1f} s: " + ", ".join(costs) if seconds else "- per-scene costs: n/a")
     par = info("test_parallel_score_split_against_the_serial_loop")
