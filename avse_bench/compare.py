@@ -21,7 +21,7 @@ from pathlib import Path
 
 from avse_bench.data import Preprocessing
 from avse_bench.data.loading import LoaderOptions
-from avse_bench.enhance import ENHANCED_SUBTYPE, PEAKS, enhance, enhance_variants, read_peaks
+from avse_bench.enhance import ENHANCED_SUBTYPE, PEAKS, enhance, enhance_variants, read_peaks, run_preprocessing
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import CACHE_ENV, cache_dir, writable_dir, write_json
 from avse_bench.profiles import get_profile, run_preprocessing_for
@@ -266,10 +266,10 @@ def install_weights(system, model, info: dict, run_dir: Path, profile: str, pre:
 def check_run_preprocessing(run_dir: Path, pre: Preprocessing) -> None:
     """Raises AvseBenchError unless the training run in `run_dir` recorded the run's preprocessing: enhancement
     uses the recorded one, so a mismatch would enhance and report frames the manifest does not state."""
-    summary = json.loads((run_dir / "train_summary.json").read_text())
-    if summary.get("preprocessing_hash") != pre.config_hash():
-        raise AvseBenchError(f"{run_dir / 'train_summary.json'} records preprocessing {summary.get('preprocessing')} "
-                             f"(hash {summary.get('preprocessing_hash')}), not the run's {pre.config()} "
+    recorded = run_preprocessing(run_dir)  # the reader enhancement uses
+    if recorded != pre:
+        raise AvseBenchError(f"{run_dir / 'train_summary.json'} records preprocessing {recorded.config()} "
+                             f"(hash {recorded.config_hash()}), not the run's {pre.config()} "
                              f"(hash {pre.config_hash()}); remove {run_dir} and re-run")
 
 

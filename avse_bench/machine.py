@@ -73,8 +73,8 @@ def die_with(owner: int) -> None:
     threading.Thread(target=target, args=args, daemon=True, name="die-with-owner").start()
 
 
-class _ForkserverWorker(multiprocessing.context.ForkServerProcess):
-    """A forkserver process that ends with the process that created it (`die_with`), whatever starts it."""
+class _DiesWithOwner:
+    """Mixed into a Process class: the process ends with the process that created it (`die_with`)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -85,16 +85,12 @@ class _ForkserverWorker(multiprocessing.context.ForkServerProcess):
         super().run()
 
 
-class _SpawnWorker(multiprocessing.context.SpawnProcess):
-    """A spawned process that ends with the process that created it (`die_with`)."""
+class _ForkserverWorker(_DiesWithOwner, multiprocessing.context.ForkServerProcess):
+    pass
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._owner = os.getpid()
 
-    def run(self):
-        die_with(self._owner)
-        super().run()
+class _SpawnWorker(_DiesWithOwner, multiprocessing.context.SpawnProcess):
+    pass
 
 
 class _ForkserverWorkers(multiprocessing.context.ForkServerContext):
