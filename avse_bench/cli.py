@@ -191,11 +191,12 @@ def _compare(a: argparse.Namespace) -> int:
 
 def _report(a: argparse.Namespace) -> int:
     from avse_bench.report import render_report
-    from avse_bench.report.readme import update_readme
+    from avse_bench.report.readme import figures, update_readme
 
     render_report(a.run)
+    block = figures(a.run) if a.readme else None
     for readme in a.readme:
-        update_readme(readme, a.run, label=a.run.as_posix())
+        update_readme(readme, block, label=a.run.as_posix())
     return 0
 
 

@@ -37,11 +37,11 @@ def test_update_readme_writes_and_rewrites_the_block(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     readme = tmp_path / "README.md"
     readme.write_text("# Mine\n\nSome prose.\n")
-    update_readme(readme, Path(RUN), RUN)
+    update_readme(readme, figures(RUN), RUN)
     first = readme.read_text()
     assert first.startswith("# Mine\n\nSome prose.\n") and block_of(first, RUN) == figures(RUN)
     readme.write_text(first.replace("| noisy (mixture) |", "| noisy (mixture) | 9.99 |") + "\nAfter.\n")
-    update_readme(readme, Path(RUN), RUN)
+    update_readme(readme, figures(RUN), RUN)
     assert readme.read_text() == first + "\nAfter.\n"
 
 

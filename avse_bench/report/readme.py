@@ -202,13 +202,13 @@ def block_of(readme_text: str, label: str) -> str | None:
     return readme_text[readme_text.index("\n", start) + 1:end].strip("\n")
 
 
-def update_readme(readme: Path, run_dir: Path, label: str) -> None:
-    """Rewrite the figures block of `label` in `readme` from the run in `run_dir`; the block is appended (with its
-    markers) when the README has none. Raises AvseBenchError for a README that cannot be read or written."""
+def update_readme(readme: Path, block: str, label: str) -> None:
+    """Rewrite the figures block of `label` in `readme` with `block` (`figures` of that run, computed once for
+    every README it goes to); the block is appended (with its markers) when the README has none. Raises
+    AvseBenchError for a README that cannot be read or written."""
     readme, text = Path(readme), ""
     try:
         text = readme.read_text() if readme.is_file() else ""
-        block = figures(run_dir)
         old = block_of(text, label)
         if old is None:
             text = text.rstrip("\n") + f"\n\n{_begin(label, str(readme))}\n{block}\n{_end(label)}\n"
