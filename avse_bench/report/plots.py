@@ -13,6 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from avse_bench.data.stress import UNITS as UNITS_OF
+from avse_bench.metrics.stats import MIN_SCENES_FOR_CI
 from avse_bench.report import quality
 from avse_bench.report.fmt import METRIC_LABELS, describe, is_na
 from avse_bench.report.items import NO_CUDA, PHASES, get
@@ -63,7 +64,7 @@ def quality_plot(run: Run, summary: pd.DataFrame, path: Path) -> Path:
         ax.set_title(METRIC_LABELS[metric])
         ax.axhline(0, color="black", linewidth=0.5)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Quality on the evaluation split: mean and 95 % bootstrap CI over scenes")
+    fig.suptitle("Quality on the evaluation split: mean and 95 % BCa bootstrap CI over scenes")
     return _save(fig, path)
 
 
@@ -83,7 +84,8 @@ def snr_plot(run: Run, bands: pd.DataFrame, order: list[str], path: Path) -> Pat
         ax.set_title(METRIC_LABELS[metric])
         ax.grid(alpha=0.3)
     fig.axes[0].legend(fontsize=8)
-    fig.suptitle("Quality against input SNR: mean and 95 % CI per band")
+    fig.suptitle(f"Quality against input SNR: mean and 95 % CI per band (no CI for a band of fewer than "
+                 f"{MIN_SCENES_FOR_CI} scenes)")
     return _save(fig, path)
 
 
