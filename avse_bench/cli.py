@@ -53,20 +53,30 @@ def _add_track_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_preprocessing_options(p: argparse.ArgumentParser, note: str) -> None:
-    g = p.add_argument_group("preprocessing (shared by every system of a run)")
+    g = p.add_argument_group("preprocessing (shared by every system of a run; default: the systems' declared "
+                             "[preprocessing], else the profile's)")
     g.add_argument("--frame-size", type=int, default=None,
-                   help=f"frame size in px instead of the profile's (224 for the official baseline's weights){note}")
+                   help=f"frame size in px (224 for the official AVSEC-2 baseline's weights){note}")
     g.add_argument("--no-equalize", action="store_true",
-                   help=f"no histogram equalisation (the official baseline's code feeds unequalised frames){note}")
+                   help=f"no histogram equalisation (the official baselines' code feeds unequalised frames){note}")
+    g.add_argument("--centre-crop", action="store_true",
+                   help=f"cut the middle frame-size px out of each frame instead of resizing it (the AVSEC-4 "
+                        f"baseline: 112 of 224){note}")
 
 
-def _preprocessing(a: argparse.Namespace, profile: str):
-    """The run's preprocessing from the options, or None when neither option was given."""
-    from avse_bench.profiles import run_preprocessing_for
+def _preprocessing_options(a: argparse.Namespace) -> dict:
+    """The preprocessing options given on the command line (none given: {})."""
+    options = {"frame_size": a.frame_size, "equalize": False if a.no_equalize else None,
+               "crop": "centre" if a.centre_crop else None}
+    return {k: v for k, v in options.items() if v is not None}
 
-    if a.frame_size is None and not a.no_equalize:
-        return None
-    return run_preprocessing_for(profile, a.frame_size, equalize=not a.no_equalize)
+
+def _preprocessing(a: argparse.Namespace, system_names: list[str]):
+    """The preprocessing for these systems: options over their declaration or the profile's (`choose_preprocessing`)."""
+    from avse_bench.profiles import choose_preprocessing
+    from avse_bench.systems import load
+
+    return choose_preprocessing([load(n) for n in system_names], a.profile, **_preprocessing_options(a))[0]
 
 
 # --- data -------------------------------------------------------------------------------------------------------
@@ -90,7 +100,8 @@ def _data_frames(a: argparse.Namespace) -> int:
     from avse_bench.data.loading import default_workers
     from avse_bench.profiles import get_profile
 
-    pre = Preprocessing(size=a.size if a.size is not None else get_profile(a.profile)["video_size"])
+    pre = Preprocessing(size=a.size if a.size is not None else get_profile(a.profile)["video_size"],
+                        crop="centre" if a.centre_crop else "none")
     videos = [scene.video for split in a.split for scene in load_split(a.root, split)]
     result = fill_store(videos, pre, a.store, a.store_gb, jobs=a.jobs or max(1, 2 * default_workers()))
     gib = result["bytes"] / 2**30
@@ -108,23 +119,22 @@ def _systems(a: argparse.Namespace) -> int:
 
 
 def _train(a: argparse.Namespace) -> int:
-    from avse_bench.profiles import run_preprocessing_for
     from avse_bench.train import train
 
     train(a.system, data_root=a.data, out_dir=a.out, profile=a.profile, resume=a.resume, device=a.device,
           seed=a.seed, train_split=a.split, val_split=a.val_split, loader=_loader(a),
-          preprocessing=run_preprocessing_for(a.profile, a.frame_size, equalize=not a.no_equalize), track=a.track)
+          preprocessing=_preprocessing(a, [a.system]), track=a.track)
     return 0
 
 
 def _enhance(a: argparse.Namespace) -> int:
     from avse_bench.enhance import enhance
-    from avse_bench.profiles import run_preprocessing_for
 
+    # a training run records its preprocessing (options with --run are refused by enhance, naming why)
+    recorded = a.run is not None and not _preprocessing_options(a)
     enhance(a.system, run_dir=a.run, data_root=a.data, split=a.split, out_dir=a.out, device=a.device,
             blank_video=a.blank_video, loader=_loader(a), weights=a.weights,
-            preprocessing=_preprocessing(a, a.profile) or (None if a.run else run_preprocessing_for(a.profile)),
-            track=a.track)
+            preprocessing=None if recorded else _preprocessing(a, [a.system]), track=a.track)
     return 0
 
 
@@ -147,9 +157,12 @@ def _score_merge(a: argparse.Namespace) -> int:
 
 # --- profiling, compare, report -----------------------------------------------------------------------------------
 def _profile(a: argparse.Namespace) -> int:
+    from avse_bench.profiles import choose_preprocessing
     from avse_bench.profiling import profile_system, write_profile
+    from avse_bench.systems import load
 
-    result = profile_system(a.system, device=a.device, seconds=a.seconds, size=a.size, train_batch=a.train_batch,
+    size = a.size if a.size is not None else choose_preprocessing([load(a.system)], "paper")[0].size
+    result = profile_system(a.system, device=a.device, seconds=a.seconds, size=size, train_batch=a.train_batch,
                             repeats=a.repeats, throughput_batch=a.throughput_batch, weights=a.weights)
     write_profile(result, a.json)
     return 0
@@ -184,7 +197,7 @@ def _compare(a: argparse.Namespace) -> int:
 
     compare(a.systems, data_root=a.data, profile=a.profile, out_dir=a.out, device=a.device, seed=a.seed,
             command_line=["avse-bench", *sys.argv[1:]], loader=_loader(a), nproc_per_node=a.nproc_per_node,
-            weights=_system_weights(a.weights), frame_size=a.frame_size, equalize=not a.no_equalize,
+            weights=_system_weights(a.weights), preprocessing=_preprocessing_options(a),
             stress=_stress(a.stress, a.profile), metrics=a.metrics, track=a.track)
     return 0
 
@@ -231,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--profile", choices=PROFILES, default="quick",
                    help="the run profile whose preprocessing (frame size) is stored (default quick)")
     f.add_argument("--size", type=int, default=None, help="frame size instead of the profile's")
+    f.add_argument("--centre-crop", action="store_true", help="centre crops of --size px (the AVSEC-4 baseline's)")
     f.add_argument("--store-gb", type=float, default=64.0, help="budget of the store (GiB, default 64)")
     f.add_argument("--jobs", type=int, default=0, help="processes (default: all cores)")
     f.set_defaults(func=_data_frames)
@@ -296,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("system")
     pr.add_argument("--device", choices=DEVICES, default="auto")
     pr.add_argument("--seconds", type=float, default=3.0, help="reference input length (default 3 s)")
-    pr.add_argument("--size", type=int, default=128, help="video frame size of the reference input (default 128)")
+    pr.add_argument("--size", type=int, default=None,
+                    help="video frame size of the reference input (default: the system's declared [preprocessing] "
+                         "size, else 128)")
     pr.add_argument("--train-batch", type=int, default=None,
                     help="batch for the training-memory phase (default: the recipe's, capped on CPU; stated)")
     pr.add_argument("--repeats", type=int, default=None, help="timed repetitions (default: 100 GPU, 20 CPU)")

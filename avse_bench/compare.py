@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from avse_bench.data.loading import LoaderOptions
 from avse_bench.enhance import ENHANCED_SUBTYPE, PEAKS, enhance, enhance_variants, read_peaks, run_preprocessing
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import CACHE_ENV, cache_dir, writable_dir, write_json
-from avse_bench.profiles import get_profile, run_preprocessing_for
+from avse_bench.profiles import get_profile
 from avse_bench.report.load import NOISY
 from avse_bench.report.quality import AUDIO_ONLY, AV, MIXTURE
 from avse_bench.report.stress import STRESS_METRICS
@@ -189,6 +190,7 @@ def train_under_torchrun(system: str, nproc: int, root: Path, run_dir: Path, pro
            "--device", device, "--seed", str(seed), "--split", train_split, "--val-split", val_split,
            "--frame-cache-mb", str(loader.frame_cache_mb), "--frame-store-gb", str(loader.frame_store_gb),
            "--frame-size", str(pre.size), "--track", track] + ([] if pre.equalize else ["--no-equalize"])
+    cmd += ["--centre-crop"] if pre.crop == "centre" else []
     cmd += ["--workers", str(loader.workers)] if loader.workers is not None else []
     cmd += ["--frame-store", loader.frame_store] if loader.frame_store is not None else []
     cmd += ["--resume"] if (run_dir / "checkpoint.pt").exists() else []
@@ -273,169 +275,252 @@ def check_run_preprocessing(run_dir: Path, pre: Preprocessing) -> None:
                              f"(hash {pre.config_hash()}); remove {run_dir} and re-run")
 
 
-def compare(system_names: list[str], data_root: Path | None = None, profile: str = "quick",
-            out_dir: Path | None = None, device: str = "auto", seed: int = 0,
-            command_line: list[str] | None = None, loader: LoaderOptions | None = None,
-            nproc_per_node: int = 1, weights: dict[str, Path] | None = None, frame_size: int | None = None,
-            equalize: bool = True, stress=None, metrics: str | None = None, track: str | None = None) -> Path:
-    """Run every stage for `system_names` and render the report; returns the output folder.
+TRAIN_SPLIT, EVAL_SPLIT, BLIND_SPLIT = "train", "dev", "eval"
 
-    `weights`: {system name: weights file} for systems not to train here (their own checkpoints, plain state dicts
-    or PyTorch Lightning checkpoints; see avse_bench/weights.py); checked before any work. `frame_size` and
-    `equalize`: the run's shared preprocessing instead of the profile's (for weights trained on other frames).
 
-    `loader`: DataLoader workers and frame budgets for training and enhancement (results do not depend on them).
-    `nproc_per_node` > 1 trains each system under torchrun with that many processes (the world size is part of the
-    training stage's inputs and is stated in the sheet). `stress`: visual-stress conditions (`Stress` list, see
-    avse_bench/data/stress.py) under which the dev split is also enhanced and scored (SI-SDR, PESQ-WB, STOI).
-    `metrics`: the `--metrics` of scoring (None: intrusive, plus DNSMOS when installed). `track`: of AVSEC-4 data,
-    "mono" (what the systems here read and write; the layout's default is binaural, which they cannot run). When
-    the data root has an `eval` split without targets, it is enhanced (audio-visual) and scored blind (DNSMOS
-    only). Raises AvseBenchError for bad input.
-    """
+def stress_metrics(track: str) -> tuple[str, ...]:
+    """The metrics stress conditions are scored with: SI-SDR, PESQ-WB and STOI on a mono track, MBSTOI (the
+    challenge's metric there) on the binaural one."""
+    from avse_bench.data.layout import BINAURAL
+
+    return ("mbstoi",) if track == BINAURAL else STRESS_METRICS
+
+
+@dataclass
+class Run:
+    """Everything the stages of one compare run read: where it writes (`out`, `stages`), what it compares
+    (`systems`, their code hashes, supplied weights), on what (`root`, `track`, `data`, the `blind` split or None),
+    with which shared settings (profile, preprocessing and the rule that chose it, seed, device, loader, metrics,
+    stress conditions, processes per node)."""
+
+    out: Path
+    stages: Stages
+    systems: list
+    profile: str
+    root: Path
+    track: str
+    data: dict
+    blind: str | None
+    pre: Preprocessing
+    pre_rule: str
+    seed: int
+    device: str
+    loader: LoaderOptions
+    metrics: tuple[str, ...]
+    stress: list | None
+    nproc_per_node: int
+    supplied: dict
+    codes: dict = field(default_factory=dict)
+
+    @property
+    def base_inputs(self) -> dict:
+        """What every stage's output depends on: the data, the track, the frames, the seed, the profile."""
+        return {"data": self.data["fingerprint"], "track": self.track, "preprocessing": self.pre.config_hash(),
+                "seed": self.seed, "profile": self.profile}
+
+    def run_dir(self, system) -> Path:
+        return self.out / "runs" / system.name
+
+    def score(self, split: str, csv: Path, enhanced: Path | None = None, metrics=None) -> None:
+        from avse_bench.metrics.scoring import score_split
+
+        score_split(self.root, split, out_csv=csv, enhanced_dir=enhanced, progress=True,
+                    metrics=metrics or self.metrics, track=self.track)
+
+
+def open_run(system_names: list[str], data_root: Path | None, profile: str, out_dir: Path | None, device: str,
+             seed: int, command_line: list[str], loader: LoaderOptions | None, nproc_per_node: int,
+             weights: dict | None, preprocessing: dict | None, stress, metrics: str | None,
+             track: str | None) -> Run:
+    """Check every input before any work (systems, weights, data and its track against the systems' channels, the
+    metrics), choose the run's preprocessing, write the manifest; returns the Run."""
     from avse_bench.data import load_split
-    from avse_bench.data.layout import require_mono
+    from avse_bench.data.layout import require_channels
     from avse_bench.metrics.dnsmos import DNSMOS_METRICS
-    from avse_bench.metrics.scoring import parse_metrics, score_split
-    from avse_bench.profiling import profile_system
-    from avse_bench.report import render_report
+    from avse_bench.metrics.scoring import parse_metrics
+    from avse_bench.profiles import choose_preprocessing
     from avse_bench.systems import load
-    from avse_bench.train import resolve_device, train
+    from avse_bench.train import resolve_device
 
     if len(set(system_names)) != len(system_names):
         raise AvseBenchError(f"a system is named twice: {' '.join(system_names)}")
     if nproc_per_node < 1:
         raise AvseBenchError(f"--nproc-per-node must be 1 or more (got {nproc_per_node})")
     resolve_device(device)  # before any work: 'cuda' without a CUDA device is one line, not a launched torchrun
-    loader = loader or LoaderOptions()
     settings = get_profile(profile)
     systems = [load(name) for name in system_names]  # fail fast on an unknown name
-    weights = {name: Path(path) for name, path in (weights or {}).items()}
-    supplied = check_supplied_weights(systems, weights)
+    pre, pre_rule = choose_preprocessing(systems, profile, **(preprocessing or {}))
+    supplied = check_supplied_weights(systems, {name: Path(path) for name, path in (weights or {}).items()})
     out = writable_dir(Path(out_dir) if out_dir is not None else Path("reports") / profile, "the run's outputs",
                        "choose another --out")
-    stages = Stages(out)
-    train_split, eval_split, blind_split = "train", "dev", "eval"
-    chosen = parse_metrics(metrics)  # fail fast on a bad list
 
     # data: a real AVSEC download, or the embedded corpus (generated once, cached)
     synthetic = data_root is None
     root = embedded_corpus(settings["corpus"], seed) if synthetic else Path(data_root)
-    eval_scenes = load_split(root, eval_split, track)
+    eval_scenes = load_split(root, EVAL_SPLIT, track)
     track, layout = eval_scenes[0].track, eval_scenes[0].layout
-    require_mono(eval_scenes)  # before any work
-    n_train, n_eval = len(load_split(root, train_split, track)), len(eval_scenes)
-    blind_scenes = load_split(root, blind_split, track) if (root / blind_split).is_dir() else []
-    blind = blind_split if blind_scenes and all(s.reference is None for s in blind_scenes) else None
+    for s in systems:
+        require_channels(eval_scenes, s.channels, f"system {s.name}")
+    channels = eval_scenes[0].channels
+    chosen = parse_metrics(metrics, channels=channels)  # fail fast on a bad list
+    n_train = len(load_split(root, TRAIN_SPLIT, track))
+    blind_scenes = load_split(root, BLIND_SPLIT, track) if (root / BLIND_SPLIT).is_dir() else []
+    blind = BLIND_SPLIT if blind_scenes and all(s.reference is None for s in blind_scenes) else None
     if blind and not set(chosen) & set(DNSMOS_METRICS):
         print(f"[compare] {root / blind}: no clean targets, and --metrics has no DNSMOS metric: not scored blind")
         blind = None
     data = {"root": str(root), "synthetic": synthetic, "layout": layout, "track": track,
-            "train_split": train_split, "eval_split": eval_split,
-            "n_train": n_train, "n_eval": n_eval, "fingerprint": data_fingerprint(root, [train_split, eval_split])}
+            "train_split": TRAIN_SPLIT, "eval_split": EVAL_SPLIT, "n_train": n_train, "n_eval": len(eval_scenes),
+            "fingerprint": data_fingerprint(root, [TRAIN_SPLIT, EVAL_SPLIT])}
     if blind:
-        data.update(blind_split=blind, n_blind=len(blind_scenes),
-                    blind_fingerprint=data_fingerprint(root, [blind]))
+        data.update(blind_split=blind, n_blind=len(blind_scenes), blind_fingerprint=data_fingerprint(root, [blind]))
     if synthetic:
         data["corpus"] = {**settings["corpus"], "seed": seed}
-    pre = run_preprocessing_for(profile, frame_size, equalize)
-    manifest = build_manifest(systems, profile, seed, data, pre, command_line or [])
+    manifest = build_manifest(systems, profile, seed, data, pre, command_line)
+    manifest["preprocessing"]["chosen_by"] = pre_rule
     manifest["supplied_weights"] = {name: info for name, (_, info) in supplied.items()}
     manifest["metrics"] = list(chosen)
     if stress:
-        manifest["stress"] = {"conditions": [c.label for c in stress], "seed": seed, "metrics": list(STRESS_METRICS)}
+        manifest["stress"] = {"conditions": [c.label for c in stress], "seed": seed,
+                              "metrics": list(stress_metrics(track))}
     _write_json(out / "manifest.json", manifest)
-    base_inputs = {"data": data["fingerprint"], "track": track, "preprocessing": pre.config_hash(), "seed": seed,
-                   "profile": profile}
-    score_inputs = {"metrics": list(chosen)}
-    stages.run("check", {"data": data["fingerprint"]}, [], lambda: validate_splits(root, [train_split, eval_split]))
+    return Run(out=out, stages=Stages(out), systems=systems, profile=profile, root=root, track=track, data=data,
+               blind=blind, pre=pre, pre_rule=pre_rule, seed=seed, device=device, loader=loader or LoaderOptions(),
+               metrics=chosen, stress=stress, nproc_per_node=nproc_per_node, supplied=supplied,
+               codes={s.name: s.code_hash() for s in systems})  # what each model is made by: read once
 
-    codes = {s.name: s.code_hash() for s in systems}  # what each model is made by: read once
-    for s in systems:
-        run_dir = out / "runs" / s.name
-        code = {"system": s.config, "code": codes[s.name]}
-        inputs = {**base_inputs, **code, "recipe": s.recipe(profile), "world_size": nproc_per_node}
-        if s.name in supplied:
-            model, info = supplied[s.name]
-            inputs = {**base_inputs, **code, "supplied_weights": info["sha256"]}
-            run_training = lambda s=s, run_dir=run_dir, model=model, info=info: install_weights(  # noqa: E731
-                s, model, info, run_dir, profile, pre)
-        elif nproc_per_node > 1:
-            run_training = lambda s=s, run_dir=run_dir: train_under_torchrun(  # noqa: E731
-                s.name, nproc_per_node, root, run_dir, profile, device, seed, loader, train_split, eval_split, pre,
-                track)
+
+def train_stage(run: Run) -> None:
+    """Each system trained on the train split (or its supplied weights installed), under torchrun when asked."""
+    from avse_bench.train import train
+
+    for s in run.systems:
+        run_dir = run.run_dir(s)
+        code = {"system": s.config, "code": run.codes[s.name]}
+        inputs = {**run.base_inputs, **code, "recipe": s.recipe(run.profile), "world_size": run.nproc_per_node}
+        if s.name in run.supplied:
+            model, info = run.supplied[s.name]
+            inputs = {**run.base_inputs, **code, "supplied_weights": info["sha256"]}
+            work = lambda s=s, run_dir=run_dir, model=model, info=info: install_weights(  # noqa: E731
+                s, model, info, run_dir, run.profile, run.pre)
+        elif run.nproc_per_node > 1:
+            work = lambda s=s, run_dir=run_dir: train_under_torchrun(  # noqa: E731
+                s.name, run.nproc_per_node, run.root, run_dir, run.profile, run.device, run.seed, run.loader,
+                TRAIN_SPLIT, EVAL_SPLIT, run.pre, run.track)
         else:
-            run_training = lambda s=s, run_dir=run_dir: train(  # noqa: E731
-                s, data_root=root, out_dir=run_dir, profile=profile, device=device, seed=seed, loader=loader,
-                resume=(run_dir / "checkpoint.pt").exists(), train_split=train_split, val_split=eval_split,
-                preprocessing=pre, track=track)
-        stages.run(f"train.{s.name}", inputs, [run_dir], run_training)
-        check_run_preprocessing(run_dir, pre)
+            work = lambda s=s, run_dir=run_dir: train(  # noqa: E731
+                s, data_root=run.root, out_dir=run_dir, profile=run.profile, device=run.device, seed=run.seed,
+                loader=run.loader, resume=(run_dir / "checkpoint.pt").exists(), train_split=TRAIN_SPLIT,
+                val_split=EVAL_SPLIT, preprocessing=run.pre, track=run.track)
+        run.stages.run(f"train.{s.name}", inputs, [run_dir], work)
+        check_run_preprocessing(run_dir, run.pre)
 
-    score_files = {(NOISY, MIXTURE): out / "scores" / f"{NOISY}.csv"}
-    stages.run("score.noisy", {**base_inputs, **score_inputs}, [score_files[NOISY, MIXTURE]], lambda: score_split(
-        root, eval_split, out_csv=score_files[NOISY, MIXTURE], progress=True, metrics=chosen, track=track))
-    stress_files, blind_files = {}, {}
-    enhanced_dirs = {}
-    for s in systems:
-        weights = state_digest(out / "runs" / s.name / "model.pt")
-        # what an enhanced file depends on: the frames, the weights (their tensors, not the file's bytes), the code
-        made = {**base_inputs, "weights": weights, "code": codes[s.name], "wav": ENHANCED_SUBTYPE}
+
+def made_inputs(run: Run, system) -> dict:
+    """What an enhanced file of `system` depends on: the frames, the weights (their tensors, not the file's bytes),
+    the code, the written format."""
+    weights = state_digest(run.run_dir(system) / "model.pt")
+    return {**run.base_inputs, "weights": weights, "code": run.codes[system.name], "wav": ENHANCED_SUBTYPE}
+
+
+def enhance_and_score_stage(run: Run) -> None:
+    """The mixture scored; each system's dev outputs (audio-visual and blank video), stress conditions and blind
+    split enhanced and scored; the combined scores.csv, peaks.csv, stress.csv and blind.csv written."""
+    score_inputs = {"metrics": list(run.metrics)}
+    score_files = {(NOISY, MIXTURE): run.out / "scores" / f"{NOISY}.csv"}
+    run.stages.run("score.noisy", {**run.base_inputs, **score_inputs}, [score_files[NOISY, MIXTURE]],
+                   lambda: run.score(EVAL_SPLIT, score_files[NOISY, MIXTURE]))
+    stress_files, blind_files, enhanced_dirs = {}, {}, {}
+    for s in run.systems:
+        made = made_inputs(run, s)
         for condition, blank in CONDITIONS.items():
-            enhanced = out / "enhanced" / s.name / condition
-            csv = score_files[s.name, condition] = out / "scores" / f"{s.name}.{condition}.csv"
+            enhanced = run.out / "enhanced" / s.name / condition
+            csv = score_files[s.name, condition] = run.out / "scores" / f"{s.name}.{condition}.csv"
             enhanced_dirs[s.name, condition] = enhanced
             inputs = {**made, "condition": condition}
-            stages.run(f"enhance.{s.name}.{condition}", inputs, [enhanced],
-                       lambda s=s, enhanced=enhanced, blank=blank: enhance(
-                           s, run_dir=out / "runs" / s.name, data_root=root, split=eval_split,
-                           out_dir=enhanced, device=device, blank_video=blank, loader=loader, track=track))
-            stages.run(f"score.{s.name}.{condition}", {**inputs, **score_inputs}, [csv],
-                       lambda enhanced=enhanced, csv=csv: score_split(
-                           root, eval_split, out_csv=csv, enhanced_dir=enhanced, progress=True, metrics=chosen,
-                           track=track))
-        if stress:
+            run.stages.run(f"enhance.{s.name}.{condition}", inputs, [enhanced],
+                           lambda s=s, enhanced=enhanced, blank=blank: enhance(
+                               s, run_dir=run.run_dir(s), data_root=run.root, split=EVAL_SPLIT, out_dir=enhanced,
+                               device=run.device, blank_video=blank, loader=run.loader, track=run.track))
+            run.stages.run(f"score.{s.name}.{condition}", {**inputs, **score_inputs}, [csv],
+                           lambda enhanced=enhanced, csv=csv: run.score(EVAL_SPLIT, csv, enhanced))
+        if run.stress:
             stress_files.update(stress_stage(
-                out, stages, s, stress, made,
-                score=lambda enhanced, csv: score_split(root, eval_split, out_csv=csv, enhanced_dir=enhanced,
-                                                        progress=True, metrics=STRESS_METRICS, track=track),
+                run.out, run.stages, s, run.stress, made,
+                score=lambda enhanced, csv: run.score(EVAL_SPLIT, csv, enhanced, stress_metrics(run.track)),
                 enhance_all=lambda variants, s=s: enhance_variants(
-                    s, out / "runs" / s.name, root, {d: c.apply_seeded(seed) for d, c in variants.items()},
-                    split=eval_split, device=device, loader=loader, track=track)))
-        if blind:
-            enhanced = out / "enhanced" / s.name / blind
-            csv = blind_files[s.name, AV] = out / "scores" / blind / f"{s.name}.{AV}.csv"
-            inputs = {**made, "blind": data["blind_fingerprint"]}
-            stages.run(f"enhance.{s.name}.{blind}", inputs, [enhanced], lambda s=s, enhanced=enhanced: enhance(
-                s, run_dir=out / "runs" / s.name, data_root=root, split=blind, out_dir=enhanced, device=device,
-                loader=loader, track=track))
-            stages.run(f"score.{s.name}.{blind}", {**inputs, **score_inputs}, [csv],
-                       lambda enhanced=enhanced, csv=csv: score_split(
-                           root, blind, out_csv=csv, enhanced_dir=enhanced, progress=True, metrics=chosen,
-                           track=track))
-    combine_scores(out / "scores.csv", score_files)
-    combine_peaks(out / PEAKS, enhanced_dirs)
-    if stress:
-        combine_scores(out / "stress.csv", stress_files, ("system", "condition", "stress", "severity"))
-    if blind:
-        noisy_csv = blind_files[NOISY, MIXTURE] = out / "scores" / blind / f"{NOISY}.csv"
-        stages.run(f"score.noisy.{blind}", {"blind": data["blind_fingerprint"], "track": track, **score_inputs},
-                   [noisy_csv], lambda: score_split(root, blind, out_csv=noisy_csv, progress=True, metrics=chosen,
-                                                    track=track))
-        combine_scores(out / "blind.csv", blind_files)
+                    s, run.run_dir(s), run.root, {d: c.apply_seeded(run.seed) for d, c in variants.items()},
+                    split=EVAL_SPLIT, device=run.device, loader=run.loader, track=run.track)))
+        if run.blind:
+            enhanced = run.out / "enhanced" / s.name / run.blind
+            csv = blind_files[s.name, AV] = run.out / "scores" / run.blind / f"{s.name}.{AV}.csv"
+            inputs = {**made, "blind": run.data["blind_fingerprint"]}
+            run.stages.run(f"enhance.{s.name}.{run.blind}", inputs, [enhanced], lambda s=s, enhanced=enhanced: enhance(
+                s, run_dir=run.run_dir(s), data_root=run.root, split=run.blind, out_dir=enhanced, device=run.device,
+                loader=run.loader, track=run.track))
+            run.stages.run(f"score.{s.name}.{run.blind}", {**inputs, **score_inputs}, [csv],
+                           lambda enhanced=enhanced, csv=csv: run.score(run.blind, csv, enhanced))
+    combine_scores(run.out / "scores.csv", score_files)
+    combine_peaks(run.out / PEAKS, enhanced_dirs)
+    if run.stress:
+        combine_scores(run.out / "stress.csv", stress_files, ("system", "condition", "stress", "severity"))
+    if run.blind:
+        noisy_csv = blind_files[NOISY, MIXTURE] = run.out / "scores" / run.blind / f"{NOISY}.csv"
+        run.stages.run(f"score.noisy.{run.blind}", {"blind": run.data["blind_fingerprint"], "track": run.track,
+                                                    **score_inputs}, [noisy_csv],
+                       lambda: run.score(run.blind, noisy_csv))
+        combine_scores(run.out / "blind.csv", blind_files)
+
+
+def profile_stage(run: Run) -> None:
+    """Each system's cost figures at the profile's reference input (the run's frame size, the system's channels)."""
+    from avse_bench.profiling import profile_system
 
     profiles = {}
-    for s in systems:
-        path = out / "profiles" / f"{s.name}.json"
-        options = {**settings["profiling"], "size": pre.size, "train_batch": s.recipe(profile)["batch_size"]}
-        inputs = {"system": s.config, "code": codes[s.name], "device": device, **options}
-        stages.run(f"profile.{s.name}", inputs, [path], lambda s=s, path=path, options=options: _write_json(
-            path, profile_system(s, device=device, **options)))
+    for s in run.systems:
+        path = run.out / "profiles" / f"{s.name}.json"
+        options = {**get_profile(run.profile)["profiling"], "size": run.pre.size,
+                   "train_batch": s.recipe(run.profile)["batch_size"]}
+        inputs = {"system": s.config, "code": run.codes[s.name], "device": run.device, **options}
+        run.stages.run(f"profile.{s.name}", inputs, [path], lambda s=s, path=path, options=options: _write_json(
+            path, profile_system(s, device=run.device, **options)))
         profiles[s.name] = json.loads(path.read_text())
-    _write_json(out / "profile.json", profiles)
+    _write_json(run.out / "profile.json", profiles)
 
+
+def compare(system_names: list[str], data_root: Path | None = None, profile: str = "quick",
+            out_dir: Path | None = None, device: str = "auto", seed: int = 0,
+            command_line: list[str] | None = None, loader: LoaderOptions | None = None,
+            nproc_per_node: int = 1, weights: dict[str, Path] | None = None, preprocessing: dict | None = None,
+            stress=None, metrics: str | None = None, track: str | None = None) -> Path:
+    """Run every stage for `system_names` and render the report; returns the output folder.
+
+    `weights`: {system name: weights file} for systems not to train here (their own checkpoints, plain state dicts
+    or PyTorch Lightning checkpoints; see avse_bench/weights.py); checked before any work. `preprocessing`:
+    options laid over the run's shared preprocessing ({"frame_size", "equalize", "crop"}; the base is the systems'
+    declared one, else the profile's: `profiles.choose_preprocessing`, whose rule the manifest and sheet state).
+
+    `loader`: DataLoader workers and frame budgets for training and enhancement (results do not depend on them).
+    `nproc_per_node` > 1 trains each system under torchrun with that many processes (the world size is part of the
+    training stage's inputs and is stated in the sheet). `stress`: visual-stress conditions (`Stress` list, see
+    avse_bench/data/stress.py) under which the dev split is also enhanced and scored (`stress_metrics`).
+    `metrics`: the `--metrics` of scoring (None: the track's metrics whose packages are installed). `track`: of
+    AVSEC-4 data, "binaural" (the default there) or "mono"; every system's channels must match it. When the data
+    root has an `eval` split without targets, it is enhanced (audio-visual) and scored blind (DNSMOS only). Raises
+    AvseBenchError for bad input.
+    """
+    from avse_bench.report import render_report
+
+    run = open_run(system_names, data_root, profile, out_dir, device, seed, command_line or [], loader,
+                   nproc_per_node, weights, preprocessing, stress, metrics, track)
+    run.stages.run("check", {"data": run.data["fingerprint"]}, [],
+                   lambda: validate_splits(run.root, [TRAIN_SPLIT, EVAL_SPLIT]))
+    train_stage(run)
+    enhance_and_score_stage(run)
+    profile_stage(run)
+    manifest = json.loads((run.out / "manifest.json").read_text())
     manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    _write_json(out / "manifest.json", manifest)
-    render_report(out)
-    print(f"[compare] done: {out / 'sheet.md'}")
-    return out
+    _write_json(run.out / "manifest.json", manifest)
+    render_report(run.out)
+    print(f"[compare] done: {run.out / 'sheet.md'}")
+    return run.out

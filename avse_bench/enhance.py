@@ -1,5 +1,7 @@
 """Run a trained system over a split and write one enhanced `<scene>.wav` per scene (16-bit PCM, 16 kHz, as the
-official AVSEC `test.py` writes them), and each output's peak before writing in `peaks.csv` beside them.
+official AVSEC `test.py` writes them; 2 channels for a binaural system), and each output's peak before writing in
+`peaks.csv` beside them. A system whose `[inference] output` is "peak" has its output divided by its largest
+absolute sample first (the AVSEC-4 baseline's `enhance`).
 
 Whole utterances, eval mode, no gradients; the preprocessing is the one recorded in the run's
 `train_summary.json`, so the model sees at test time what it saw in training. Scenes already written are skipped,
@@ -72,7 +74,7 @@ def run_preprocessing(run_dir: Path):
         raise AvseBenchError(f"{summary_path} not found: the run in {run_dir} did not finish training")
     summary = json.loads(summary_path.read_text())
     config = summary["preprocessing"]
-    pre = Preprocessing(size=config["size"], equalize=config["equalize"])
+    pre = Preprocessing(size=config["size"], equalize=config["equalize"], crop=config.get("crop", "none"))
     if pre.config_hash() != summary["preprocessing_hash"]:
         raise AvseBenchError(f"{summary_path}: the recorded preprocessing (hash {summary['preprocessing_hash']}) "
                              f"is not what this version rebuilds from its settings ({pre.config_hash()})")
@@ -85,7 +87,7 @@ PEAKS = "peaks.csv"  # beside the wavs: scene, peak (max |sample| of the model's
 
 
 def write_enhanced(path: Path, audio: np.ndarray) -> None:
-    """Write `audio` (L,) float at 16 kHz to `path` as a 16-bit PCM wav, atomically.
+    """Write `audio` (L,) or (channels, L) float at 16 kHz to `path` as a 16-bit PCM wav, atomically.
 
     The official AVSEC baseline writes its outputs with `sf.write(enhanced_path, estimated_audio,
     samplerate=sampling_rate)` (cogmhear/avse_challenge, baseline/avse2/test.py), whose .wav default is PCM_16, and
@@ -94,7 +96,18 @@ def write_enhanced(path: Path, audio: np.ndarray) -> None:
     noise about 98 dB below full scale. An output with a NaN or infinite sample is written as a float wav instead:
     16-bit conversion would turn NaN into -1 without a word, and scoring reports a non-finite estimate as an error."""
     subtype = ENHANCED_SUBTYPE if np.isfinite(audio).all() else "FLOAT"
-    replace_atomically(path, lambda tmp: sf.write(tmp, audio, AUDIO_RATE, subtype=subtype, format="WAV"))
+    frames = audio.T if audio.ndim == 2 else audio  # soundfile takes (L, channels)
+    replace_atomically(path, lambda tmp: sf.write(tmp, frames, AUDIO_RATE, subtype=subtype, format="WAV"))
+
+
+def apply_output_rule(audio: np.ndarray, output: str) -> np.ndarray:
+    """The system's declared output rule (`Feed.output`): "as is", or "peak": divided by its largest absolute
+    sample over all channels (`estimated_audio /= np.max(np.abs(estimated_audio))` in the AVSEC-4 baseline's
+    `AVSE4BaselineModule.enhance`); an all-zero or non-finite output is left as it is."""
+    if output != "peak":
+        return audio
+    peak = float(np.abs(audio).max(initial=0.0))
+    return audio / peak if np.isfinite(peak) and peak > 0 else audio
 
 
 def read_peaks(out_dir: Path) -> dict[str, float]:
@@ -184,14 +197,15 @@ def enhance_variants(system: str | System, run_dir, data_root, variants: dict[Pa
     if not todo:
         return
     loader = replace(loader or LoaderOptions(), frame_cache_mb=0)
-    dataset = AVSEDataset(scenes, preprocessing, crop_seconds=None, video_uint8=True,
+    dataset = AVSEDataset(scenes, preprocessing, crop_seconds=None, video_uint8=True, system=system,
                           **loader.dataset_kwargs())
+    output = system.feed().output
     items = make_loader(Subset(dataset, todo), loader, dev, seed=0, batch_size=None)
     label = f"enhance {system.name} {split}" + (f" ({len(variants)} conditions)" if len(variants) > 1 else "")
     with torch.no_grad():
         for item in tqdm(items, desc=label, disable=not progress):
             scene = item["scene"]
-            mixed = item["mixed"].unsqueeze(0).to(dev, non_blocking=True)  # (1, L)
+            mixed = item["mixed"].unsqueeze(0).to(dev, non_blocking=True)  # (1, L) or (1, 2, L)
             for out, transform in variants.items():
                 path = Path(out) / f"{scene}.wav"
                 if path.is_file():
@@ -200,7 +214,7 @@ def enhance_variants(system: str | System, run_dir, data_root, variants: dict[Pa
                 if transform is not None:
                     frames = torch.from_numpy(np.ascontiguousarray(transform(frames.numpy(), scene)))
                 video = video_to_float(frames[None, None].to(dev, non_blocking=True))  # (1, 1, T, H, W)
-                enhanced = model(mixed, video)[0].cpu().numpy()  # (L,)
+                enhanced = apply_output_rule(model(mixed, video)[0].cpu().numpy(), output)  # (L,) or (2, L)
                 _record_peak(Path(out), scene, float(np.abs(enhanced).max(initial=0.0)))
                 write_enhanced(path, enhanced)
     for out in variants:

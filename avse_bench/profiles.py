@@ -35,11 +35,35 @@ def get_profile(name: str) -> dict:
     return PROFILES[name]
 
 
-def run_preprocessing_for(profile: str, frame_size: int | None = None, equalize: bool = True):
-    """The preprocessing every system of a run shares: the profile's frame size unless `frame_size` is given, and
-    histogram equalisation unless `equalize` is False (supplied weights trained on other frames, e.g. the official
-    baseline's 224 px unequalised ones)."""
-    from avse_bench.data.preprocessing import Preprocessing
+def choose_preprocessing(systems: list, profile: str, frame_size: int | None = None, equalize: bool | None = None,
+                         crop: str | None = None):
+    """(Preprocessing, rule): the frames every system of a run shares, and in words the rule that chose them (the
+    manifest and the sheet state both).
 
-    return Preprocessing(size=frame_size if frame_size is not None else get_profile(profile)["video_size"],
-                         equalize=equalize)
+    Base: the systems' `[preprocessing]` declaration (the frames their published recipes use) when every system
+    that declares one declares the same; the profile's (its frame size, equalised, no crop) when none declares one.
+    Options given (`frame_size`, `equalize`, `crop`: the CLI's --frame-size, --no-equalize, --centre-crop) are laid
+    over the base. Raises AvseBenchError when two systems declare different preprocessing and no option is given,
+    and for an invalid setting."""
+    from avse_bench.data.preprocessing import Preprocessing
+    from avse_bench.errors import AvseBenchError
+
+    options = {k: v for k, v in (("size", frame_size), ("equalize", equalize), ("crop", crop)) if v is not None}
+    declared = {s.name: s.declared_preprocessing() for s in systems if s.declared_preprocessing() is not None}
+    profile_base = {"size": get_profile(profile)["video_size"], "equalize": True, "crop": "none"}
+    distinct = {tuple(sorted(d.items())) for d in declared.values()}
+    if len(distinct) > 1 and not options:
+        listed = "; ".join(f"{name}: {d}" for name, d in declared.items())
+        raise AvseBenchError(f"the systems declare different preprocessing ({listed}); one run gives all its "
+                             f"systems the same frames: choose them with --frame-size, --no-equalize, --centre-crop")
+    if len(distinct) == 1:
+        base, rule = {**profile_base, **next(iter(declared.values()))}, (
+            f"declared by {', '.join(declared)} (system.toml [preprocessing]: the published recipe's frames)")
+    else:
+        base, rule = profile_base, f"the {profile} profile's"
+    if options:
+        rule += " with " + ", ".join(f"{k} = {v}" for k, v in options.items()) + " from the command line"
+    try:
+        return Preprocessing(**{**base, **options}), rule
+    except TypeError as err:  # an unknown key in a [preprocessing] table
+        raise AvseBenchError(f"[preprocessing]: {err}") from err

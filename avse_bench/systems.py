@@ -1,5 +1,10 @@
 """The system registry: a system is a folder holding `model.py` (build_model) and `system.toml` (its settings).
 
+What a system declares to the harness (docs/SYSTEMS.md): `[model] channels` (1: mono audio in and out, the default;
+2: a binaural (left, right) pair), `[preprocessing]` (the frames its published recipe uses: size, equalize, crop;
+`profiles.choose_preprocessing` reads it) and `[inference]` (`Feed`: how a whole utterance is given to it and what
+is done to its output).
+
 Search path: the built-in folder (`avse_bench.builtin_systems`, the repository's `systems/`), then every folder
 listed in the environment variable AVSE_BENCH_SYSTEMS (os.pathsep-separated). Each `model.py` is loaded from its
 file under a unique module name, never imported as a package, so that no system can import another.
@@ -49,6 +54,37 @@ def available() -> dict[str, Path]:
     return found
 
 
+VIDEO_FRAMES = ("audio", "video")
+VIDEO_PADDING = ("edge", "zeros")
+OUTPUTS = ("as is", "peak")
+
+
+@dataclass(frozen=True)
+class Feed:
+    """How the harness gives a system a whole utterance, and what it does with the output (`[inference]` of
+    system.toml). `video_frames`: "audio" (the default: as many frames as cover the audio, ceil(L / 640)) or
+    "video" (the video's own frames, as the AVSEC-4 baseline's test path, dataset.py `process_full_batch`).
+    `min_video_frames`: fewer frames are padded up to this many (the AVSEC-4 baseline: 75, its MAX_FRAMES).
+    `video_padding`: frames appended, here and to training crops past a video's end: "edge" (the last frame
+    repeated, the default) or "zeros" (black frames, as the AVSEC-4 baseline). `output`: "as is" (the default) or
+    "peak" (divided by its largest absolute sample over all channels, as the AVSEC-4 baseline's `enhance`).
+    Raises AvseBenchError for a value outside these."""
+
+    video_frames: str = "audio"
+    min_video_frames: int = 0
+    video_padding: str = "edge"
+    output: str = "as is"
+
+    def __post_init__(self):
+        for key, allowed in (("video_frames", VIDEO_FRAMES), ("video_padding", VIDEO_PADDING), ("output", OUTPUTS)):
+            if getattr(self, key) not in allowed:
+                raise AvseBenchError(f"[inference] {key} must be one of {', '.join(allowed)} "
+                                     f"(got {getattr(self, key)!r})")
+        if not isinstance(self.min_video_frames, int) or self.min_video_frames < 0:
+            raise AvseBenchError(f"[inference] min_video_frames must be a whole number >= 0 "
+                                 f"(got {self.min_video_frames!r})")
+
+
 @dataclass
 class System:
     name: str
@@ -64,6 +100,25 @@ class System:
         declares one (a mapping from its published code's names), else `state` unchanged."""
         convert = getattr(self._module(), "convert_state_dict", None)
         return convert(state) if convert is not None else state
+
+    @property
+    def channels(self) -> int:
+        """Audio channels the model reads and writes: 1 (mono, (B, L) -> (B, L)) or 2 (binaural, (B, 2, L) ->
+        (B, 2, L)); `[model] channels` of system.toml, 1 when absent."""
+        return int(self.config["model"].get("channels", 1))
+
+    def declared_preprocessing(self) -> dict | None:
+        """The `[preprocessing]` table (the frames the published recipe uses: size, equalize, crop), or None."""
+        return self.config.get("preprocessing")
+
+    def feed(self) -> Feed:
+        """How a whole utterance is given to the model (`[inference]` of system.toml; defaults otherwise)."""
+        table = self.config.get("inference", {})
+        unknown = set(table) - set(Feed.__dataclass_fields__)
+        if unknown:
+            raise AvseBenchError(f"{self.path / 'system.toml'}: [inference] has unknown key(s) "
+                                 f"{', '.join(sorted(unknown))}")
+        return Feed(**table)
 
     def recipe(self, profile: str) -> dict:
         """The published `[recipe]`, with `[profiles.<profile>]` laid over it (`paper` is the recipe as it stands)."""
@@ -117,7 +172,11 @@ def load(name: str) -> System:
     for table in ("system", "model", "recipe"):
         if table not in config:
             raise AvseBenchError(f"{folder / 'system.toml'} lacks a [{table}] table")
-    return System(name=name, path=folder, config=config)
+    system = System(name=name, path=folder, config=config)
+    if system.channels not in (1, 2):
+        raise AvseBenchError(f"{folder / 'system.toml'}: [model] channels must be 1 or 2 (got {system.channels})")
+    system.feed()  # a bad [inference] table fails here, not minutes later
+    return system
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -125,8 +184,10 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def print_systems() -> None:
-    """One line per system: name, parameter count, title, folder."""
+    """One line per system: name, parameter count, audio channels, title, folder."""
     for name in available():
         system = load(name)
         params = count_parameters(system.build_model())
-        print(f"{name:<12} {params:>12,} params  {system.config['system'].get('title', '')}  ({system.path})")
+        io = "mono" if system.channels == 1 else "binaural"
+        print(f"{name:<24} {params:>12,} params  {io:<8}  {system.config['system'].get('title', '')}  "
+              f"({system.path})")

@@ -149,16 +149,17 @@ def _schedule_step(scheduler, val_loss: float) -> None:
 
 
 # --- data ---------------------------------------------------------------------------------------------------------
-def build_loaders(data_root: Path, train_split: str, val_split: str, preprocessing, recipe: dict, seed: int,
-                  d: Dist, options: LoaderOptions, device: torch.device, track: str | None = None):
+def build_loaders(system: System, data_root: Path, train_split: str, val_split: str, preprocessing, recipe: dict,
+                  seed: int, d: Dist, options: LoaderOptions, device: torch.device, track: str | None = None):
     """The training loader (shuffled by a DistributedSampler, crops per (seed, epoch, index)) and the validation
-    loader (fixed crops: epoch 0's), both over bounded frame sources, with the options' workers."""
+    loader (fixed crops: epoch 0's), both over bounded frame sources, with the options' workers; items shaped for
+    `system` (its channels and video padding)."""
     from avse_bench.data import AVSEDataset, load_split
     from avse_bench.data.dataset import EpochSampler
 
     crop = float(recipe["crop_seconds"])
     batch = int(recipe["batch_size"])
-    frames = {**options.dataset_kwargs(), "video_uint8": True}
+    frames = {**options.dataset_kwargs(), "video_uint8": True, "system": system}
     train_set = AVSEDataset(load_split(data_root, train_split, track), preprocessing, crop_seconds=crop, seed=seed,
                             **frames)
     # Validation on fixed crops (epoch 0's) of the same length, so that batches stack and val losses compare.
@@ -253,11 +254,13 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
     """Train `system` on `data_root/train_split`, validating on `val_split`; returns the run folder.
 
     `loader`: DataLoader workers and frame budgets (default LoaderOptions(): half the cores, 256 MiB per process).
-    `track`: of AVSEC-4 data, "mono" (the systems here are mono) or "binaural"; None: the layout's default
+    `track`: of AVSEC-4 data, "mono" or "binaural" (which the system's channels must match; a binaural system is
+    trained on 2-channel crops, its loss the mean over items and channels); None: the layout's default
     (`data.layout.resolve_track`).
     `preprocessing`: the run's shared Preprocessing, received from the caller (`compare` passes the run's, the CLI
-    the options'); required: a training that re-derived it from the profile once trained on other frames than the
-    run's manifest stated. The checkpoint records its hash, so a resume on other frames is refused.
+    the system's declared one or the options'; `profiles.choose_preprocessing`); required: a training that
+    re-derived it from the profile once trained on other frames than the run's manifest stated. The checkpoint
+    records its hash, so a resume on other frames is refused.
 
     `stop_after_epochs` ends this call after that many epochs (checkpoint written, run left resumable): what a
     killed job looks like, used to test that resuming is exact.
@@ -278,7 +281,7 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
                              "or choose another --out")
 
     if preprocessing is None:
-        raise AvseBenchError("train() needs the run's preprocessing (avse_bench.profiles.run_preprocessing_for)")
+        raise AvseBenchError("train() needs the run's preprocessing (avse_bench.profiles.choose_preprocessing)")
     seed_everything(seed)
     model = system.build_model().to(dev)  # same initial weights on every rank
     seed_everything(seed + d.rank)  # per-rank dropout streams
@@ -286,7 +289,7 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
     scheduler = build_scheduler(optimizer, recipe, where)
     loader = loader or LoaderOptions()
     train_set, train_loader, sampler, val_loader = build_loaders(
-        Path(data_root), train_split, val_split, preprocessing, recipe, seed, d, loader, dev, track)
+        system, Path(data_root), train_split, val_split, preprocessing, recipe, seed, d, loader, dev, track)
     steps_per_epoch = len(train_loader)
     total_steps = int(recipe["epochs"]) * steps_per_epoch
     if recipe.get("max_steps"):

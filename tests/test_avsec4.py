@@ -20,6 +20,7 @@ from avse_bench.data import load_split
 from avse_bench.data.check import check_split
 from avse_bench.data.layout import MONO_PARTS
 from avse_bench.errors import AvseBenchError
+from avse_bench.metrics.dnsmos import dnsmos
 from avse_bench.metrics.scoring import score_split
 
 FS = 16000
@@ -245,9 +246,10 @@ def test_the_embedded_corpus_in_the_avsec4_layout(tmp_path):
     assert all(r["error"] == "" and 0 < float(r["mbstoi"]) < 1 for r in rows.values())
 
 
-def test_an_avsec4_eval_split_is_read_and_scored_blind(avsec4, tmp_path, capsys):
+def test_an_avsec4_eval_split_is_read_and_scored_blind(avsec4, tmp_path):
     """AVSEC-4's eval split holds only _silent.mp4, _mono_mix.wav and _mix.wav: data check passes it as an
-    evaluation split, the mono track scores it with DNSMOS alone, the binaural track says why nothing applies."""
+    evaluation split, the mono track scores it with DNSMOS alone, and so does the binaural track, on the (L + R) / 2
+    downmix of _mix.wav (checked against DNSMOS of that downmix computed here)."""
     root = tmp_path / "root"
     (root / "eval" / "scenes").mkdir(parents=True)
     for f in (avsec4 / "dev" / "scenes").iterdir():
@@ -259,5 +261,9 @@ def test_an_avsec4_eval_split_is_read_and_scored_blind(avsec4, tmp_path, capsys)
     assert all(s.reference is None and s.target is None and s.mixed.name.endswith("_mono_mix.wav") for s in scenes)
     rows = _rows(score_split(root, "eval", tmp_path / "blind.csv", jobs=1, progress=False, track="mono"))
     assert all(r["dnsmos_ovrl"] != "" and r["stoi"] == "" and r["error"] == "" for r in rows.values())
-    assert main(["score", "--data", str(root), "--split", "eval", "--out", str(tmp_path / "b.csv")]) == 2
-    assert "only the non-intrusive DNSMOS metrics apply" in capsys.readouterr().err
+    assert main(["score", "--data", str(root), "--split", "eval", "--out", str(tmp_path / "b.csv")]) == 0
+    binaural = _rows(tmp_path / "b.csv")
+    assert binaural.keys() == rows.keys() and all(r["error"] == "" and r["mbstoi"] == "" for r in binaural.values())
+    for scene, r in binaural.items():
+        mix, _ = sf.read(root / "eval" / "scenes" / f"{scene}_mix.wav")  # (L, 2) float64, as the scorer reads it
+        assert float(r["dnsmos_ovrl"]) == pytest.approx(dnsmos(mix.mean(axis=1))["dnsmos_ovrl"], abs=1e-6)

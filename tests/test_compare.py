@@ -231,7 +231,8 @@ def test_run_settings_code_and_weights_are_what_the_stage_keys_say(smoke_run, tm
     folder = toy_system(tmp_path, monkeypatch, cache)
     runs = [tmp_path / "run1", tmp_path / "run2"]
     for out in runs:
-        compare(["toy"], profile="smoke", out_dir=out, device="cpu", seed=0, frame_size=40, equalize=False)
+        compare(["toy"], profile="smoke", out_dir=out, device="cpu", seed=0,
+                preprocessing={"frame_size": 40, "equalize": False})
     manifest = json.loads((runs[0] / "manifest.json").read_text())
     summary = json.loads((runs[0] / "runs" / "toy" / "train_summary.json").read_text())
     assert manifest["preprocessing"]["config"] == {**summary["preprocessing"]} and \
@@ -244,7 +245,8 @@ def test_run_settings_code_and_weights_are_what_the_stage_keys_say(smoke_run, tm
 
     capsys.readouterr()
     (folder / "model.py").write_text(textwrap.dedent(TOY_MODEL).replace("nn.ReLU()", "nn.Tanh()"))
-    compare(["toy"], profile="smoke", out_dir=runs[0], device="cpu", seed=0, frame_size=40, equalize=False)
+    compare(["toy"], profile="smoke", out_dir=runs[0], device="cpu", seed=0,
+            preprocessing={"frame_size": 40, "equalize": False})
     printed = capsys.readouterr().out
     for stage in ("train.toy", "enhance.toy.av", "score.toy.av", "profile.toy"):
         assert f"{stage}: running" in printed, stage

@@ -73,7 +73,8 @@ def test_parse_metrics():
     assert parse_metrics("intrusive") == METRICS
     assert parse_metrics("dnsmos_ovrl,si_sdr") == ("si_sdr", "dnsmos_ovrl")
     assert parse_metrics("all", has_targets=False) == D.DNSMOS_METRICS
-    assert parse_metrics("all", channels=2) == parse_metrics(None, channels=2) == ("mbstoi",)
+    # the binaural track: MBSTOI, and DNSMOS on the (L + R) / 2 downmix
+    assert parse_metrics("all", channels=2) == parse_metrics(None, channels=2) == (*D.DNSMOS_METRICS, "mbstoi")
     with pytest.raises(AvseBenchError, match="unknown metric 'mos'"):
         parse_metrics("mos")
     with pytest.raises(AvseBenchError, match="--metrics mbstoi: a binaural metric, and this is the mono track"):

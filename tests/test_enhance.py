@@ -10,11 +10,11 @@ import soundfile as sf
 from avse_bench.data import load_split
 from avse_bench.enhance import _record_peak, clipping_note, enhance, read_peaks, write_enhanced
 from avse_bench.errors import AvseBenchError
-from avse_bench.profiles import run_preprocessing_for
+from avse_bench.profiles import choose_preprocessing
 from avse_bench.train import train
 
 SYSTEM = "dcnn_rnn"
-SMOKE_PRE = run_preprocessing_for("smoke")
+SMOKE_PRE = choose_preprocessing([], "smoke")[0]
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from avse_bench.profiling.lookahead import measure_lookahead
+from avse_bench.profiling.reference import Reference
 from avse_bench.report.fmt import describe_lookahead
 
 SPF = 640  # samples per video frame
@@ -44,21 +45,21 @@ class WholeUtterance(nn.Module):
 
 
 def test_a_causal_model_has_no_lookahead():
-    found = measure_lookahead(Causal(), seconds=1.0, size=8)
+    found = measure_lookahead(Causal(), Reference(1.0, 8))
     assert found["audio"]["lookahead_ms"] == 0.0 and found["video"]["lookahead_ms"] == 0.0
     assert found["causal"] and not found["audio"]["whole_utterance"]
     assert describe_lookahead(found["audio"]) == "0 ms (causal)"
 
 
 def test_a_model_reading_one_frame_ahead_has_40_ms():
-    found = measure_lookahead(Ahead40ms(), seconds=1.0, size=8)
+    found = measure_lookahead(Ahead40ms(), Reference(1.0, 8))
     assert found["audio"]["lookahead_ms"] == 40.0 and found["video"]["lookahead_ms"] == 40.0
     assert not found["causal"]
     assert describe_lookahead(found["video"]) == "40 ms"
 
 
 def test_an_utterance_level_model_reads_whole_utterance():
-    found = measure_lookahead(WholeUtterance(), seconds=1.0, size=8)
+    found = measure_lookahead(WholeUtterance(), Reference(1.0, 8))
     for stream in ("audio", "video"):
         assert found[stream]["whole_utterance"]
         assert found[stream]["lookahead_ms"] == 720.0  # the last cut, 18 of 25 frames in: all of it measured

@@ -18,7 +18,7 @@ from avse_bench.profiling import hardware_info, profile_system, software_info, w
 from avse_bench.profiling.flops import count_flops
 from avse_bench.profiling.latency import time_calls
 from avse_bench.profiling.memory import measure_phase
-from avse_bench.profiling.reference import reference_input
+from avse_bench.profiling.reference import Reference
 
 NO_CUDA = "n/a (no CUDA device)"
 cpu_only = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
@@ -135,7 +135,7 @@ def test_baseline_lstm_flops_equal_the_analytic_count_of_its_12_bilstms():
     # intra: S*B sequences of K steps; inter: K*B sequences of S steps: both K*S input vectors (batch 1)
     per_bilstm = lstm_macs(K * S, N, H, layers=1, directions=2)
     model = load("baseline").build_model()
-    result = count_flops(model, reference_input(seconds, size, 1))
+    result = count_flops(model, Reference(seconds, size).tensors(1))
     assert result["flops_by_op"]["lstm"] == 2 * blocks * per_bilstm
     assert result["flops"] > result["flops_by_op"]["lstm"]
     assert "lstm" not in " ".join(result["flops_unsupported"])
@@ -208,8 +208,8 @@ def test_cpu_median_agrees_with_torch_benchmark_timer():
 def test_memory_phase_on_cpu_reads_na_for_gpu_and_sees_the_phase_own_ram():
     """A forward that touches 300 MiB must show up in the inference phase's peak RSS, not in model loading."""
     system = ToySystem(scratch_mib=300)
-    inference = measure_phase("inference", system, "cpu", seconds=0.2, size=8)
-    loading = measure_phase("loading", system, "cpu", seconds=0.2, size=8)
+    inference = measure_phase("inference", system, "cpu", Reference(0.2, 8))
+    loading = measure_phase("loading", system, "cpu", Reference(0.2, 8))
     for phase in (inference, loading):
         for key in ("gpu_mib", "gpu_baseline_mib", "torch_peak_mib", "torch_peak_reserved_mib"):
             assert phase[key] == NO_CUDA

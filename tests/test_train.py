@@ -16,13 +16,13 @@ from torch.utils.data import DataLoader
 from avse_bench.data import AVSEDataset, Preprocessing, load_split
 from avse_bench.data.loading import LoaderOptions
 from avse_bench.errors import AvseBenchError
-from avse_bench.profiles import get_profile, run_preprocessing_for
+from avse_bench.profiles import choose_preprocessing, get_profile
 from avse_bench.systems import System, load
 from avse_bench.train import seed_everything, train, validate
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM = "dcnn_rnn"  # the small one: seconds per smoke run
-SMOKE_PRE = run_preprocessing_for("smoke")
+SMOKE_PRE = choose_preprocessing([], "smoke")[0]
 
 
 @pytest.fixture(scope="module")

@@ -73,14 +73,23 @@ def count_maskers(masker: str | None) -> int | None:
     return None if masker is None or not str(masker).strip() else str(masker).count("+") + 1
 
 
-def require_mono(scenes: list) -> None:
-    """AvseBenchError when `scenes` are on a binaural track: the systems here read and write one channel."""
-    binaural = [s.id for s in scenes if s.channels != 1]
-    if binaural:
-        raise AvseBenchError(f"{len(binaural)} scene(s) (e.g. {binaural[0]}) are on the binaural track of AVSEC-4 "
-                             "data (2-channel mixtures; the default track there), and the systems here read and "
-                             "write one channel: pass --track mono (they read _mono_mix and are scored against "
+def require_channels(scenes: list, channels: int, who: str) -> None:
+    """AvseBenchError unless every scene's track has `channels` audio channels, the number `who` (a system) reads
+    and writes: a mono system on the binaural track of AVSEC-4 is told to pass --track mono, a binaural system on
+    a mono track that it needs the binaural track of AVSEC-4 data."""
+    wrong = [s.id for s in scenes if s.channels != channels]
+    if not wrong:
+        return
+    if channels == 1:
+        raise AvseBenchError(f"{len(wrong)} scene(s) (e.g. {wrong[0]}) are on the binaural track of AVSEC-4 "
+                             f"data (2-channel mixtures; the default track there), and {who} reads and writes one "
+                             "channel: pass --track mono (it then reads _mono_mix and is scored against "
                              "_target_mono_anechoic)")
+    raise AvseBenchError(f"{who} reads and writes 2 channels (binaural), and {len(wrong)} scene(s) (e.g. "
+                         f"{wrong[0]}) are on a mono track: it needs AVSEC-4 data on the binaural track (--track "
+                         "binaural, the default there; AVSEC-1/2/3 data has no binaural track)")
+
+
 _SUFFIXES = sorted({(suffix, part) for parts in PARTS.values() for part, suffix in parts.items()},
                    key=lambda sp: -len(sp[0]))  # longest first: `_mono_mix.wav` before `_mix.wav`
 

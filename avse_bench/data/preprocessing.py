@@ -1,7 +1,13 @@
 """THE preprocessing: one object, applied identically to every system; its settings and hash go into reports.
 
-Video: decode (OpenCV) -> resample to 25 fps -> grayscale -> resize to size x size -> `cv2.equalizeHist` on every
-frame -> [0, 1] float32. Audio: mono float32 at 16 kHz.
+Video: decode (OpenCV) -> resample to 25 fps -> grayscale -> resize to size x size, or (`crop="centre"`) cut the
+middle size x size pixels out without resizing -> `cv2.equalizeHist` on every frame (if enabled) -> [0, 1]
+float32. Audio: float32 at 16 kHz, mono (channels averaged) or, for a binaural system, (2, L).
+
+The centre crop is the AVSEC-4 baseline's input (cogmhear/avse_challenge, baseline/avse4/dataset.py,
+`process_frames`: `frame[56:-56, 56:-56]` of the 224 px RGB frame, `cv2.COLOR_RGB2GRAY`, / 255, no equalisation):
+for 224 px frames and size 112 the same pixels (rows and columns 56 to 167); a frame smaller than the crop is an
+error. Grey before or after the crop gives the same pixels.
 
 Frame-rate rule: output frame j stands for the interval [j/25, (j+1)/25) s and shows the source frame on screen at
 its centre t_j = (j + 0.5) / 25 s, by the container's timestamps: the last source frame whose presentation time
@@ -9,8 +15,8 @@ its centre t_j = (j + 0.5) / 25 s, by the container's timestamps: the last sourc
 time (1/fps for a single frame), and gives the output frames whose centre falls inside it. For a constant frame
 rate this is source index floor((j + 0.5) * fps / 25) and round-half-down(N * 25 / fps) frames, the identity at
 25 fps; a variable-frame-rate file (phones record so) gets the frame that was really on screen, where an index at
-the nominal rate would be up to hundreds of ms off. Frames of any size are resized directly to a square (the AVSEC
-videos are face crops; other shapes are stretched, not cropped).
+the nominal rate would be up to hundreds of ms off. Without a crop, frames of any size are resized directly to a
+square (the AVSEC videos are face crops; other shapes are stretched, not cropped).
 """
 
 from __future__ import annotations
@@ -125,19 +131,37 @@ def read_frames(path) -> tuple[list[np.ndarray], float]:
     return frames, v.fps
 
 
+CROPS = ("none", "centre")  # "none": the whole frame resized; "centre": the middle size x size pixels, no resize
+
+
 @dataclass(frozen=True)
 class Preprocessing:
+    """The frames and audio every system of a run gets. `size`: output frames are size x size px. `equalize`:
+    `cv2.equalizeHist` per frame. `crop`: "none" (resize the whole frame) or "centre" (the middle size x size
+    pixels, as the AVSEC-4 baseline). Raises AvseBenchError for a size below 8 or an unknown crop."""
+
     size: int = 128
     equalize: bool = True
+    crop: str = "none"
 
     def __post_init__(self):
         if self.size < 8:
             raise AvseBenchError(f"preprocessing frame size must be >= 8 px (got {self.size})")
+        if self.crop not in CROPS:
+            raise AvseBenchError(f"preprocessing crop must be one of {', '.join(CROPS)} (got {self.crop!r})")
 
     def frame(self, bgr: np.ndarray) -> np.ndarray:
-        """One decoded frame (H, W, 3) or (H, W) uint8 -> (size, size) uint8, equalised if enabled."""
+        """One decoded frame (H, W, 3) or (H, W) uint8 -> (size, size) uint8, equalised if enabled. Raises
+        AvseBenchError when a centre crop is larger than the frame."""
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
-        small = cv2.resize(gray, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        if self.crop == "centre":
+            h, w = gray.shape
+            if h < self.size or w < self.size:
+                raise AvseBenchError(f"a {w} x {h} px frame is smaller than the {self.size} px centre crop")
+            top, left = (h - self.size) // 2, (w - self.size) // 2
+            small = np.ascontiguousarray(gray[top:top + self.size, left:left + self.size])
+        else:
+            small = cv2.resize(gray, (self.size, self.size), interpolation=cv2.INTER_AREA)
         return cv2.equalizeHist(small) if self.equalize else small
 
     def video_uint8(self, path, start: int = 0, stop: int | None = None) -> np.ndarray:
@@ -181,26 +205,34 @@ class Preprocessing:
         """float32 (T, size, size) in [0, 1] at 25 fps."""
         return self.video_uint8(path).astype(np.float32) / 255.0
 
-    def audio(self, path) -> np.ndarray:
-        """float32 (L,) at 16 kHz (multi-channel files are averaged; other rates resampled)."""
+    def audio(self, path, channels: int = 1) -> np.ndarray:
+        """float32 at 16 kHz (other rates resampled): (L,) for `channels` 1 (a multi-channel file averaged, as the
+        AVSEC-4 baseline's `load_wav(mono=True)`), (channels, L) otherwise. Raises AvseBenchError when the file
+        cannot be read or a multi-channel read finds another number of channels."""
         try:
             data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (L, channels)
         except (OSError, RuntimeError) as err:  # soundfile raises LibsndfileError (a RuntimeError)
             raise AvseBenchError(f"cannot read audio {path}: {err}") from err
-        mono = data.mean(axis=1)
+        if channels == 1:
+            audio = data.mean(axis=1)  # (L,)
+        elif data.shape[1] != channels:
+            raise AvseBenchError(f"audio {path} has {data.shape[1]} channel(s); {channels} expected")
+        else:
+            audio = data.T  # (channels, L)
         if rate != AUDIO_RATE:
             from scipy.signal import resample_poly  # scipy.signal takes seconds to import: only when needed
 
             g = math.gcd(int(rate), AUDIO_RATE)
-            mono = resample_poly(mono, AUDIO_RATE // g, int(rate) // g)
-        return np.ascontiguousarray(mono, dtype=np.float32)
+            audio = resample_poly(audio, AUDIO_RATE // g, int(rate) // g, axis=-1)
+        return np.ascontiguousarray(audio, dtype=np.float32)
 
     def config(self) -> dict:
         """The settings (with a version string that changes whenever the code's output would)."""
         return {"version": PREPROCESSING_VERSION, **asdict(self), "fps": VIDEO_FPS,
                 "frame_rule": "source frame on screen at each 40 ms interval's centre, by the container's timestamps",
                 "grayscale": "cv2.COLOR_BGR2GRAY",
-                "resize": "cv2.INTER_AREA", "equalizer": "cv2.equalizeHist per frame" if self.equalize else "none",
+                "resize": "none (centre crop)" if self.crop == "centre" else "cv2.INTER_AREA",
+                "equalizer": "cv2.equalizeHist per frame" if self.equalize else "none",
                 "scale": "uint8 / 255", "audio_rate": AUDIO_RATE}
 
     def config_hash(self) -> str:

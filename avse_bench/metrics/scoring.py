@@ -53,7 +53,7 @@ from avse_bench.machine import available_cores, worker_context
 from avse_bench.metrics import binaural
 from avse_bench.metrics.dnsmos import DNSMOS_METRICS, available, dnsmos, set_threads
 from avse_bench.metrics.functional import FS, FUNCTIONS, METRICS, MetricError, call_metrics, score_pair
-from avse_bench.metrics.spec import ALL_METRICS, FAMILIES, SPECS, names
+from avse_bench.metrics.spec import ALL_METRICS, FAMILIES, SPECS, applies, names
 from avse_bench.metrics.spec import function as declared_function
 
 COLUMNS = ("scene", "masker", "snr_db", *ALL_METRICS, "error")  # every declared metric (avse_bench/metrics/spec.py)
@@ -131,7 +131,7 @@ def score_job(job: ScoreJob, call=None) -> dict[str, str]:
         return _empty_row(job, err.reason)
     parts = [call_metrics(ref, deg, call, pairs)] if pairs else []
     if any(m in DNSMOS_METRICS for m in job.metrics):
-        parts.append(_nonintrusive(deg, call))
+        parts.append(_nonintrusive(deg.mean(axis=1) if deg.ndim == 2 else deg, call))  # binaural: (L + R) / 2
     for part in parts:
         scores = {**scores, **part, "error": "; ".join(e for e in (scores["error"], part["error"]) if e)}
     row = _empty_row(job, scores["error"])
@@ -173,17 +173,17 @@ def parse_metrics(spec: str | None, *, has_targets: bool = True, channels: int =
     unknown name, a metric whose packages are missing, or nothing left to compute."""
     track = "mono" if channels == 1 else "binaural"
     if spec is None:
-        chosen = {m for m in ALL_METRICS if SPECS[m].channels == channels and _missing(m) is None}
+        chosen = {m for m in ALL_METRICS if applies(m, channels) and _missing(m) is None}
     else:
         chosen = set()
         for name in (part.strip() for part in spec.split(",") if part.strip()):
             if name not in FAMILIES and name not in ALL_METRICS:
                 raise AvseBenchError(f"--metrics: unknown metric {name!r}; choose from "
                                      f"{', '.join([*FAMILIES, *ALL_METRICS])}")
-            if name in ALL_METRICS and SPECS[name].channels != channels:
+            if name in ALL_METRICS and not applies(name, channels):
                 raise AvseBenchError(f"--metrics {name}: a {'mono' if SPECS[name].channels == 1 else 'binaural'} "
                                      f"metric, and this is the {track} track (--track)")
-            chosen |= {m for m in FAMILIES.get(name, (name,)) if SPECS[m].channels == channels}
+            chosen |= {m for m in FAMILIES.get(name, (name,)) if applies(m, channels)}
         for name in sorted(chosen, key=ALL_METRICS.index):
             if _missing(name):
                 raise AvseBenchError(f"--metrics asks for {name}: {_missing(name)}")
@@ -192,9 +192,9 @@ def parse_metrics(spec: str | None, *, has_targets: bool = True, channels: int =
     if not chosen:
         if not has_targets:
             raise AvseBenchError("no metric to compute: this split has no clean targets, so only the non-intrusive "
-                                 "DNSMOS metrics apply (--metrics dnsmos; needs speechmos and onnxruntime; mono "
-                                 "track)")
-        missing = {_missing(m) for m in ALL_METRICS if SPECS[m].channels == channels} - {None}
+                                 "DNSMOS metrics apply (--metrics dnsmos; needs speechmos and onnxruntime; on the "
+                                 "binaural track of the (L + R) / 2 downmix)")
+        missing = {_missing(m) for m in ALL_METRICS if applies(m, channels)} - {None}
         raise AvseBenchError(f"no metric to compute on the {track} track"
                              + (f": {'; '.join(sorted(missing))}" if missing else ": --metrics names none"))
     return tuple(m for m in ALL_METRICS if m in chosen)

@@ -23,7 +23,8 @@ class MetricSpec:
     ears). `family`: the `--metrics` family, which is also where its computation lives. `source`: where its
     definition comes from. `function`: "module:name" of its function (ref, deg) -> float where the scorer calls it
     on its own (the binaural family); the intrusive mono metrics are `functional.FUNCTIONS`, DNSMOS's four come
-    from one call."""
+    from one call. `downmix`: a mono metric also reported on the binaural track, computed there on the (L + R) / 2
+    downmix of the 2-channel file (DNSMOS: its models take one channel, and the challenge states no binaural use)."""
 
     name: str
     label: str
@@ -35,6 +36,7 @@ class MetricSpec:
     family: str
     source: str
     function: str = ""  # "module:name" of the function (ref, deg) -> float, for a metric computed on its own
+    downmix: bool = False  # a mono metric computed on the binaural track's (L + R) / 2 as well
 
 
 SPECS: dict[str, MetricSpec] = {}
@@ -65,7 +67,9 @@ register_metric(name="si_sdr", label="SI-SDR (dB)", unit="dB", digits=2, higher_
 for _name, _label in (("dnsmos_ovrl", "DNSMOS-OVRL"), ("dnsmos_sig", "DNSMOS-SIG"), ("dnsmos_bak", "DNSMOS-BAK"),
                       ("dnsmos_p808", "DNSMOS-P.808")):
     register_metric(name=_name, label=_label, unit="", digits=3, higher_is_better=True, needs_reference=False,
-                    channels=1, family="dnsmos", source="DNSMOS P.835 / P.808 (Reddy et al. 2021) via speechmos")
+                    channels=1, family="dnsmos", downmix=True,
+                    source="DNSMOS P.835 / P.808 (Reddy et al. 2021) via speechmos; on the binaural track of the "
+                           "(L + R) / 2 downmix")
 register_metric(name="mbstoi", label="MBSTOI", unit="", digits=3, higher_is_better=True, needs_reference=True,
                 channels=2, family="binaural",
                 source="Andersen et al., Speech Communication 102, 2018, via pyclarity's mbstoi (the code of the "
@@ -79,6 +83,13 @@ def function(name: str):
 
     module, attr = SPECS[name].function.split(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def applies(name: str, channels: int) -> bool:
+    """Whether metric `name` is computed on a track of `channels` (1 mono, 2 binaural): its own channels, or a
+    mono metric declared with `downmix` on the binaural track."""
+    spec = SPECS[name]
+    return spec.channels == channels or (spec.downmix and channels == 2)
 
 
 def names(*, family: str | None = None) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""The training objective of both systems: negative scale-invariant SNR, clipped per item at 30 dB."""
+"""The training objective of every system here: negative scale-invariant SNR, clipped per item at 30 dB."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ EPS = 1e-8
 
 
 def si_snr_loss(estimate: torch.Tensor, target: torch.Tensor, clip_db: float = 30.0) -> torch.Tensor:
-    """Mean over the batch of -SI-SNR(estimate, target) in dB; (B, L), (B, L) -> scalar.
+    """Mean over the batch (and channels) of -SI-SNR(estimate, target) in dB; (B, L) or (B, C, L), the same shape
+    for both -> scalar.
 
-    Both signals are made zero-mean; each item's loss is clipped at -clip_db (an item already above 30 dB gives
-    no gradient), as the AVSEC-2 baseline does.
+    Both signals are made zero-mean; each item's (and channel's) loss is clipped at -clip_db (one already above
+    30 dB gives no gradient), as the AVSEC-2 baseline does and the AVSEC-4 baseline on its [T, B, C] layout
+    (`cal_si_snr` of speechbrain per item and channel, `loss[loss < -30] = -30`, then the mean).
+    Raises ValueError when the shapes differ.
     """
     if estimate.shape != target.shape:
         raise ValueError(f"si_snr_loss: estimate {tuple(estimate.shape)} and target {tuple(target.shape)} differ")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from avse_bench.data.preprocessing import AUDIO_RATE, SAMPLES_PER_FRAME
-from avse_bench.profiling.reference import reference_input
+from avse_bench.profiling.reference import Reference
 
 CUT_FRACTIONS = (0.25, 0.5, 0.75)
 RTOL = 1e-6
@@ -24,23 +24,25 @@ WHOLE = "whole utterance"  # as avse_bench.report.fmt.describe_lookahead writes 
 
 
 def _earliest_change(a: torch.Tensor, b: torch.Tensor, rtol: float) -> int | None:
-    """Index of the first sample where (L,) outputs a and b differ by more than rtol * peak; None if nowhere."""
+    """Index of the first sample where outputs a and b ((L,) or (channels, L)) differ by more than rtol * peak in
+    any channel; None if nowhere."""
     tol = rtol * max(float(a.abs().max()), 1e-12)
-    changed = torch.nonzero((a - b).abs() > tol)
+    changed = torch.nonzero(((a - b).abs() > tol).reshape(-1, a.shape[-1]).any(dim=0))
     return int(changed[0, 0]) if len(changed) else None
 
 
 @torch.no_grad()
-def measure_lookahead(model, seconds: float = 3.0, size: int = 64, device: str | torch.device = "cpu",
+def measure_lookahead(model, ref: Reference, device: str | torch.device = "cpu",
                       cuts: tuple[float, ...] = CUT_FRACTIONS, rtol: float = RTOL) -> dict:
     """{"audio": stream result, "video": stream result, "causal": bool, "method": str}, where a stream result is
     {"lookahead_ms": float (the largest over the cuts), "whole_utterance": bool, "per_cut_ms": {t_ms: ms or None}}
     (None: the perturbation changed nothing, not even after t). `model(audio (1, L), video (1, 1, T, H, W)) -> (1, L)`
-    in eval mode; `seconds` and `size` give the reference input (avse_bench.profiling.reference)."""
+    in eval mode (binaural: (1, 2, L) in and out); `ref` is the reference input (avse_bench.profiling.reference)."""
     model = model.eval()
-    audio, video = reference_input(seconds, size, 1, device, seed=0)
-    other_audio, other_video = reference_input(seconds, size, 1, device, seed=1)
-    base = model(audio, video)[0].float().cpu()  # (L,)
+    seconds = ref.seconds
+    audio, video = ref.tensors(1, device, seed=0)
+    other_audio, other_video = ref.tensors(1, device, seed=1)
+    base = model(audio, video)[0].float().cpu()  # (L,) or (2, L)
     length = audio.shape[-1]
     result = {}
     for stream in ("audio", "video"):
@@ -49,7 +51,7 @@ def measure_lookahead(model, seconds: float = 3.0, size: int = 64, device: str |
             frame = int(fraction * video.shape[2])
             t = frame * SAMPLES_PER_FRAME  # a frame boundary: the same time for both streams
             if stream == "audio":
-                changed_audio = torch.cat([audio[:, :t], other_audio[:, t:]], dim=1)
+                changed_audio = torch.cat([audio[..., :t], other_audio[..., t:]], dim=-1)
                 out = model(changed_audio, video)
             else:
                 changed_video = torch.cat([video[:, :, :frame], other_video[:, :, frame:]], dim=2)
@@ -62,7 +64,7 @@ def measure_lookahead(model, seconds: float = 3.0, size: int = 64, device: str |
         result[stream] = {"lookahead_ms": max(measured) if measured else 0.0, "whole_utterance": whole,
                           "per_cut_ms": per_cut}
     result["causal"] = all(result[s]["lookahead_ms"] == 0.0 for s in ("audio", "video"))
-    result["reference"] = {"seconds": seconds, "size": size, "samples": length}
+    result["reference"] = {"seconds": seconds, "size": ref.size, "samples": length, "channels": ref.channels}
     result["method"] = (f"input changed from t on (t at {', '.join(f'{c:g}' for c in cuts)} of {seconds:g} s, on "
                         f"video-frame boundaries), audio and video separately; look-ahead = t minus the earliest "
                         f"output sample that changed by more than {rtol:g} x the output's peak, largest over t; "

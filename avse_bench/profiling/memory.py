@@ -28,7 +28,7 @@ from avse_bench.errors import AvseBenchError
 from avse_bench.machine import spawn_context
 from avse_bench.profiling import nvml
 from avse_bench.profiling.hardware import NO_CUDA
-from avse_bench.profiling.reference import reference_input
+from avse_bench.profiling.reference import Reference
 
 MIB = 2**20
 PHASES = ("loading", "inference", "training")
@@ -92,7 +92,7 @@ class PhaseProbe:
                 "torch_peak_reserved_mib": round(torch.cuda.max_memory_reserved(self.device) / MIB, 1), **result}
 
 
-def _phase_worker(phase: str, system, device: str, seconds: float, size: int, batch: int, steps: int) -> dict:
+def _phase_worker(phase: str, system, device: str, ref: Reference, batch: int, steps: int) -> dict:
     """Runs in the fresh process: set up what precedes the phase, then measure the phase alone."""
     from avse_bench.nn import si_snr_loss
     from avse_bench.train import build_optimizer
@@ -113,13 +113,13 @@ def _phase_worker(phase: str, system, device: str, seconds: float, size: int, ba
             model.eval()
             probe.start()
             with torch.no_grad():
-                model(*reference_input(seconds, size, batch, dev))
+                model(*ref.tensors(batch, dev))
             return {**probe.stop(), "batch": batch}
         model.train()
         optimizer = build_optimizer(model.parameters(), system.recipe("paper"), getattr(system, "path", system))
         probe.start()
-        audio, video = reference_input(seconds, size, batch, dev)
-        target = reference_input(seconds, size, batch, dev, seed=1)[0]  # (B, L), a stand-in clean signal
+        audio, video = ref.tensors(batch, dev)
+        target = ref.tensors(batch, dev, seed=1)[0]  # the shape of audio, a stand-in clean signal
         for _ in range(steps):
             optimizer.zero_grad(set_to_none=True)
             si_snr_loss(model(audio, video), target).backward()
@@ -130,13 +130,12 @@ def _phase_worker(phase: str, system, device: str, seconds: float, size: int, ba
         raise PhaseOutOfMemory(f"{phase} at batch {batch}: {type(err).__name__}") from None
 
 
-def measure_phase(phase: str, system, device: str, seconds: float, size: int, batch: int = 1,
-                  steps: int = 2) -> dict:
+def measure_phase(phase: str, system, device: str, ref: Reference, batch: int = 1, steps: int = 2) -> dict:
     """One phase in a fresh spawned process; PhaseOutOfMemory if it ran out of memory (or was killed for it)."""
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}; one of {PHASES}")
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn_context()) as pool:
-        future = pool.submit(_phase_worker, phase, system, device, seconds, size, batch, steps)
+        future = pool.submit(_phase_worker, phase, system, device, ref, batch, steps)
         try:
             return future.result()
         except BrokenProcessPool:
@@ -144,13 +143,13 @@ def measure_phase(phase: str, system, device: str, seconds: float, size: int, ba
                                    f"memory)") from None
 
 
-def measure_training(system, device: str, seconds: float, size: int, batch: int, requested: int,
-                     cap_note: str, steps: int = 2) -> dict:
+def measure_training(system, device: str, ref: Reference, batch: int, requested: int, cap_note: str,
+                     steps: int = 2) -> dict:
     """The training phase at `batch`, halving it until it fits; the result states the batch used and why."""
     tried = []
     while batch >= 1:
         try:
-            result = measure_phase("training", system, device, seconds, size, batch, steps)
+            result = measure_phase("training", system, device, ref, batch, steps)
         except PhaseOutOfMemory as err:
             tried.append(str(err))
             batch //= 2
@@ -161,11 +160,10 @@ def measure_training(system, device: str, seconds: float, size: int, batch: int,
     raise AvseBenchError(f"the training phase does not fit in memory even at batch 1 ({'; '.join(tried)})")
 
 
-def memory_phases(system, device: str, seconds: float, size: int, train_batch: int, requested: int,
-                  cap_note: str) -> dict:
+def memory_phases(system, device: str, ref: Reference, train_batch: int, requested: int, cap_note: str) -> dict:
     """{"loading", "inference", "training"}: each measured in its own fresh process, one after the other."""
     return {
-        "loading": measure_phase("loading", system, device, seconds, size),
-        "inference": measure_phase("inference", system, device, seconds, size, batch=1),
-        "training": measure_training(system, device, seconds, size, train_batch, requested, cap_note),
+        "loading": measure_phase("loading", system, device, ref),
+        "inference": measure_phase("inference", system, device, ref, batch=1),
+        "training": measure_training(system, device, ref, train_batch, requested, cap_note),
     }

@@ -13,7 +13,7 @@ from avse_bench.profiling.latency import time_calls
 from avse_bench.profiling.lookahead import measure_lookahead
 from avse_bench.profiling.memory import memory_phases
 from avse_bench.profiling.params import parameter_count
-from avse_bench.profiling.reference import reference_input, reference_shapes
+from avse_bench.profiling.reference import Reference
 from avse_bench.train import resolve_device
 
 # Defaults per device kind; every one can be overridden through profile_system's arguments except the warm-ups.
@@ -57,9 +57,10 @@ def _check_positive(**values) -> None:
             raise AvseBenchError(f"profile: {key} must be positive, got {value}")
 
 
-def _latency(model, device, seconds, size, warmup, repeats, progress) -> dict:
+def _latency(model, device, ref: Reference, warmup, repeats, progress) -> dict:
     """Batch-1 latency per sample on the reference input, with RTF from its median and its mean."""
-    audio, video = reference_input(seconds, size, 1, device)
+    seconds = ref.seconds
+    audio, video = ref.tensors(1, device)
     with torch.no_grad():
         samples, timer = time_calls(lambda: model(audio, video), device, warmup, repeats, progress, "latency")
     stats = latency_summary(samples)
@@ -68,9 +69,10 @@ def _latency(model, device, seconds, size, warmup, repeats, progress) -> dict:
             "rtf_basis": "rtf = p50 latency / audio duration; rtf_mean = mean latency / audio duration"}
 
 
-def _throughput(model, device, seconds, size, batch, warmup, repeats, progress) -> dict:
+def _throughput(model, device, ref: Reference, batch, warmup, repeats, progress) -> dict:
     """Samples and audio seconds processed per second at `batch`, from the median time per batch."""
-    audio, video = reference_input(seconds, size, batch, device)
+    seconds = ref.seconds
+    audio, video = ref.tensors(batch, device)
     with torch.no_grad():
         samples, timer = time_calls(lambda: model(audio, video), device, warmup, repeats, progress, "throughput")
     median_s = latency_summary(samples)["p50"] / 1e3
@@ -83,8 +85,9 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
                    weights=None) -> dict:
     """Parameters, FLOPs, memory per phase, latency, RTF, look-ahead and throughput of `system` (a System or its name).
 
-    The reference input is `seconds` of 16 kHz audio with 25 fps frames at `size` px, batch 1 (3 s: 48,000
-    samples, 75 frames). Memory phases run first, each in a fresh process, before this process touches the GPU.
+    The reference input is `seconds` of 16 kHz audio (the system's channels: `[model] channels`, 1 when it states
+    none) with 25 fps frames at `size` px, batch 1 (3 s: 48,000 samples, 75 frames). Memory phases run first,
+    each in a fresh process, before this process touches the GPU.
     `weights`: a supplied weights file, loaded into the timed model (checked to fit; recorded under `weights`).
     """
     _check_positive(seconds=seconds, size=size, train_batch=train_batch, repeats=repeats,
@@ -95,6 +98,7 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
     kind = dev.type
     d = DEFAULTS[kind]
     batch, requested, note = _training_batch(system.recipe("paper"), train_batch, kind, name)
+    ref = Reference(seconds, size, getattr(system, "channels", 1))
     if weights is None:
         model, supplied = system.build_model(), "initial weights (none supplied)"
     else:  # read and checked before the minutes of measuring
@@ -105,27 +109,26 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
 
     stages = tqdm(total=5, desc=f"profile {name}", disable=not progress, leave=False)
     stages.set_postfix_str("memory (3 fresh processes)")
-    memory = memory_phases(system, str(dev), seconds, size, batch, requested, note)
+    memory = memory_phases(system, str(dev), ref, batch, requested, note)
     stages.update()
 
     stages.set_postfix_str("parameters and FLOPs")
     result = {"system": name, "device": str(dev), "weights": supplied,
               "device_name": torch.cuda.get_device_name(dev) if kind == "cuda" else cpu_model(),
-              "reference_input": reference_shapes(seconds, size, 1), **parameter_count(model),
-              **count_flops(model, reference_input(seconds, size, 1))}
+              "reference_input": ref.shapes(1), **parameter_count(model), **count_flops(model, ref.tensors(1))}
     stages.update()
 
     stages.set_postfix_str("latency")
     model = model.to(dev).eval()
-    result.update(_latency(model, dev, seconds, size, d["warmup"], repeats or d["repeats"], progress))
+    result.update(_latency(model, dev, ref, d["warmup"], repeats or d["repeats"], progress))
     stages.update()
 
     stages.set_postfix_str("look-ahead")
-    result["lookahead"] = measure_lookahead(model, seconds, size, dev)
+    result["lookahead"] = measure_lookahead(model, ref, dev)
     stages.update()
 
     stages.set_postfix_str("throughput")
-    result["throughput"] = _throughput(model, dev, seconds, size, throughput_batch or d["throughput_batch"],
+    result["throughput"] = _throughput(model, dev, ref, throughput_batch or d["throughput_batch"],
                                        d["throughput_warmup"], d["throughput_repeats"], progress)
     stages.update()
     stages.close()

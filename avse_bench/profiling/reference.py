@@ -1,25 +1,38 @@
-"""The reference input every cost figure is taken at: `seconds` of 16 kHz audio with 25 fps video at `size` px."""
+"""The reference input every cost figure is taken at: `seconds` of 16 kHz audio (1 or 2 channels) with 25 fps video
+at `size` px."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 from avse_bench.data.preprocessing import AUDIO_RATE, VIDEO_FPS
 
 
-def reference_shapes(seconds: float, size: int, batch: int = 1) -> dict:
-    """The stated reference input: 3 s at 128 px is 48,000 samples and 75 frames of 128 x 128."""
-    samples, frames = round(seconds * AUDIO_RATE), round(seconds * VIDEO_FPS)
-    return {"seconds": seconds, "sample_rate": AUDIO_RATE, "samples": samples, "fps": VIDEO_FPS, "frames": frames,
-            "size": size, "batch": batch, "audio_shape": [batch, samples],
-            "video_shape": [batch, 1, frames, size, size]}
+@dataclass(frozen=True)
+class Reference:
+    """The stated reference input: `seconds` of audio with `channels` channels (1: mono (B, L); 2: binaural
+    (B, 2, L)) and its 25 fps video at `size` x `size` px. 3 s at 128 px is 48,000 samples and 75 frames."""
 
+    seconds: float
+    size: int
+    channels: int = 1
 
-def reference_input(seconds: float, size: int, batch: int = 1, device: str | torch.device = "cpu",
-                    seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(audio (B, L), video (B, 1, T, H, W)): noise-like audio and frames in [0, 1], the same for a given seed."""
-    shapes = reference_shapes(seconds, size, batch)
-    g = torch.Generator().manual_seed(seed)
-    audio = 0.1 * torch.randn(shapes["audio_shape"], generator=g)  # (B, L)
-    video = torch.rand(shapes["video_shape"], generator=g)  # (B, 1, T, H, W)
-    return audio.to(device), video.to(device)
+    def shapes(self, batch: int = 1) -> dict:
+        """The input's figures and tensor shapes at `batch`, as the profile records them."""
+        samples, frames = round(self.seconds * AUDIO_RATE), round(self.seconds * VIDEO_FPS)
+        audio = [batch, samples] if self.channels == 1 else [batch, self.channels, samples]
+        return {"seconds": self.seconds, "sample_rate": AUDIO_RATE, "samples": samples, "channels": self.channels,
+                "fps": VIDEO_FPS, "frames": frames, "size": self.size, "batch": batch, "audio_shape": audio,
+                "video_shape": [batch, 1, frames, self.size, self.size]}
+
+    def tensors(self, batch: int = 1, device: str | torch.device = "cpu",
+                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(audio (B, L) or (B, C, L), video (B, 1, T, H, W)): noise-like audio and frames in [0, 1], the same for
+        a given seed."""
+        shapes = self.shapes(batch)
+        g = torch.Generator().manual_seed(seed)
+        audio = 0.1 * torch.randn(shapes["audio_shape"], generator=g)
+        video = torch.rand(shapes["video_shape"], generator=g)
+        return audio.to(device), video.to(device)

@@ -54,8 +54,10 @@ def reference_text(ref) -> str:
     """The reference input in words: "3 s of 16 kHz audio (48,000 samples) + 75 frames of 128 x 128 px, batch 1"."""
     if not isinstance(ref, dict):
         return describe(ref)
-    return (f"{get(ref, 'seconds')} s of {number(get(ref, 'sample_rate'))} Hz audio ({number(get(ref, 'samples'))} "
-            f"samples) + {get(ref, 'frames')} frames of {get(ref, 'size')} x {get(ref, 'size')} px at "
+    binaural = "binaural " if ref.get("channels", 1) == 2 else ""  # profiles before channels were recorded: mono
+    return (f"{get(ref, 'seconds')} s of {number(get(ref, 'sample_rate'))} Hz {binaural}audio "
+            f"({number(get(ref, 'samples'))} samples) + {get(ref, 'frames')} frames of {get(ref, 'size')} x "
+            f"{get(ref, 'size')} px at "
             f"{get(ref, 'fps')} fps, batch {get(ref, 'batch')}")
 
 
@@ -63,7 +65,8 @@ def short_reference(ref) -> str:
     """The reference input in brief, for a table cell: "3 s at 128 px"."""
     if not isinstance(ref, dict):
         return describe(ref)
-    return f"{describe(get(ref, 'seconds'))} s at {describe(get(ref, 'size'))} px"
+    binaural = ", binaural" if ref.get("channels", 1) == 2 else ""
+    return f"{describe(get(ref, 'seconds'))} s at {describe(get(ref, 'size'))} px{binaural}"
 
 
 def parameters(run: Run, system: str) -> tuple[str, str]:

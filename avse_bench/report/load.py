@@ -43,6 +43,14 @@ class Run:
     def recipe(self, system: str) -> dict:
         return self.manifest["systems"][system].get("recipe", {})
 
+    @property
+    def stress_metrics(self) -> tuple[str, ...]:
+        """The metrics the stress conditions were scored with (the manifest's; SI-SDR, PESQ-WB and STOI for runs
+        that did not record them, which were all mono)."""
+        from avse_bench.report.stress import STRESS_METRICS
+
+        return tuple(self.manifest.get("stress", {}).get("metrics", STRESS_METRICS))
+
 
 def _read_json(path: Path) -> dict:
     try:

@@ -95,7 +95,7 @@ def stress_lines(run: Run) -> list[str]:
         return []
     from avse_bench.report.stress import robustness
 
-    table = robustness(run.scores, run.stress, run.systems)
+    table = robustness(run.scores, run.stress, run.systems, run.stress_metrics)
     table = table[table.metric == "si_sdr"]
     out = ["", "Under degraded video (`--stress`), SI-SDR gain over the mixture in dB, mean [95 % CI]:", "",
            "| condition | " + " | ".join(run.systems) + " |", "|---|" + "---|" * len(run.systems)]

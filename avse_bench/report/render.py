@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from avse_bench.metrics.spec import SPECS
 from avse_bench.metrics.stats import CI_METHOD, MIN_SCENES_FOR_CI, TEST_EXPLAINED
 from avse_bench.report import plots, quality, tables
 from avse_bench.report.fmt import METRIC_LABELS, describe, p_relation, with_ci
 from avse_bench.report.items import measured_items
 from avse_bench.report.load import Run, load_run
 from avse_bench.report.published import ITEMS, published_items
-from avse_bench.report.stress import STRESS_METRICS
 
 PLOTS = {"quality.png": "Quality with 95 % CIs", "snr_bands.png": "Quality against SNR band",
          "latency.png": "Latency distribution", "memory.png": "Memory per phase"}
@@ -41,6 +41,7 @@ def provenance(run: Run) -> list[str]:
         "Data": describe(data),
         "Preprocessing (every system)": describe(pre.get("config")),
         "Preprocessing hash": describe(pre.get("hash")),
+        "Preprocessing chosen by": describe(pre.get("chosen_by", "n/a (not recorded: a run made before the rule)")),
         "Hardware": describe(m.get("hardware")),
         "Software": describe(m.get("software")),
         "Created": describe(m.get("created")),
@@ -149,7 +150,9 @@ def stress_section(run: Run, table: pd.DataFrame) -> list[str]:
            "scenes; *kept*: mean gain under the condition / mean clean-video gain (n/a unless the clean-video "
            "gain's 95 % CI lies above 0). The blank video is the audio-only run above.", "",
            _md(tables.robustness_table(table)), ""]
-    tests = graceful(run.scores, run.stress, run.systems)
+    metric = run.stress_metrics[0]  # SI-SDR on a mono track, MBSTOI on the binaural one
+    label, unit = SPECS[metric].label.split(" (")[0], SPECS[metric].unit
+    tests = graceful(run.scores, run.stress, run.systems, metric)
     n_conditions = len(table.condition.unique()) - 2
     flagged = []
     for test in tests:
@@ -157,10 +160,11 @@ def stress_section(run: Run, table: pd.DataFrame) -> list[str]:
         better = a if test["mean_diff"] > 0 else b  # a - b of the paired losses: above 0, a loses less
         worse = b if better == a else a
         significant = test["p_value"] < 0.05
-        out += [f"**Which degrades more gracefully (SI-SDR), {a} or {b}.** Averaged over the {n_conditions} "
-                f"conditions, {a}'s score per scene changes by {_signed(test['loss_a'])} dB from its clean-video "
-                f"score and {b}'s by {_signed(test['loss_b'])} dB; {a} minus {b} (mean over the scenes both have): "
-                f"{with_ci(test['mean_diff'], test['ci_lo'], test['ci_hi'], 2)} dB, {test['test']}, "
+        out += [f"**Which degrades more gracefully ({label}), {a} or {b}.** Averaged over the {n_conditions} "
+                f"conditions, {a}'s score per scene changes by {_signed(test['loss_a'])}{unit and ' ' + unit} from "
+                f"its clean-video score and {b}'s by {_signed(test['loss_b'])}{unit and ' ' + unit}; {a} minus {b} "
+                f"(mean over the scenes both have): "
+                f"{with_ci(test['mean_diff'], test['ci_lo'], test['ci_hi'], 2)}{unit and ' ' + unit}, {test['test']}, "
                 f"p {p_relation(test['p_value'])}, n = {test['n']} scenes. "
                 + (f"{better} degrades more gracefully than {worse}." if significant else
                    "The difference is not significant at 5 %: neither degrades more gracefully on this evidence."), ""]
@@ -174,7 +178,7 @@ def stress_section(run: Run, table: pd.DataFrame) -> list[str]:
                         f"{quality.VIDEO_USE_DB:g} dB.", ""]
     if len(tests) > 1:
         out += ["(One test per pair of systems; the p-values are not corrected for the number of pairs.)", ""]
-    out += [f"![{METRIC_LABELS[m]} under visual stress](stress_{m}.png)" for m in STRESS_METRICS] + [""]
+    out += [f"![{METRIC_LABELS[m]} under visual stress](stress_{m}.png)" for m in run.stress_metrics] + [""]
     return out
 
 
@@ -207,11 +211,14 @@ def render_report(run_dir) -> None:
     plots.latency_plot(run, out / "latency.png")
     plots.memory_plot(run, out / "memory.png")
     extra = []
+    for stale in out.glob("stress_*.png"):  # plots of metrics this run's stress section no longer has
+        if run.stress is None or stale.stem.removeprefix("stress_") not in run.stress_metrics:
+            stale.unlink()
     if run.stress is not None:
         from avse_bench.report.stress import robustness
 
-        table = robustness(run.scores, run.stress, run.systems)
-        for metric in STRESS_METRICS:
+        table = robustness(run.scores, run.stress, run.systems, run.stress_metrics)
+        for metric in run.stress_metrics:
             plots.stress_plot(run, table, metric, out / f"stress_{metric}.png")
         extra += stress_section(run, table)
         table.to_csv(out / "robustness.csv", index=False)

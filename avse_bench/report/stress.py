@@ -29,14 +29,16 @@ def identity_severity(name: str, frame_size: int) -> float | None:
     return float(frame_size) if name == "lowres" else IDENTITY.get(name)
 
 
-def _gains(scores: pd.DataFrame, df: pd.DataFrame) -> pd.DataFrame:
+def _gains(scores: pd.DataFrame, df: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
     """Per scene of `df`: score minus the mixture's score on the same scene."""
-    return improvement(df, rows(scores, NOISY, MIXTURE), metrics=STRESS_METRICS)
+    return improvement(df, rows(scores, NOISY, MIXTURE), metrics=metrics)
 
 
-def robustness(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str]) -> pd.DataFrame:
+def robustness(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str],
+               metrics: tuple[str, ...] = STRESS_METRICS) -> pd.DataFrame:
     """[system, condition, stress, severity, metric, n, mean, ci_lo, ci_hi, kept]: improvement over the mixture per
-    (system, condition), the clean-video and blank-video references first; `kept` = mean gain under the condition /
+    (system, condition) in each of `metrics` (the run's: `Run.stress_metrics`), the clean-video and blank-video
+    references first; `kept` = mean gain under the condition /
     mean clean-video gain, NaN unless the clean-video gain's 95 % CI lies above 0 (no gain shown: nothing to keep,
     and a ratio to a gain near 0 is noise)."""
     frames = []
@@ -46,7 +48,7 @@ def robustness(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str]) -
         parts = [(label, "", np.nan, df) for label, df in refs]
         parts += [(label, name, severity, df) for (label, name, severity), df in conditions]
         for label, name, severity, df in parts:
-            stats = summarize(_gains(scores, df), metrics=STRESS_METRICS)
+            stats = summarize(_gains(scores, df, metrics), metrics=metrics)
             frames.append(stats.assign(system=system, condition=label, stress=name, severity=severity))
     out = pd.concat(frames, ignore_index=True)
     clean = out[out.condition == CLEAN].set_index(["system", "metric"])
