@@ -198,7 +198,7 @@ def _compare(a: argparse.Namespace) -> int:
     compare(a.systems, data_root=a.data, profile=a.profile, out_dir=a.out, device=a.device, seed=a.seed,
             command_line=["avse-bench", *sys.argv[1:]], loader=_loader(a), nproc_per_node=a.nproc_per_node,
             weights=_system_weights(a.weights), preprocessing=_preprocessing_options(a),
-            stress=_stress(a.stress, a.profile), metrics=a.metrics, track=a.track)
+            stress=_stress(a.stress, a.profile), metrics=a.metrics, track=a.track, listen_scenes=a.listen_scenes)
     return 0
 
 
@@ -206,6 +206,10 @@ def _report(a: argparse.Namespace) -> int:
     from avse_bench.report import render_report
     from avse_bench.report.readme import figures, update_readme
 
+    if a.listen is not None:
+        from avse_bench.report.listen import build_listening
+
+        build_listening(a.run, a.listen or None)
     render_report(a.run)
     block = figures(a.run) if a.readme else None
     for readme in a.readme:
@@ -343,11 +347,18 @@ def build_parser() -> argparse.ArgumentParser:
                          "lowres=16,8 frozen=5 dropped=0.5 offset=-5,5 blank dcnn_rnn_loader; alone: the profile's "
                          "set (avse_bench/profiles.py)")
     _add_metrics_option(cm)
+    cm.add_argument("--listen-scenes", nargs="+", default=None, metavar="SCENE",
+                    help="the dev scenes report.html's listening cards show (default: each system's best, median "
+                         "and worst scene by improvement, and one per masker type)")
     _add_loader_options(cm)
     cm.set_defaults(func=_compare)
 
-    r = sub.add_parser("report", help="re-render sheet.md, sheet.csv and plots from a compare run's stored results")
+    r = sub.add_parser("report", help="re-render sheet.md, sheet.csv, plots and report.html from a compare run's "
+                                      "stored results")
     r.add_argument("run", type=Path)
+    r.add_argument("--listen", nargs="*", default=None, metavar="SCENE",
+                   help="make report.html's listening material again (needs the run's data and enhanced files): "
+                        "for these dev scenes, or alone for the default choice")
     r.add_argument("--readme", type=Path, action="append", default=[], metavar="FILE",
                    help="also rewrite the run's figures block in FILE (between its '<!-- figures from RUN' markers; "
                         "appended when absent): README figures generated from the run, never typed (repeatable)")

@@ -488,11 +488,23 @@ def profile_stage(run: Run) -> None:
     _write_json(run.out / "profile.json", profiles)
 
 
+def listen_stage(run: Run, scene_ids: list[str] | None) -> None:
+    """The listening material of report.html (RUN/listen/: `report.listen.build_listening`), made again whenever an
+    output, the scenes asked for or the way it is made changes."""
+    from avse_bench.report.listen import LISTEN, LISTEN_VERSION, build_listening
+
+    inputs = {"outputs": {s.name: made_inputs(run, s) for s in run.systems}, "scenes": scene_ids,
+              "stress": [c.label for c in run.stress or []], "blind": run.data.get("blind_fingerprint"),
+              "version": LISTEN_VERSION}
+    run.stages.run("listen", inputs, [run.out / LISTEN], lambda: build_listening(run.out, scene_ids))
+
+
 def compare(system_names: list[str], data_root: Path | None = None, profile: str = "quick",
             out_dir: Path | None = None, device: str = "auto", seed: int = 0,
             command_line: list[str] | None = None, loader: LoaderOptions | None = None,
             nproc_per_node: int = 1, weights: dict[str, Path] | None = None, preprocessing: dict | None = None,
-            stress=None, metrics: str | None = None, track: str | None = None) -> Path:
+            stress=None, metrics: str | None = None, track: str | None = None,
+            listen_scenes: list[str] | None = None) -> Path:
     """Run every stage for `system_names` and render the report; returns the output folder.
 
     `weights`: {system name: weights file} for systems not to train here (their own checkpoints, plain state dicts
@@ -506,7 +518,8 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     avse_bench/data/stress.py) under which the dev split is also enhanced and scored (`stress_metrics`).
     `metrics`: the `--metrics` of scoring (None: the track's metrics whose packages are installed). `track`: of
     AVSEC-4 data, "binaural" (the default there) or "mono"; every system's channels must match it. When the data
-    root has an `eval` split without targets, it is enhanced (audio-visual) and scored blind (DNSMOS only). Raises
+    root has an `eval` split without targets, it is enhanced (audio-visual) and scored blind (DNSMOS only).
+    `listen_scenes`: the dev scenes report.html's listening cards show (None: chosen by `report.listen`). Raises
     AvseBenchError for bad input.
     """
     from avse_bench.report import render_report
@@ -517,6 +530,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
                    lambda: validate_splits(run.root, [TRAIN_SPLIT, EVAL_SPLIT]))
     train_stage(run)
     enhance_and_score_stage(run)
+    listen_stage(run, listen_scenes)
     profile_stage(run)
     manifest = json.loads((run.out / "manifest.json").read_text())
     manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -267,6 +267,13 @@ def test_compare_trains_and_reports_the_binaural_baseline(corpus, tmp_path):
     assert enhanced.ndim == 2 and enhanced.shape[1] == 2
     scores = pd.read_csv(out / "scores.csv")
     assert scores["mbstoi"].notna().all() and (scores["error"].isna() | (scores["error"] == "")).all()
+    # report.html on the binaural track: 2-channel players (mixture, target, the outputs), chosen by MBSTOI
+    cards = json.loads((out / "listen" / "cards.json").read_text())["cards"]
+    assert cards and all("MBSTOI improvement" in c["why"] or "masker" in c["why"] for c in cards)
+    players = [p for c in cards for p in c["players"]]
+    assert len(players) == len(cards) * (2 + 2 + 1) and all(p["channels"] == 2 for p in players)
+    assert all(sf.read(out / p["audio"])[0].shape[1] == 2 for p in players)
+    assert "left ear above right" in (out / "report.html").read_text()
 
 
 def test_the_mono_baseline_enhances_the_mono_track_and_a_binaural_checkpoint_is_refused(corpus, tmp_path, capsys):

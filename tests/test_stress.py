@@ -9,7 +9,7 @@ import pytest
 
 from avse_bench.data.stress import DEGRADATIONS, Stress, dropped, frozen, lowres, occlusion, offset, parse_stress
 from avse_bench.errors import AvseBenchError
-from avse_bench.report.stress import CLEAN, graceful, loss_per_scene, robustness
+from avse_bench.report.stress import CLEAN, STRESS_METRICS, graceful, loss_per_scene, robustness
 
 T, H, W = 30, 64, 48
 
@@ -159,6 +159,7 @@ def test_graceful_verdict_reads_the_same_mean_as_its_test():
         assert test["mean_diff"] == pytest.approx(np.mean(extra))
         assert (test["p_value"] < 0.05) == (verdict is not None)
         run = type("Run", (), {"scores": scores, "stress": stress, "systems": ["a", "b"],
+                               "stress_metrics": STRESS_METRICS,
                                "manifest": {"stress": {"conditions": ["offset=5"], "seed": 0}}})()
         md = "\n".join(stress_section(run, robustness(scores, stress, ["a", "b"])))
         if verdict is None:

@@ -181,7 +181,7 @@ def stress_plot(run: Run, table: pd.DataFrame, metric: str, path: Path) -> Path:
     names = [n for n in dict.fromkeys(rows.stress) if n and identity_severity(n, size) is not None]
     singles = [n for n in dict.fromkeys(rows.stress) if n and identity_severity(n, size) is None]
     panels = names + (["single conditions"] if singles else [])
-    fig = Figure(figsize=(3.4 * len(panels), 3.6), layout="constrained")
+    fig = Figure(figsize=(max(3.4 * len(panels), 6.8), 3.6), layout="constrained")  # wide enough for the title
     for ax, panel in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels, strict=True):
         for k, system in enumerate(run.systems):
             mine = rows[rows.system == system]

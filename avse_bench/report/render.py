@@ -1,5 +1,6 @@
-"""`render_report(run_dir)`: sheet.md, sheet.csv, quality.csv and the PNG plots of a compare run, from its stored
-files alone (the same files give the same bytes)."""
+"""`render_report(run_dir)`: sheet.md, sheet.csv, quality.csv, the PNG plots and report.html of a compare run, from
+its stored files alone (the same files give the same bytes; report.html takes the listening material in listen/
+as it is)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from avse_bench.metrics.spec import SPECS
 from avse_bench.metrics.stats import CI_METHOD, MIN_SCENES_FOR_CI, TEST_EXPLAINED
 from avse_bench.report import plots, quality, tables
 from avse_bench.report.fmt import METRIC_LABELS, describe, p_relation, with_ci
+from avse_bench.report.html import write_report_html
 from avse_bench.report.items import measured_items
 from avse_bench.report.load import Run, load_run
 from avse_bench.report.published import ITEMS, published_items
@@ -232,5 +234,6 @@ def render_report(run_dir) -> None:
              *provenance(run), "", *sheet_section(run, rows), *quality_section(run, summary, improvements), *extra,
              "## Plots", "", *(f"![{caption}]({name})" for name, caption in PLOTS.items()), ""]
     (out / "sheet.md").write_text("\n".join(lines))
+    write_report_html(out, f"avse-bench report: {', '.join(run.systems)} ({out.name})")
     rows.to_csv(out / "sheet.csv", index=False)
     tables.quality_csv(summary, improvements).to_csv(out / "quality.csv", index=False)
