@@ -172,7 +172,7 @@ def test_compare_with_the_official_lightning_checkpoint_trains_nothing(tmp_path,
     save_lightning(ckpt, official)
     # the frames the official weights were trained on: no equalisation (at a small size here, for speed)
     out = compare(["baseline"], profile="smoke", out_dir=tmp_path / "run", device="cpu",
-                  weights={"baseline": ckpt}, frame_size=24, equalize=False)
+                  weights={"baseline": ckpt}, preprocessing={"frame_size": 24, "equalize": False})
     run = out / "runs" / "baseline"
     assert not (run / "checkpoint.pt").exists() and not (run / "train_log.csv").exists()  # nothing was trained
     summary = json.loads((run / "train_summary.json").read_text())
