@@ -12,8 +12,9 @@ from -90 to 0 dB on one colour scale for the whole page (`DB_RANGE`), JPEG; a bi
 above its right. Frame strips: `STRIP_FRAMES` frames evenly spaced over the clip, as the shared preprocessing gives
 them (before any padding to the audio's length), clean and under each stress condition (PNG).
 
-Everything a card shows is written to RUN/listen/cards.json (the files in RUN/listen/<split>/<scene>/), so that `avse-bench report RUN` re-renders the page
-without the data; building the material needs the run's data root and enhanced files.
+Everything a card shows is written to RUN/listen/cards.json (the files in RUN/listen/<split>/<scene>/), so that
+`avse-bench report RUN` re-renders the page without the data; building the material needs the run's data root and
+enhanced files.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import soundfile as sf
+from tqdm import tqdm
 
 from avse_bench.errors import AvseBenchError
 from avse_bench.metrics.spec import SPECS
@@ -214,7 +216,7 @@ def _cards(run: Run, root: Path, track: str | None, parts: list, pre, stress: li
         else:
             chosen = select_scenes(scores, run.systems, metric)
         cards += [_card(run, scenes[scene], split, why, scores, metrics, pre, stress, seed, work)
-                  for scene, why in chosen]
+                  for scene, why in tqdm(chosen, desc=f"listening cards ({split})", unit="scene")]
     return cards
 
 
