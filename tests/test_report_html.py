@@ -136,3 +136,33 @@ def test_scenes_by_id_and_a_clear_error_for_an_unknown_one(run, capsys):
     assert "scene NOPE not in the dev split" in err and "Traceback" not in err
     assert [c["scene"] for c in json.loads((run / "listen" / "cards.json").read_text())["cards"]][0] == scene
     assert main(["report", str(run), "--listen"]) == 0  # the default choice again
+
+
+COMMITTED = Path(__file__).resolve().parent.parent / "reports" / "quick-cpu"
+LISTEN_MIB, REPORT_MIB = 4.0, 6.0  # what the README and the report's README promise for the committed quick report
+
+
+def test_the_committed_quick_report_page_is_whole_and_within_its_size():
+    """The page committed with the quick report: it parses, every file it names is committed beside it, and its
+    listening material and the whole folder stay under the sizes stated (reports/quick-cpu/README.md)."""
+    page = parse(COMMITTED / "report.html")
+    files = [a[k] for _, a in page.tags for k in ("src", "href") if k in a and not a[k].startswith("#")]
+    assert len([t for t, _ in page.tags if t == "audio"]) >= 12
+    assert all((COMMITTED / f).is_file() for f in files)
+    mib = sum(p.stat().st_size for p in (COMMITTED / "listen").rglob("*") if p.is_file()) / 2**20
+    total = sum(p.stat().st_size for p in COMMITTED.rglob("*") if p.is_file()) / 2**20
+    assert mib <= LISTEN_MIB and total <= REPORT_MIB, (mib, total)
+
+
+def test_listening_material_without_the_data_is_one_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(COMMITTED, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["data"]["root"] = str(tmp_path / "gone")
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["report", str(run), "--listen"]) == 2
+    err = capsys.readouterr().err
+    assert "is gone" in err and "Traceback" not in err
+    assert (run / "listen" / "cards.json").read_bytes() == (COMMITTED / "listen" / "cards.json").read_bytes()
+    assert main(["report", str(run)]) == 0  # without --listen the page is made from the material kept
+    assert "<audio" in (run / "report.html").read_text()
