@@ -128,11 +128,13 @@ def write_report_html(run_dir: Path, title: str) -> Path:
     run_dir = Path(run_dir)
     body = sheet_html((run_dir / "sheet.md").read_text())
     sections = re.findall(r'<h2 id="([^"]+)">([^<]+)</h2>', body)
+    cut = body.find("<h2")
+    intro, rest = (body[:cut], body[cut:]) if cut >= 0 else ("", body)  # sheet.md's opening paragraph goes on top
     nav = '<a href="#listen">Listen</a>' + "".join(f'<a href="#{i}">{html.escape(t)}</a>' for i, t in sections)
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><nav>{nav}</nav>{listening_html(run_dir)}{body}</body></html>\n")
+            f"<h1>{html.escape(title)}</h1>{intro}<nav>{nav}</nav>{listening_html(run_dir)}{rest}</body></html>\n")
     path = run_dir / "report.html"
     path.write_text(page)
     return path
