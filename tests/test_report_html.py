@@ -166,3 +166,19 @@ def test_listening_material_without_the_data_is_one_line(tmp_path, capsys):
     assert (run / "listen" / "cards.json").read_bytes() == (COMMITTED / "listen" / "cards.json").read_bytes()
     assert main(["report", str(run)]) == 0  # without --listen the page is made from the material kept
     assert "<audio" in (run / "report.html").read_text()
+
+
+def test_without_mp3_the_copies_are_16_bit_wavs(run, monkeypatch):
+    """A libsndfile that cannot write MP3 (older system builds): the cards still build, with WAV copies."""
+    import soundfile
+
+    monkeypatch.setattr(soundfile, "available_formats", lambda: {"WAV": "WAV (Microsoft)"})
+    from avse_bench.report.listen import build_listening
+
+    cards = json.loads(build_listening(run).read_text())
+    players = [p for c in cards["cards"] for p in c["players"]]
+    assert cards["audio"].startswith("WAV") and all(p["audio"].endswith(".wav") for p in players)
+    assert all(sf.info(run / p["audio"]).subtype == "PCM_16" for p in players)
+    monkeypatch.undo()
+    assert all(p["audio"].endswith(".mp3") for c in json.loads(build_listening(run).read_text())["cards"]
+               for p in c["players"])

@@ -6,7 +6,8 @@ Which scenes (`select_scenes`): for each system its best, median and worst scene
 the run's headline metric (SI-SDR; MBSTOI on the binaural track; DNSMOS-OVRL on a blind split, which has no
 reference), then one more scene for each masker type (speech, noise, music) no card has yet; or the scenes a user
 names (`--listen-scenes`). Audio: MP3 (MPEG layer III through libsndfile: every current browser plays it; about
-32 kbit/s for 16 kHz speech, a tenth of the 16-bit wav), mono or 2 channels as written. Spectrograms: STFT with a
+32 kbit/s for 16 kHz speech, a tenth of the 16-bit wav), mono or 2 channels as written; 16-bit WAV where the
+libsndfile in use cannot write MP3 (`audio_format`). Spectrograms: STFT with a
 512-sample Hann window and a 256-sample hop (32 ms, 16 ms), magnitude in dB relative to a full-scale sine, shown
 from -90 to 0 dB on one colour scale for the whole page (`DB_RANGE`), JPEG; a binaural file gives its left channel
 above its right. Frame strips: `STRIP_FRAMES` frames evenly spaced over the clip, as the shared preprocessing gives
@@ -41,7 +42,13 @@ LISTEN_VERSION = "1"  # changes whenever the material written for the same input
 DB_RANGE = (-90.0, 0.0)
 STRIP_FRAMES = 8
 SPECTROGRAM_WINDOW, SPECTROGRAM_HOP = 512, 256
-AUDIO_FORMAT, AUDIO_SUBTYPE, AUDIO_EXT = "MP3", "MPEG_LAYER_III", ".mp3"
+AUDIO_FORMATS = (("MP3", "MPEG_LAYER_III", ".mp3"), ("WAV", "PCM_16", ".wav"))  # the first this libsndfile writes
+
+
+def audio_format() -> tuple[str, str, str]:
+    """(format, subtype, extension) of the listening copies: MP3 where the libsndfile that soundfile uses writes it
+    (the wheels' 1.1 and later do), else 16-bit WAV (as large as the enhanced files, playable everywhere too)."""
+    return next(f for f in AUDIO_FORMATS if f[0] in sf.available_formats() and f[1] in sf.available_subtypes(f[0]))
 MASKER_TYPES = ("speech", "noise", "music")
 
 
@@ -132,10 +139,11 @@ def _player(label: str, source: Path, folder: Path, name: str) -> dict:
     gives are relative to the run folder, where `folder` ends up as listen/<split>/<scene>/."""
     audio, rate = sf.read(source, dtype="float32")
     audio = np.nan_to_num(audio)
-    sf.write(folder / f"{name}{AUDIO_EXT}", np.clip(audio, -1, 1), rate, format=AUDIO_FORMAT, subtype=AUDIO_SUBTYPE)
+    fmt, subtype, ext = audio_format()
+    sf.write(folder / f"{name}{ext}", np.clip(audio, -1, 1), rate, format=fmt, subtype=subtype)
     _spectrogram(audio, folder / f"{name}.jpg")
     where = f"{LISTEN}/{folder.parent.name}/{folder.name}"
-    return {"label": label, "audio": f"{where}/{name}{AUDIO_EXT}", "spectrogram": f"{where}/{name}.jpg",
+    return {"label": label, "audio": f"{where}/{name}{ext}", "spectrogram": f"{where}/{name}.jpg",
             "channels": 1 if audio.ndim == 1 else audio.shape[1]}
 
 
@@ -255,7 +263,7 @@ def build_listening(run_dir, scene_ids: list[str] | None = None) -> Path:
         "version": LISTEN_VERSION, "db_range": list(DB_RANGE), "colour_scale": f"{LISTEN}/colour_scale.png",
         "spectrogram": f"STFT, {SPECTROGRAM_WINDOW}-sample Hann window, {SPECTROGRAM_HOP}-sample hop; dB re a "
                        f"full-scale sine, {DB_RANGE[0]:g} to {DB_RANGE[1]:g} dB on every spectrogram of the page",
-        "audio": f"{AUDIO_FORMAT} (libsndfile {sf.__libsndfile_version__}) copies of the 16-bit wavs",
+        "audio": f"{audio_format()[0]} (libsndfile {sf.__libsndfile_version__}) copies of the 16-bit wavs",
         "cards": cards}, indent=1) + "\n")
     final = run_dir / LISTEN
     shutil.rmtree(final, ignore_errors=True)
