@@ -237,13 +237,12 @@ def stress_stage(out: Path, stages: Stages, system, conditions, key_inputs: dict
     for stale in (root.iterdir() if root.is_dir() else ()):
         if stale.name != key:
             shutil.rmtree(stale)
-    names = {c: c.label.replace("=", "_") for c in conditions}  # folder and file names
-    dirs = {c: root / key / names[c] for c in conditions}
+    dirs = {c: root / key / c.folder for c in conditions}
     stages.run(f"stress.enhance.{system.name}", {**key_inputs, "conditions": [c.label for c in conditions]}, [],
                lambda: enhance_all({d: c for c, d in dirs.items()}))
     files = {}
     for c, enhanced in dirs.items():
-        csv = out / "scores" / "stress" / system.name / f"{names[c]}.csv"
+        csv = out / "scores" / "stress" / system.name / f"{c.folder}.csv"
         stages.run(f"score.{system.name}.stress.{c.label}", {"key": key, "condition": c.label}, [csv],
                    lambda enhanced=enhanced, csv=csv: score(enhanced, csv))
         files[system.name, c.label, c.name, c.severity] = csv
@@ -291,7 +290,7 @@ class Run:
     """Everything the stages of one compare run read: where it writes (`out`, `stages`), what it compares
     (`systems`, their code hashes, supplied weights), on what (`root`, `track`, `data`, the `blind` split or None),
     with which shared settings (profile, preprocessing and the rule that chose it, seed, device, loader, metrics,
-    stress conditions, processes per node)."""
+    stress conditions, processes per node), and the manifest it wrote."""
 
     out: Path
     stages: Stages
@@ -310,7 +309,9 @@ class Run:
     stress: list | None
     nproc_per_node: int
     supplied: dict
+    manifest: dict
     codes: dict = field(default_factory=dict)
+    made: dict = field(default_factory=dict)  # {system: made_inputs}, once its weights are final
 
     @property
     def base_inputs(self) -> dict:
@@ -386,7 +387,7 @@ def open_run(system_names: list[str], data_root: Path | None, profile: str, out_
     _write_json(out / "manifest.json", manifest)
     return Run(out=out, stages=Stages(out), systems=systems, profile=profile, root=root, track=track, data=data,
                blind=blind, pre=pre, pre_rule=pre_rule, seed=seed, device=device, loader=loader or LoaderOptions(),
-               metrics=chosen, stress=stress, nproc_per_node=nproc_per_node, supplied=supplied,
+               metrics=chosen, stress=stress, nproc_per_node=nproc_per_node, supplied=supplied, manifest=manifest,
                codes={s.name: s.code_hash() for s in systems})  # what each model is made by: read once
 
 
@@ -418,9 +419,12 @@ def train_stage(run: Run) -> None:
 
 def made_inputs(run: Run, system) -> dict:
     """What an enhanced file of `system` depends on: the frames, the weights (their tensors, not the file's bytes),
-    the code, the written format."""
-    weights = state_digest(run.run_dir(system) / "model.pt")
-    return {**run.base_inputs, "weights": weights, "code": run.codes[system.name], "wav": ENHANCED_SUBTYPE}
+    the code, the written format. Read once per run (after training: the weights are final by then)."""
+    if system.name not in run.made:
+        weights = state_digest(run.run_dir(system) / "model.pt")
+        run.made[system.name] = {**run.base_inputs, "weights": weights, "code": run.codes[system.name],
+                                 "wav": ENHANCED_SUBTYPE}
+    return run.made[system.name]
 
 
 def enhance_and_score_stage(run: Run) -> None:
@@ -532,9 +536,8 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     enhance_and_score_stage(run)
     listen_stage(run, listen_scenes)
     profile_stage(run)
-    manifest = json.loads((run.out / "manifest.json").read_text())
-    manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    _write_json(run.out / "manifest.json", manifest)
+    run.manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    _write_json(run.out / "manifest.json", run.manifest)
     render_report(run.out)
     print(f"[compare] done: {run.out / 'sheet.md'}")
     return run.out

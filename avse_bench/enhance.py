@@ -74,7 +74,7 @@ def run_preprocessing(run_dir: Path):
         raise AvseBenchError(f"{summary_path} not found: the run in {run_dir} did not finish training")
     summary = json.loads(summary_path.read_text())
     config = summary["preprocessing"]
-    pre = Preprocessing(size=config["size"], equalize=config["equalize"], crop=config.get("crop", "none"))
+    pre = Preprocessing.from_config(config)
     if pre.config_hash() != summary["preprocessing_hash"]:
         raise AvseBenchError(f"{summary_path}: the recorded preprocessing (hash {summary['preprocessing_hash']}) "
                              f"is not what this version rebuilds from its settings ({pre.config_hash()})")

@@ -226,6 +226,11 @@ class Preprocessing:
             audio = resample_poly(audio, AUDIO_RATE // g, int(rate) // g, axis=-1)
         return np.ascontiguousarray(audio, dtype=np.float32)
 
+    @classmethod
+    def from_config(cls, config: dict) -> Preprocessing:
+        """The Preprocessing whose `config()` this is (a run's record; runs before the crop option have none)."""
+        return cls(size=config["size"], equalize=config["equalize"], crop=config.get("crop", "none"))
+
     def config(self) -> dict:
         """The settings (with a version string that changes whenever the code's output would)."""
         return {"version": PREPROCESSING_VERSION, **asdict(self), "fps": VIDEO_FPS,

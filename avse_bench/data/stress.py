@@ -120,6 +120,11 @@ class Stress:
     def label(self) -> str:
         return self.name if self.name in ("blank", "dcnn_rnn_loader") else f"{self.name}={self.severity:g}"
 
+    @property
+    def folder(self) -> str:
+        """The label as a folder and file name ("=" would need quoting in some shells): occlusion_0.5."""
+        return self.label.replace("=", "_")
+
     def apply(self, frames: np.ndarray, scene: str, seed: int = 0) -> np.ndarray:
         """This condition applied to one scene's uint8 (T, H, W) frames, its randomness seeded by (seed, scene)."""
         rng = np.random.default_rng([seed, zlib.crc32(scene.encode())])

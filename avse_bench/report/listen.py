@@ -160,9 +160,9 @@ def _score_rows(scores: pd.DataFrame, scene: str, metrics: list[str], extra: pd.
     return out
 
 
-def _stress_dir(run_dir: Path, system: str, label: str) -> Path | None:
-    """Where the stress condition `label`'s outputs of `system` are (enhanced/<system>/stress/<key>/<label>/)."""
-    found = sorted((run_dir / "enhanced" / system / "stress").glob(f"*/{label.replace('=', '_')}"))
+def _stress_dir(run_dir: Path, system: str, condition) -> Path | None:
+    """Where a stress condition's outputs of `system` are (enhanced/<system>/stress/<key>/<condition.folder>/)."""
+    found = sorted((run_dir / "enhanced" / system / "stress").glob(f"*/{condition.folder}"))
     return found[0] if found else None
 
 
@@ -181,7 +181,7 @@ def _card(run: Run, scene, split: str, why: str, scores: pd.DataFrame, metrics: 
                    [(f"{system}, {CONDITION_LABELS[AV]}", run_dir / "enhanced" / system / AV),
                     (f"{system}, {CONDITION_LABELS[AUDIO_ONLY]}", run_dir / "enhanced" / system / AUDIO_ONLY)])
         if not blind:
-            outputs += [(f"{system}, video under {c.label}", _stress_dir(run_dir, system, c.label)) for c in stress]
+            outputs += [(f"{system}, video under {c.label}", _stress_dir(run_dir, system, c)) for c in stress]
         for i, (label, where) in enumerate(outputs):
             wav = where / f"{scene.id}.wav" if where is not None else None
             if wav is None or not wav.is_file():
@@ -243,8 +243,7 @@ def build_listening(run_dir, scene_ids: list[str] | None = None) -> Path:
     if not root.is_dir():
         raise AvseBenchError(f"the run's data root {root} is gone: the listening material is made from it "
                              "(and from the enhanced files); re-run compare where the data is")
-    config = run.manifest["preprocessing"]["config"]
-    pre = Preprocessing(size=config["size"], equalize=config["equalize"], crop=config.get("crop", "none"))
+    pre = Preprocessing.from_config(run.manifest["preprocessing"]["config"])
     stress = parse_stress(run.manifest["stress"]["conditions"]) if run.stress is not None else []
     seed = run.manifest.get("stress", {}).get("seed", run.manifest.get("seed", 0))
     parts = [(data.get("eval_split", "dev"), run.scores, scene_ids)]
