@@ -114,7 +114,10 @@ def _data_frames(a: argparse.Namespace) -> int:
 def _systems(a: argparse.Namespace) -> int:
     from avse_bench.systems import print_systems
 
-    print_systems()
+    broken = print_systems()
+    if broken:
+        print(f"avse-bench: note: {broken} system(s) cannot be loaded (listed above with their error); the others "
+              "work", file=sys.stderr)
     return 0
 
 

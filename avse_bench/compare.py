@@ -363,7 +363,9 @@ def open_run(system_names: list[str], data_root: Path | None, profile: str, out_
     for s in systems:
         require_channels(eval_scenes, s.channels, f"system {s.name}")
     channels = eval_scenes[0].channels
-    chosen = parse_metrics(metrics, channels=channels)  # fail fast on a bad list
+    chosen = parse_metrics(metrics, channels=channels)  # fail fast on a bad list or a missing package
+    if stress:  # the stress conditions' metrics too, before any training
+        parse_metrics(",".join(stress_metrics(track)), channels=channels)
     n_train = len(load_split(root, TRAIN_SPLIT, track))
     blind_scenes = load_split(root, BLIND_SPLIT, track) if (root / BLIND_SPLIT).is_dir() else []
     blind = BLIND_SPLIT if blind_scenes and all(s.reference is None for s in blind_scenes) else None

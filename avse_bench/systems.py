@@ -6,8 +6,10 @@ What a system declares to the harness (docs/SYSTEMS.md): `[model] channels` (1: 
 is done to its output).
 
 Search path: the built-in folder (`avse_bench.builtin_systems`, the repository's `systems/`), then every folder
-listed in the environment variable AVSE_BENCH_SYSTEMS (os.pathsep-separated). Each `model.py` is loaded from its
-file under a unique module name, never imported as a package, so that no system can import another.
+listed in the environment variable AVSE_BENCH_SYSTEMS (os.pathsep-separated). Each system folder is imported as a
+package of its own under a unique name (`System.package_name`), its `model.py` as that package's `model`: a system
+may hold several modules and subfolders and import them relatively, and no two systems share a module. The folder
+is never put on sys.path. A system that does not load is named with its error; the others keep working.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from pathlib import Path
 
 from torch import nn
 
+from avse_bench.contract import OutputCheck
 from avse_bench.errors import AvseBenchError
+from avse_bench.system_schema import check_config
 
 ENV_VAR = "AVSE_BENCH_SYSTEMS"
 
@@ -87,13 +91,29 @@ class Feed:
 
 @dataclass
 class System:
+    """A system folder: `name`, `path` (the folder), `config` (its parsed system.toml, checked against
+    `system_schema`). Its `model.py` is imported on first use (`_module`)."""
+
     name: str
     path: Path
     config: dict = field(repr=False)
 
     def build_model(self) -> nn.Module:
-        """A fresh model from `model.py`'s build_model(config['model'])."""
-        return self._module().build_model(copy.deepcopy(self.config.get("model", {})))
+        """A fresh model from `model.py`'s build_model(config['model']), its outputs checked against the call
+        contract on every forward (`contract.OutputCheck`, a forward hook: the state dict is unchanged).
+        AvseBenchError naming the system when build_model fails or returns no nn.Module."""
+        try:
+            model = self._module().build_model(copy.deepcopy(self.config.get("model", {})))
+        except AvseBenchError:
+            raise
+        except Exception as err:  # the system's own code
+            raise AvseBenchError(f"system {self.name}: build_model({self.config.get('model', {})}) raised "
+                                 f"{type(err).__name__}: {err}") from None
+        if not isinstance(model, nn.Module):
+            raise AvseBenchError(f"system {self.name}: build_model returned {type(model).__name__}, not a "
+                                 "torch.nn.Module")
+        model.register_forward_hook(OutputCheck(self.name, self.channels))
+        return model
 
     def convert_state_dict(self, state: dict) -> dict:
         """`state` in this system's own module names: `model.py`'s `convert_state_dict(state)` where the system
@@ -147,14 +167,52 @@ class System:
         return digest.hexdigest()[:16]
 
     def _module(self):
-        model_py = self.path / "model.py"
-        digest = hashlib.sha1(str(model_py.resolve()).encode()).hexdigest()[:10]
-        spec = importlib.util.spec_from_file_location(f"avse_bench_system_{self.name}_{digest}", model_py)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        """`model.py` of the folder, imported as the module `model` of a package of its own (`package_name`), so
+        that it may import its folder's other modules relatively (`from .net import Net`, `from .sub.layers import
+        X`) and two systems never share a module. The folder is never put on sys.path. AvseBenchError naming the
+        system, the file and the error when it does not load (a syntax error, a failed import, an exception)."""
+        module = load_package_module(self.package_name, self.path, "model")
         if not hasattr(module, "build_model"):
-            raise AvseBenchError(f"{model_py} defines no build_model(config) function")
+            raise AvseBenchError(f"system {self.name}: {self.path / 'model.py'} defines no build_model(config) "
+                                 "function")
         return module
+
+    @property
+    def package_name(self) -> str:
+        """The name the system's folder is imported under: unique per folder (its resolved path's hash)."""
+        digest = hashlib.sha1(str(self.path.resolve()).encode()).hexdigest()[:10]
+        return f"avse_bench_system_{''.join(c if c.isalnum() else '_' for c in self.name)}_{digest}"
+
+
+def load_package_module(package: str, folder: Path, module: str):
+    """`folder/<module>.py` imported as `<package>.<module>`, `package` being `folder` as a namespace of its own
+    (registered in sys.modules with `__path__ = [folder]`, so relative imports inside the folder work). Raises
+    AvseBenchError naming the file and the error for anything the import raises."""
+    import sys
+    import traceback
+    import types
+
+    if package not in sys.modules:
+        pkg = types.ModuleType(package)
+        pkg.__path__ = [str(folder)]
+        pkg.__package__ = package
+        sys.modules[package] = pkg
+    name = f"{package}.{module}"
+    spec = importlib.util.spec_from_file_location(name, folder / f"{module}.py",
+                                                  submodule_search_locations=None)
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded
+    try:
+        spec.loader.exec_module(loaded)
+    except Exception as err:  # the system's own code: any failure is the system's, said in one line
+        sys.modules.pop(name, None)
+        frames = [f for f in traceback.extract_tb(err.__traceback__) if Path(f.filename).is_relative_to(folder)]
+        at = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+        if isinstance(err, SyntaxError) and err.filename:
+            at = f" (at {Path(err.filename).name}:{err.lineno})"
+        raise AvseBenchError(f"{folder / (module + '.py')} does not load: {type(err).__name__}: "
+                             f"{getattr(err, 'msg', None) or err}{at}") from None
+    return loaded
 
 
 def load(name: str) -> System:
@@ -169,9 +227,7 @@ def load(name: str) -> System:
             config = tomllib.load(f)
     except tomllib.TOMLDecodeError as err:
         raise AvseBenchError(f"{folder / 'system.toml'} is not valid TOML: {err}") from err
-    for table in ("system", "model", "recipe"):
-        if table not in config:
-            raise AvseBenchError(f"{folder / 'system.toml'} lacks a [{table}] table")
+    check_config(config, folder / "system.toml")
     system = System(name=name, path=folder, config=config)
     if system.channels not in (1, 2):
         raise AvseBenchError(f"{folder / 'system.toml'}: [model] channels must be 1 or 2 (got {system.channels})")
@@ -183,11 +239,19 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def print_systems() -> None:
-    """One line per system: name, parameter count, audio channels, title, folder."""
-    for name in available():
-        system = load(name)
-        params = count_parameters(system.build_model())
+def print_systems() -> int:
+    """One line per system: name, parameter count, audio channels, title, folder; a system that does not load (its
+    system.toml or its model.py) is listed with its error and the others still are. Returns how many did not."""
+    broken = 0
+    for name, folder in available().items():
+        try:
+            system = load(name)
+            params = count_parameters(system.build_model())
+        except AvseBenchError as err:
+            broken += 1
+            print(f"{name:<24} {'cannot be loaded':>19}  {err}  ({folder})")
+            continue
         io = "mono" if system.channels == 1 else "binaural"
         print(f"{name:<24} {params:>12,} params  {io:<8}  {system.config['system'].get('title', '')}  "
               f"({system.path})")
+    return broken

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from avse_bench.data.loading import LoaderOptions, make_loader
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import replace_atomically, writable_dir, write_json
+from avse_bench.contract import check_finite_loss
 from avse_bench.nn import si_snr_loss
 from avse_bench.systems import System, load
 
@@ -323,6 +324,7 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
                 break
             mixed, video, target = _to(batch, dev)
             loss = si_snr_loss(net(mixed, video), target)
+            check_finite_loss(loss, system.name, step + 1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if recipe.get("grad_clip"):  # max L2 norm of all gradients together (DPRNN's recipe uses 5)

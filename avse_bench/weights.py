@@ -8,8 +8,9 @@ Formats read, all with `torch.load(weights_only=True)` (tensors and plain values
   `model.`), `epoch`, `global_step`, `pytorch-lightning_version` and `hyper_parameters`. Lightning's own
   `AttributeDict` (in `hyper_parameters`) is read as a plain dict. Other objects there (a Hydra `DictConfig`, an
   `argparse.Namespace`, a `pathlib.PosixPath`: what `save_hyperparameters` stores for Hydra and argparse users,
-  the AVSEC-4 baseline's train.py among them) are never imported or run: each is replaced by a `Skipped` stand-in
-  and named in the file's info (`skipped`) and in a note; the weights, plain tensors, load as they are.
+  the AVSEC-4 baseline's train.py among them; EasyDict, addict and a project's own dict subclasses) are never
+  imported or run: each is replaced by a `Skipped` stand-in (a plain OrderedDict that takes the object's items and
+  state as data) and named in the file's info (`skipped`) and in a note; the weights, plain tensors, load as they are.
 
 Names: a system whose published code names its modules otherwise declares the mapping in its own `model.py`
 (`convert_state_dict(state) -> state`, e.g. the baseline maps the official module names onto its own); the harness
@@ -22,6 +23,7 @@ import hashlib
 import pickle
 import re
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -57,20 +59,17 @@ def state_digest(path: Path) -> str:
 
 
 class Skipped:
-    """Stands in for an object of a class a checkpoint names but we never import or run (a Hydra `DictConfig`, an
-    `argparse.Namespace`, a `pathlib.PosixPath` in Lightning's `hyper_parameters`): built from nothing, its state
-    dropped. `name` is the global it replaced."""
+    """The placeholder for a class a checkpoint names but we never import or run (a Hydra `DictConfig`, an
+    `argparse.Namespace`, a `pathlib.PosixPath`, a dict subclass such as EasyDict or addict's Dict, a project's own
+    config class in Lightning's `hyper_parameters`). Building one, as pickle does (NEWOBJ or REDUCE), calls nothing
+    of the class and gives a plain `collections.OrderedDict`: the one type torch's weights-only unpickler lets take
+    both what pickle gives a dict subclass (its items, SETITEMS) and an object's state (BUILD, laid into its
+    attributes as data). Constructor arguments are dropped. `name` is the global it replaced."""
 
     name = "?"
 
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        pass
-
-    def __repr__(self) -> str:
-        return f"<skipped {self.name}>"
+    def __new__(cls, *args, **kwargs):
+        return OrderedDict()
 
 
 def _stand_in(name: str) -> type:

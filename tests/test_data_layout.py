@@ -38,7 +38,7 @@ def copy_split(src_root, dst_root, split="train", with_metadata=True):
 
 def test_eval_split_without_targets_or_metadata(tiny_corpus, tmp_path):
     scenes_dir = copy_split(tiny_corpus, tmp_path, "dev", with_metadata=False)
-    for f in scenes_dir.glob("*_target.wav"):
+    for f in [*scenes_dir.glob("*_target.wav"), *scenes_dir.glob("*_interferer.wav")]:  # as the challenge's eval
         f.unlink()
     scenes = load_split(tmp_path, "dev")
     assert len(scenes) == 3 and all(s.target is None and s.masker is None and s.snr_db is None for s in scenes)
@@ -46,6 +46,19 @@ def test_eval_split_without_targets_or_metadata(tiny_corpus, tmp_path):
     assert report.ok and not report.has_targets
     assert "none (evaluation split)" in report.format()
     assert "audio-visual correlation: n/a (no targets)" in report.format()
+
+
+def test_split_that_lost_its_targets_is_broken_not_blind(tiny_corpus, tmp_path):
+    """Every _target.wav gone but the interferers kept: the split has references (interferers are only in splits
+    with targets), so each scene is broken, never an evaluation split scored blind."""
+    scenes_dir = copy_split(tiny_corpus, tmp_path, "dev", with_metadata=False)
+    for f in scenes_dir.glob("*_target.wav"):
+        f.unlink()
+    report = check_split(tmp_path, "dev", sync=False)
+    assert report.has_targets and not report.ok
+    assert report.problems["S00005"] == ["missing file S00005_target.wav"]
+    with pytest.raises(AvseBenchError, match="3 broken scene"):
+        load_split(tmp_path, "dev")
 
 
 def test_missing_split_folder_is_a_user_error(tmp_path):

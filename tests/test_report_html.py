@@ -64,7 +64,8 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("data") / "root"
     shutil.copytree(embedded_corpus(get_profile("smoke")["corpus"], 0), root)
     shutil.copytree(root / "dev" / "scenes", root / "eval" / "scenes")
-    for target in (root / "eval" / "scenes").glob("*_target.wav"):
+    for target in [*(root / "eval" / "scenes").glob("*_target.wav"),  # as the challenge's eval split
+                   *(root / "eval" / "scenes").glob("*_interferer.wav")]:
         target.unlink()
     shutil.copy(root / "metadata" / "scenes.dev.json", root / "metadata" / "scenes.eval.json")
     out = tmp_path_factory.mktemp("run") / "run"
@@ -182,3 +183,54 @@ def test_without_mp3_the_copies_are_16_bit_wavs(run, monkeypatch):
     monkeypatch.undo()
     assert all(p["audio"].endswith(".mp3") for c in json.loads(build_listening(run).read_text())["cards"]
                for p in c["players"])
+
+
+XSS = "<script>document.body.setAttribute('data-xss','fired')</script>"
+IMG = "<img src=x onerror=\"document.body.setAttribute('data-xss','img')\">"
+LINK = "[click](javascript:document.body.setAttribute('data-xss','link'))"
+
+
+def run_with_markup(run: Path, out: Path) -> Path:
+    """A copy of `run` whose data and system.toml carry markup: the metadata's masker type (the "By masker type"
+    table and the cards) and, in the manifest's copy of system.toml, the title, the [model] and [sheet_mapping]."""
+    shutil.copytree(run, out)
+    for name in ("scores.csv", "stress.csv", "blind.csv"):
+        df = pd.read_csv(out / name, dtype={"scene": str, "masker": str, "error": str})
+        df.loc[df["masker"].notna(), "masker"] = XSS
+        df.to_csv(out / name, index=False)
+    manifest = json.loads((out / "manifest.json").read_text())
+    config = manifest["systems"]["dcnn_rnn"]["config"]
+    config["system"]["title"] = f"DCNN {IMG}"
+    config["sheet_mapping"] = {"params": f"{XSS} {LINK}"}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    cards = json.loads((out / "listen" / "cards.json").read_text())
+    for card in cards["cards"]:
+        card["masker"] = XSS
+    (out / "listen" / "cards.json").write_text(json.dumps(cards))
+    return out
+
+
+@pytest.mark.slow
+def test_markup_from_data_and_system_toml_shows_as_text_and_never_runs(run, tmp_path):
+    """Issue 26, item 1: a metadata interferer.type of <script>...</script> reached report.html unescaped through
+    Python-Markdown (raw HTML passes). One more of the kind: an <img onerror> in a system.toml title and a
+    javascript: link in its [sheet_mapping]. The page's CSP allows no script either."""
+    out = run_with_markup(run, tmp_path / "run")
+    assert main(["report", str(out)]) == 0
+    text = (out / "report.html").read_text()
+    page = parse(out / "report.html")
+    assert not [t for t, _ in page.tags if t in ("script", "iframe", "object", "embed")]
+    assert not [(t, k) for t, a in page.tags for k in a if k.startswith("on")]  # no event handler attribute
+    assert not [a for _, a in page.tags for k in ("href", "src") if (a.get(k) or "").lower().startswith(
+        "javascript:")]
+    assert "&lt;script&gt;document.body.setAttribute" in text  # shown as text in the masker tables
+    assert "DCNN &lt;img src=x onerror=" in text
+    csp = [a["content"] for t, a in page.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
+    assert csp and "script-src 'none'" in csp[0]
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser:  # where a real browser is installed: load the page and read the DOM it ended with
+        import subprocess
+
+        dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                              (out / "report.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
+        assert "<body" in dom and "data-xss" not in dom.split("<body", 1)[1].split(">", 1)[0]

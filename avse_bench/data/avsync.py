@@ -16,12 +16,16 @@ import cv2
 import numpy as np
 import soundfile as sf
 
-from avse_bench.data.layout import masker_of, scan_split
+from avse_bench.data.layout import default_part, masker_of, scan_split
 from avse_bench.data.preprocessing import SAMPLES_PER_FRAME, read_frames
 
 
 def envelope(audio: np.ndarray, n_frames: int) -> np.ndarray:
-    """RMS per 25 fps frame, shape (n_frames,), of 16 kHz audio (zero-padded to whole frames)."""
+    """RMS per 25 fps frame, shape (n_frames,), of 16 kHz audio (L,) or (L, channels) (zero-padded to whole
+    frames; several channels, e.g. AVSEC-4's left and right ears, are averaged first: the mouth drives both)."""
+    audio = np.asarray(audio, np.float64)
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1)
     x = np.zeros(n_frames * SAMPLES_PER_FRAME, np.float64)
     x[:min(len(audio), len(x))] = audio[:len(x)]
     return np.sqrt(np.mean(x.reshape(n_frames, SAMPLES_PER_FRAME) ** 2, axis=1))
@@ -78,18 +82,19 @@ def sync_figures(root, split: str, skip: set[str] = frozenset()) -> SyncFigures 
     boxes = {sid: rec["mouth_box"] for sid, rec in json.loads(path.read_text())["scenes"].items()}
     scan = scan_split(root, split)
     maskers = {sid: masker_of(record, scan.metadata_path)[0] for sid, record in scan.metadata.items()}
-    scenes = Path(root) / split / "scenes"
+    target_part, masker_part = default_part(scan.layout, "target"), default_part(scan.layout, "interferer")
     figures = SyncFigures({}, {})
     for sid, box in sorted(boxes.items()):
         if sid in skip:
             continue
-        activity = mouth_activity(scenes / f"{sid}_silent.mp4", tuple(box))
-        target, _ = sf.read(str(scenes / f"{sid}_target.wav"), dtype="float64")
+        files = scan.files[sid]
+        activity = mouth_activity(files["video"], tuple(box))
+        target, _ = sf.read(str(files[target_part]), dtype="float64")
         r = pearson(activity, envelope(target, len(activity)))
         if r is not None:
             figures.target_r[sid] = r
         if maskers.get(sid) == "speech":
-            masker, _ = sf.read(str(scenes / f"{sid}_interferer.wav"), dtype="float64")
+            masker, _ = sf.read(str(files[masker_part]), dtype="float64")
             r = pearson(activity, envelope(masker, len(activity)))
             if r is not None:
                 figures.speech_masker_r[sid] = r

@@ -16,7 +16,8 @@ specification; trained against `_target_anechoic` downmixed to (L+R)/2 as the of
 
 `scan_split` finds every scene a split mentions (by its files or by its metadata) and what is missing;
 `load_split` turns that into `Scene` objects, or raises naming each broken scene: nothing is dropped silently.
-A split where no scene has a target (the challenge's eval split) is an evaluation split: targets are not expected.
+A split where no scene has any reference file (`reference_parts`: the challenge's eval split) is an evaluation
+split: targets are not expected; one with some reference files requires them all.
 """
 
 from __future__ import annotations
@@ -56,6 +57,14 @@ TRACK_FILES = {  # (layout, track) -> role -> part
                          "interferer": "interferer"},
 }
 TRACK_CHANNELS = {MONO: 1, BINAURAL: 2}
+
+
+def reference_parts(layout: str) -> tuple[str, ...]:
+    """The parts that only a split with references has (targets, their anechoic and mono forms, interferers): an
+    evaluation split has none of them. A split holding any of them is scored against references, and a scene that
+    lacks one of the layout's required parts is broken, so a split that lost some reference files is never
+    mistaken for a blind one."""
+    return tuple(p for p in PARTS[layout] if p not in REQUIRED[layout][1])
 
 
 def part_channels(layout: str, part: str) -> int:
@@ -192,7 +201,7 @@ def scan_split(root, split: str) -> SplitScan:
             unrecognised.append(path.name)
     meta_path = root / "metadata" / f"scenes.{split}.json"
     metadata, problems = _read_metadata(meta_path) if meta_path.is_file() else ({}, {})
-    has_targets = any(default_part(layout, "target") in parts for parts in files.values())
+    has_targets = any(set(parts) & set(reference_parts(layout)) for parts in files.values())
     required = REQUIRED[layout][0 if has_targets else 1]
     for scene_id in sorted(set(files) | set(metadata)):
         missing = [f"{scene_id}{PARTS[layout][p]}" for p in required if p not in files.get(scene_id, {})]

@@ -69,7 +69,8 @@ def available() -> str | None:
         import onnxruntime  # noqa: F401
         import speechmos.dnsmos  # noqa: F401
     except ImportError as err:
-        return f"DNSMOS needs speechmos and onnxruntime ({err})"
+        return (f"DNSMOS needs speechmos and onnxruntime ({err}): pip install speechmos==0.0.1.1 onnxruntime librosa "
+                "requests (avse-bench's own install brings them)")
     return None
 
 

@@ -167,13 +167,19 @@ def metric_call() -> functools.partial:
 def parse_metrics(spec: str | None, *, has_targets: bool = True, channels: int = 1) -> tuple[str, ...]:
     """`--metrics` ("pesq_wb,stoi,dnsmos", families "intrusive", "dnsmos", "binaural", "all") -> metric names in
     column order, for a track of `channels` (1 mono, 2 binaural: `spec.SPECS[m].channels`). None: every metric of
-    the track whose packages are installed (mono: the intrusive five, plus DNSMOS with speechmos; binaural: MBSTOI
-    with pyclarity). A family or "all" keeps its metrics of the track; a metric named alone of the other track is
+    the track (mono: the intrusive five and DNSMOS; binaural: MBSTOI and DNSMOS on the downmix); one whose package
+    is not installed is refused before any work, naming the command that installs it. A family or "all" keeps its metrics of the track; a metric named alone of the other track is
     refused. Without targets (an eval split) only the non-intrusive ones remain. Raises AvseBenchError for an
     unknown name, a metric whose packages are missing, or nothing left to compute."""
     track = "mono" if channels == 1 else "binaural"
     if spec is None:
-        chosen = {m for m in ALL_METRICS if applies(m, channels) and _missing(m) is None}
+        chosen = {m for m in ALL_METRICS if applies(m, channels)}
+        if has_targets or not all(SPECS[m].needs_reference for m in chosen):
+            missing = sorted({_missing(m) for m in chosen
+                              if (has_targets or not SPECS[m].needs_reference) and _missing(m)})
+            if missing:  # the track's own metrics are never left out in silence
+                raise AvseBenchError(f"the {track} track's metrics cannot all be computed here: "
+                                     f"{'; '.join(missing)} (or choose the metrics with --metrics)")
     else:
         chosen = set()
         for name in (part.strip() for part in spec.split(",") if part.strip()):
@@ -278,6 +284,9 @@ def _jobs_for(data_root: Path, split: str, enhanced_dir: Path | None, shard: str
     blind = all(s.reference is None for s in all_scenes)
     spec = metrics if metrics is None or isinstance(metrics, str) else ",".join(metrics)
     chosen = parse_metrics(spec, has_targets=not blind, channels=all_scenes[0].channels)
+    if blind:
+        print(f"avse-bench: note: {data_root / split} has no reference files (an evaluation split): scored blind, "
+              f"with {', '.join(SPECS[m].label for m in chosen)} only", file=sys.stderr)
     return [ScoreJob(s.id, s.masker, s.snr_db, None if s.reference is None else Path(s.reference),
                      Path(enhanced_dir) / f"{s.id}{suffix}.wav" if enhanced_dir is not None else Path(s.mixed),
                      "enhanced" if enhanced_dir is not None else "mixture", chosen, s.channels)

@@ -1,6 +1,12 @@
 """`report.html`: one page per compare run that a browser opens from disk (file://), with no server and nothing
 fetched from elsewhere (no script, no font, no stylesheet but its own).
 
+No text of the page runs: sheet.md holds text from data and third parties (metadata fields such as a masker type,
+a system.toml's title, description and sheet values, file names), so it is rendered with Python-Markdown's raw-HTML
+handling removed (any markup shows as text, `md_to_html`) and links kept only with safe schemes (`SafeLinks`); the
+listening cards escape every field; and the page carries a Content-Security-Policy that allows no script at all
+(`CSP`), so that even markup that got through could not run.
+
 It holds what sheet.md holds, rendered with Python-Markdown (its `tables` extension), with the long "how each item
 was measured" notes and any table cell over `FOLD_CHARS` characters folded into `<details>`, every table scrollable
 sideways, and before it the listening section: one card per chosen scene (avse_bench/report/listen.py: the scene's
@@ -16,6 +22,8 @@ import re
 from pathlib import Path
 
 import markdown
+from markdown.extensions import Extension
+from markdown.treeprocessors import Treeprocessor
 
 from avse_bench.metrics.spec import SPECS
 from avse_bench.report.listen import CARDS, LISTEN
@@ -23,6 +31,11 @@ from avse_bench.report.listen import CARDS, LISTEN
 FOLD_CHARS = 240
 BINAURAL_NOTE = " (2 channels; spectrogram: left ear above right)"
 HOW_MEASURED = "### How each item was measured"
+# No script, no plug-in, no frame, nothing fetched from elsewhere: the page's own style, and images and media from
+# its folder (file://) or inline data. A browser then runs no script even if markup reached the page.
+CSP = ("default-src 'none'; script-src 'none'; object-src 'none'; frame-src 'none'; base-uri 'none'; "
+       "form-action 'none'; style-src 'unsafe-inline'; img-src 'self' file: data:; media-src 'self' file:")
+SAFE_SCHEMES = ("http:", "https:", "mailto:")
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1400px;
@@ -50,6 +63,35 @@ audio { width: 260px; }
 """
 
 
+class SafeLinks(Treeprocessor):
+    """Drops an `href` or `src` whose scheme is not http(s) or mailto (`javascript:`, `data:`, `vbscript:` from a
+    `[text](url)` in data): a relative link or a fragment stays."""
+
+    def run(self, root):
+        for element in root.iter():
+            for attr in ("href", "src"):
+                url = element.get(attr)
+                if url is not None and re.match(r"^\s*[a-zA-Z][a-zA-Z0-9+.-]*:", url) and \
+                        not url.strip().lower().startswith(SAFE_SCHEMES):
+                    del element.attrib[attr]
+
+
+class NoRawHtml(Extension):
+    """Python-Markdown without raw HTML (its `html_block` preprocessor and `html` inline pattern): `<script>` in
+    the text becomes `&lt;script&gt;`, shown as written. Python-Markdown 3 has no safe mode; this is its documented
+    replacement (release notes of 3.0)."""
+
+    def extendMarkdown(self, md):
+        md.preprocessors.deregister("html_block")
+        md.inlinePatterns.deregister("html")
+        md.treeprocessors.register(SafeLinks(md), "safe_links", 0)
+
+
+def md_to_html(text: str, extensions: tuple[str, ...] = ("tables",)) -> str:
+    """Markdown `text` as HTML in which no markup of the text itself survives (`NoRawHtml`)."""
+    return markdown.markdown(text, extensions=[*extensions, NoRawHtml()])
+
+
 def _fold_cells(body: str) -> str:
     """Table cells whose text is longer than FOLD_CHARS folded into a <details> (the first words as its summary)."""
     def fold(match: re.Match) -> str:
@@ -57,7 +99,7 @@ def _fold_cells(body: str) -> str:
         text = re.sub(r"<[^>]+>", "", cell)
         if len(text) <= FOLD_CHARS:
             return match.group(0)
-        return f"<{tag}><details><summary>{html.escape(text[:120])}...</summary>{cell}</details></td>"
+        return f"<{tag}><details><summary>{html.escape(html.unescape(text)[:120])}...</summary>{cell}</details></td>"
     return re.sub(r"<(td[^>]*)>(.*?)</td>", fold, body, flags=re.S)
 
 
@@ -67,10 +109,10 @@ def sheet_html(sheet_md: str) -> str:
     if HOW_MEASURED in lines:  # the notes run to the next heading of level 2 or 3
         start = lines.index(HOW_MEASURED)
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "### "))), len(lines))
-        notes = markdown.markdown("\n".join(lines[start + 1:end]), extensions=["tables"]).replace("\n", " ")
+        notes = md_to_html("\n".join(lines[start + 1:end])).replace("\n", " ")
         lines[start:end] = ["", f"<details><summary>How each item was measured (click to open)</summary>{notes}"
                             "</details>", ""]
-    body = markdown.markdown("\n".join(lines[1:]), extensions=["tables", "toc"])  # line 0: the title
+    body = md_to_html("\n".join(lines[1:]), ("tables", "toc"))  # line 0: the title
     body = _fold_cells(body)
     return body.replace("<table>", '<div class="scroll"><table>').replace("</table>", "</table></div>")
 
@@ -130,8 +172,10 @@ def write_report_html(run_dir: Path, title: str) -> Path:
     sections = re.findall(r'<h2 id="([^"]+)">([^<]+)</h2>', body)
     cut = body.find("<h2")
     intro, rest = (body[:cut], body[cut:]) if cut >= 0 else ("", body)  # sheet.md's opening paragraph goes on top
-    nav = '<a href="#listen">Listen</a>' + "".join(f'<a href="#{i}">{html.escape(t)}</a>' for i, t in sections)
+    nav = '<a href="#listen">Listen</a>' + "".join(f'<a href="#{i}">{html.escape(html.unescape(t))}</a>'
+                                              for i, t in sections)
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>{intro}<nav>{nav}</nav>{listening_html(run_dir)}{rest}</body></html>\n")

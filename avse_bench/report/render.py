@@ -228,12 +228,13 @@ def render_report(run_dir) -> None:
         extra += blind_section(run)
 
     title = f"# System-description sheets: {', '.join(run.systems)}"
-    lines = [title, "", f"Compare run `{out.name}`, `{run.manifest.get('profile')}` profile. Files: `sheet.csv` "
+    run_name = out.resolve().name  # `report .` names the folder too
+    lines = [title, "", f"Compare run `{run_name}`, `{run.manifest.get('profile')}` profile. Files: `sheet.csv` "
              "(the items below, one row per system and item), `quality.csv` (the quality numbers, unrounded), "
              "`scores.csv` (per scene), `profile.json`, `manifest.json`.", "",
              *provenance(run), "", *sheet_section(run, rows), *quality_section(run, summary, improvements), *extra,
              "## Plots", "", *(f"![{caption}]({name})" for name, caption in PLOTS.items()), ""]
     (out / "sheet.md").write_text("\n".join(lines))
-    write_report_html(out, f"avse-bench report: {', '.join(run.systems)} ({out.name})")
+    write_report_html(out, f"avse-bench report: {', '.join(run.systems)} ({name})")
     rows.to_csv(out / "sheet.csv", index=False)
     tables.quality_csv(summary, improvements).to_csv(out / "quality.csv", index=False)
