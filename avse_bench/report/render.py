@@ -235,6 +235,6 @@ def render_report(run_dir) -> None:
              *provenance(run), "", *sheet_section(run, rows), *quality_section(run, summary, improvements), *extra,
              "## Plots", "", *(f"![{caption}]({name})" for name, caption in PLOTS.items()), ""]
     (out / "sheet.md").write_text("\n".join(lines))
-    write_report_html(out, f"avse-bench report: {', '.join(run.systems)} ({name})")
+    write_report_html(out, f"avse-bench report: {', '.join(run.systems)} ({run_name})")
     rows.to_csv(out / "sheet.csv", index=False)
     tables.quality_csv(summary, improvements).to_csv(out / "quality.csv", index=False)
