@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from avse_bench.enhance import ENHANCED_SUBTYPE, PEAKS, enhance, enhance_variant
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import CACHE_ENV, cache_dir, writable_dir, write_json
 from avse_bench.profiles import get_profile
-from avse_bench.report.load import NOISY
+from avse_bench.report.load import NOISY, RUNNING
 from avse_bench.report.quality import AUDIO_ONLY, AV, MIXTURE
 from avse_bench.report.stress import STRESS_METRICS
 from avse_bench.weights import state_digest
@@ -50,6 +51,7 @@ class Stages:
 
     def __init__(self, out: Path):
         self.dir = out / "stages"
+        self.keys: dict[str, str] = {}  # stage name -> key, of every stage run (or skipped) in this process
 
     def _stamp(self, name: str, kind: str) -> Path:
         return self.dir / f"{name}.{kind}.json"
@@ -57,12 +59,18 @@ class Stages:
     def _hash_in(self, path: Path) -> str | None:
         return json.loads(path.read_text()).get("inputs_hash") if path.exists() else None
 
-    def run(self, name: str, inputs, outputs: list[Path], fn: Callable[[], None]) -> None:
-        key = _hash(inputs)
+    def run(self, name: str, inputs, outputs: list[Path], fn: Callable[[], None], kind: str | None = None) -> str:
+        """Run stage `name` unless its inputs are those of its `done` stamp; returns its key (a consumer puts it in
+        its own inputs). `kind`: the `stage_code.STAGE_CODE` entry whose code and packages make the output, hashed
+        into the key with `inputs`; the stamp records them, the commit and the machine."""
+        from avse_bench.stage_code import made_by
+
+        code = made_by(kind or name.split(".")[0])
+        key = self.keys[name] = _hash({"inputs": inputs, "made_by": code})
         done, started = self._stamp(name, "done"), self._stamp(name, "started")
         if self._hash_in(done) == key:
             print(f"[compare] {name}: up to date, skipped")
-            return
+            return key
         if self._hash_in(started) == key:
             print(f"[compare] {name}: resuming")
         else:
@@ -74,7 +82,16 @@ class Stages:
         begin = time.perf_counter()
         fn()
         _write_json(done, {"inputs_hash": key, "seconds": round(time.perf_counter() - begin, 3),
-                           "finished": datetime.now(UTC).isoformat(timespec="seconds")})
+                           "finished": datetime.now(UTC).isoformat(timespec="seconds"), "made_by": code,
+                           "git_commit": git_commit(), "machine": _machine()})
+        return key
+
+
+def _machine() -> dict:
+    """The machine a stage ran on, for its stamp: host, CPU model and cores, GPU (profiling.hardware)."""
+    from avse_bench.profiling.hardware import cpu_model
+
+    return {"host": platform.node(), "cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}
 
 
 # --- data -------------------------------------------------------------------------------------------------------
@@ -238,12 +255,14 @@ def stress_stage(out: Path, stages: Stages, system, conditions, key_inputs: dict
         if stale.name != key:
             shutil.rmtree(stale)
     dirs = {c: root / key / c.folder for c in conditions}
-    stages.run(f"stress.enhance.{system.name}", {**key_inputs, "conditions": [c.label for c in conditions]}, [],
-               lambda: enhance_all({d: c for c, d in dirs.items()}))
+    enhanced_key = stages.run(f"stress.enhance.{system.name}", {**key_inputs, "conditions": [c.label for c in
+                                                                                          conditions]}, [],
+                              lambda: enhance_all({d: c for c, d in dirs.items()}), kind="enhance")
     files = {}
     for c, enhanced in dirs.items():
         csv = out / "scores" / "stress" / system.name / f"{c.folder}.csv"
-        stages.run(f"score.{system.name}.stress.{c.label}", {"key": key, "condition": c.label}, [csv],
+        stages.run(f"score.{system.name}.stress.{c.label}", {"key": key, "condition": c.label,
+                                                              "enhanced": enhanced_key}, [csv],
                    lambda enhanced=enhanced, csv=csv: score(enhanced, csv))
         files[system.name, c.label, c.name, c.severity] = csv
     return files
@@ -383,6 +402,7 @@ def open_run(system_names: list[str], data_root: Path | None, profile: str, out_
     manifest["preprocessing"]["chosen_by"] = pre_rule
     manifest["supplied_weights"] = {name: info for name, (_, info) in supplied.items()}
     manifest["metrics"] = list(chosen)
+    manifest["status"] = RUNNING  # until the last stage: `report` refuses a run in this state
     if stress:
         manifest["stress"] = {"conditions": [c.label for c in stress], "seed": seed,
                               "metrics": list(stress_metrics(track))}
@@ -444,11 +464,11 @@ def enhance_and_score_stage(run: Run) -> None:
             csv = score_files[s.name, condition] = run.out / "scores" / f"{s.name}.{condition}.csv"
             enhanced_dirs[s.name, condition] = enhanced
             inputs = {**made, "condition": condition}
-            run.stages.run(f"enhance.{s.name}.{condition}", inputs, [enhanced],
+            enhanced_key = run.stages.run(f"enhance.{s.name}.{condition}", inputs, [enhanced],
                            lambda s=s, enhanced=enhanced, blank=blank: enhance(
                                s, run_dir=run.run_dir(s), data_root=run.root, split=EVAL_SPLIT, out_dir=enhanced,
                                device=run.device, blank_video=blank, loader=run.loader, track=run.track))
-            run.stages.run(f"score.{s.name}.{condition}", {**inputs, **score_inputs}, [csv],
+            run.stages.run(f"score.{s.name}.{condition}", {**inputs, **score_inputs, "enhanced": enhanced_key}, [csv],
                            lambda enhanced=enhanced, csv=csv: run.score(EVAL_SPLIT, csv, enhanced))
         if run.stress:
             stress_files.update(stress_stage(
@@ -461,10 +481,12 @@ def enhance_and_score_stage(run: Run) -> None:
             enhanced = run.out / "enhanced" / s.name / run.blind
             csv = blind_files[s.name, AV] = run.out / "scores" / run.blind / f"{s.name}.{AV}.csv"
             inputs = {**made, "blind": run.data["blind_fingerprint"]}
-            run.stages.run(f"enhance.{s.name}.{run.blind}", inputs, [enhanced], lambda s=s, enhanced=enhanced: enhance(
+            enhanced_key = run.stages.run(f"enhance.{s.name}.{run.blind}", inputs, [enhanced],
+                                          lambda s=s, enhanced=enhanced: enhance(
                 s, run_dir=run.run_dir(s), data_root=run.root, split=run.blind, out_dir=enhanced, device=run.device,
                 loader=run.loader, track=run.track))
-            run.stages.run(f"score.{s.name}.{run.blind}", {**inputs, **score_inputs}, [csv],
+            run.stages.run(f"score.{s.name}.{run.blind}", {**inputs, **score_inputs, "enhanced": enhanced_key},
+                           [csv],
                            lambda enhanced=enhanced, csv=csv: run.score(run.blind, csv, enhanced))
     combine_scores(run.out / "scores.csv", score_files)
     combine_peaks(run.out / PEAKS, enhanced_dirs)
@@ -478,6 +500,18 @@ def enhance_and_score_stage(run: Run) -> None:
         combine_scores(run.out / "blind.csv", blind_files)
 
 
+def _device_identity(device: str) -> dict:
+    """What the profile's figures are measured on: the resolved device, the CPU model, the GPU's name."""
+    import torch
+
+    from avse_bench.profiling.hardware import cpu_model
+    from avse_bench.train import resolve_device
+
+    resolved = resolve_device(device)
+    gpu = torch.cuda.get_device_name(resolved) if resolved.type == "cuda" else None
+    return {"device": str(resolved), "cpu": cpu_model(), "gpu": gpu}
+
+
 def profile_stage(run: Run) -> None:
     """Each system's cost figures at the profile's reference input (the run's frame size, the system's channels)."""
     from avse_bench.profiling import profile_system
@@ -487,7 +521,7 @@ def profile_stage(run: Run) -> None:
         path = run.out / "profiles" / f"{s.name}.json"
         options = {**get_profile(run.profile)["profiling"], "size": run.pre.size,
                    "train_batch": s.recipe(run.profile)["batch_size"]}
-        inputs = {"system": s.config, "code": run.codes[s.name], "device": run.device, **options}
+        inputs = {"system": s.config, "code": run.codes[s.name], "device": _device_identity(run.device), **options}
         run.stages.run(f"profile.{s.name}", inputs, [path], lambda s=s, path=path, options=options: _write_json(
             path, profile_system(s, device=run.device, **options)))
         profiles[s.name] = json.loads(path.read_text())
@@ -501,8 +535,10 @@ def listen_stage(run: Run, scene_ids: list[str] | None) -> None:
 
     inputs = {"outputs": {s.name: made_inputs(run, s) for s in run.systems}, "scenes": scene_ids,
               "stress": [c.label for c in run.stress or []], "blind": run.data.get("blind_fingerprint"),
-              "version": LISTEN_VERSION}
-    run.stages.run("listen", inputs, [run.out / LISTEN], lambda: build_listening(run.out, scene_ids))
+              "version": LISTEN_VERSION,  # and the scores the cards show: every score stage's key
+              "scores": {name: key for name, key in run.stages.keys.items() if name.startswith("score.")}}
+    run.stages.run("listen", inputs, [run.out / LISTEN], lambda: build_listening(run.out, scene_ids,
+                                                                               unfinished_ok=True))
 
 
 def compare(system_names: list[str], data_root: Path | None = None, profile: str = "quick",
@@ -539,6 +575,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     listen_stage(run, listen_scenes)
     profile_stage(run)
     run.manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    run.manifest["status"] = "finished"
     _write_json(run.out / "manifest.json", run.manifest)
     render_report(run.out)
     print(f"[compare] done: {run.out / 'sheet.md'}")

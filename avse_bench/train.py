@@ -25,10 +25,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from avse_bench.contract import check_finite_loss
 from avse_bench.data.loading import LoaderOptions, make_loader
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import replace_atomically, writable_dir, write_json
-from avse_bench.contract import check_finite_loss
 from avse_bench.nn import si_snr_loss
 from avse_bench.systems import System, load
 

@@ -273,3 +273,79 @@ def test_cuda_without_a_cuda_device_is_one_line_before_any_work(tmp_path, monkey
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--device cuda" in err and "Traceback" not in err
     assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def _copy_run(smoke_run, tmp_path):
+    import shutil
+
+    out, _ = smoke_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    return copy
+
+
+@pytest.mark.slow
+def test_a_rerun_that_dies_is_never_reported_as_finished(smoke_run, tmp_path, monkeypatch, capsys):
+    """Issue 25, item 3: a re-run with a new --stress list killed after it started left its manifest (new command
+    line, commit, conditions) beside the last finished run's scores, and `report RUN` rendered them. Now the run is
+    "running" until its last stage, and report refuses it in one line; one more of the kind: `report --listen`
+    refuses too. Finishing the run (the same command again) makes it reportable."""
+    import avse_bench.compare as compare_module
+    from avse_bench.cli import main
+    from avse_bench.data.stress import parse_stress
+
+    copy = _copy_run(smoke_run, tmp_path)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare_module, "enhance_variants", killed)
+    with pytest.raises(KeyboardInterrupt):
+        compare(SYSTEMS, profile="smoke", out_dir=copy, device="cpu", seed=0, stress=parse_stress(["occlusion=0.5"]))
+    assert json.loads((copy / "manifest.json").read_text())["status"] == "running"
+    capsys.readouterr()
+    assert main(["report", str(copy)]) == 2
+    assert "has not finished" in capsys.readouterr().err
+    assert main(["report", str(copy), "--listen"]) == 2
+    monkeypatch.undo()
+    compare(SYSTEMS, profile="smoke", out_dir=copy, device="cpu", seed=0)  # the finished run's command: all skipped
+    assert json.loads((copy / "manifest.json").read_text())["status"] == "finished"
+    assert main(["report", str(copy)]) == 0
+
+
+def test_stage_code_is_the_import_closure_of_what_each_stage_runs():
+    """What a stage runs is read from the source: the metric code is in the score stage's closure and not in
+    training's; train.py is in training's and not in scoring's."""
+    from avse_bench.stage_code import STAGE_CODE, closure
+
+    def names(kind):
+        return {p.relative_to(p.parents[1]).as_posix() if p.parent.name != "avse_bench" else p.name
+                for p in closure(STAGE_CODE[kind][0])}
+
+    assert {"metrics/functional.py", "metrics/spec.py", "metrics/dnsmos.py", "metrics/binaural.py"} <= names("score")
+    assert "train.py" in names("train") and "metrics/functional.py" not in names("train")
+    assert "train.py" not in names("score") and "enhance.py" in names("enhance")
+
+
+@pytest.mark.slow
+def test_a_metric_change_rescores_and_rerenders_and_does_not_retrain(smoke_run, tmp_path, monkeypatch, capsys):
+    """Issue 25, item 2: changing how a metric is computed (`si_sdr` returning 1 dB more) left every stage "up to
+    date". The score stages' key holds their code's import closure (`stage_code.made_by`); a changed closure is
+    simulated here (the installed package is not edited): every score stage and the listening cards run again,
+    training, enhancement and profiling do not. One more of the kind: a metric package's version."""
+    from avse_bench import stage_code
+
+    copy = _copy_run(smoke_run, tmp_path)
+    real = stage_code.made_by
+    for change in ({"code": "si_sdr + 1 dB"}, {"packages": {**real("score")["packages"], "pesq": "0.0.5"}}):
+        monkeypatch.setattr(stage_code, "made_by", lambda kind, change=change: {**real(kind), **change}
+                            if kind == "score" else real(kind))
+        capsys.readouterr()
+        compare(SYSTEMS, profile="smoke", out_dir=copy, device="cpu", seed=0)
+        printed = capsys.readouterr().out
+        for system in SYSTEMS:
+            assert f"score.{system}.av: running" in printed and f"train.{system}: up to date" in printed
+            assert f"enhance.{system}.av: up to date" in printed and f"profile.{system}: up to date" in printed
+        assert "score.noisy: running" in printed and "listen: running" in printed
+        stamp = json.loads((copy / "stages" / "score.noisy.done.json").read_text())
+        assert stamp["made_by"] == {**real("score"), **change} and stamp["git_commit"] and stamp["machine"]["cpu"]

@@ -3,8 +3,8 @@ input of the same kind. The report page's markup case is in test_report_html.py 
 
 from __future__ import annotations
 
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 import tomllib

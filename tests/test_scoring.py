@@ -4,6 +4,7 @@ sharding, the official CSV and the CLI."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -189,7 +190,7 @@ def test_shards_are_disjoint_and_merge_to_the_whole(corpus, reference, tmp_path)
 
     with pytest.raises(AvseBenchError, match="S00001 is in both"):
         merge_scores([parts[0], parts[1], parts[0]], tmp_path / "dup.csv")
-    with pytest.raises(AvseBenchError, match="not in dev shard 2/4"):
+    with pytest.raises(AvseBenchError, match=r"part1.csv holds rows scored from shard '1/4' \(now '2/4'\)"):
         score_split(corpus, "dev", parts[0], jobs=1, shard="2/4", progress=False, metrics="intrusive")
 
 
@@ -405,3 +406,53 @@ def test_a_read_only_output_is_one_line_before_any_work(corpus, read_only, tmp_p
     assert "set AVSE_BENCH_CACHE to a writable folder" in err
     assert main(["data", "synth", str(read_only / "corpus"), "--train", "1", "--dev", "1"]) == 2
     assert "cannot write the embedded corpus in" in capsys.readouterr().err
+
+
+def _enhanced(corpus: Path, folder: Path, part: str) -> Path:
+    """An enhanced folder whose <scene>.wav are copies of each dev scene's `part` file."""
+    folder.mkdir()
+    for f in (corpus / "dev" / "scenes").glob(f"*_{part}.wav"):
+        shutil.copy(f, folder / f"{f.name.removesuffix(f'_{part}.wav')}.wav")
+    return folder
+
+
+def test_a_score_file_knows_its_sources(corpus, tmp_path, capsys):
+    """Issue 25, item 1: `score --enhanced A --out x.csv`, then `--enhanced B --out x.csv` kept A's values (156.5 dB
+    against -5.4 dB for B scored alone), exit 0; `--metrics si_sdr` then `stoi,si_sdr` left STOI empty; merge joined
+    shards scored with different metrics. One more of the kind: a scene whose enhanced file is rewritten is scored
+    again, the others kept."""
+    a, b = _enhanced(corpus, tmp_path / "A", "target"), _enhanced(corpus, tmp_path / "B", "mixed")
+    out = tmp_path / "x.csv"
+    score_split(corpus, "dev", out, enhanced_dir=a, jobs=1, progress=False, metrics="si_sdr")
+    assert float(read(out)[0]["si_sdr"]) > 100  # the target scored against itself
+    with pytest.raises(AvseBenchError, match=r"x.csv holds rows scored from enhanced '.*/A' \(now '.*/B'\)"):
+        score_split(corpus, "dev", out, enhanced_dir=b, jobs=1, progress=False, metrics="si_sdr")
+    assert main(["score", "--data", str(corpus), "--split", "dev", "--enhanced", str(b), "--out", str(out)]) == 2
+    score_split(corpus, "dev", out, enhanced_dir=a, jobs=1, progress=False, metrics="stoi,si_sdr",
+                official_csv=tmp_path / "official.csv")
+    assert "the rows lack stoi: those rows are scored again" in capsys.readouterr().err
+    rows = read(out)
+    assert all(float(r["stoi"]) > 0.99 and float(r["si_sdr"]) > 100 for r in rows)
+    with open(tmp_path / "official.csv", newline="") as f:
+        assert all(r["stoi"] for r in csv.DictReader(f))  # the official format's STOI column is filled too
+    record = json.loads((tmp_path / "x.csv.sources.json").read_text())
+    assert record["metrics"] == ["stoi", "si_sdr"] and record["enhanced"] == str(a.resolve())
+    assert record["packages"]["pystoi"] and record["track"] == "mono"
+
+    shutil.copy(corpus / "dev" / "scenes" / "S00002_mixed.wav", a / "S00002.wav")  # rewritten since it was scored
+    score_split(corpus, "dev", out, enhanced_dir=a, jobs=1, progress=False, metrics="stoi,si_sdr")
+    assert "1 scene(s) whose estimate or reference changed" in capsys.readouterr().err
+    after = {r["scene"]: r for r in read(out)}
+    assert float(after["S00002"]["si_sdr"]) < 30 and after["S00001"] == {r["scene"]: r for r in rows}["S00001"]
+
+    one = score_split(corpus, "dev", tmp_path / "p1.csv", enhanced_dir=b, jobs=1, shard="1/2", progress=False,
+                      metrics="si_sdr")
+    two = score_split(corpus, "dev", tmp_path / "p2.csv", enhanced_dir=b, jobs=1, shard="2/2", progress=False,
+                      metrics="stoi,si_sdr")
+    with pytest.raises(AvseBenchError, match=r"p2.csv was scored otherwise than .*p1.csv: metrics \['si_sdr'\]"):
+        merge_scores([one, two], tmp_path / "merged.csv")
+    two = score_split(corpus, "dev", tmp_path / "p3.csv", enhanced_dir=b, jobs=1, shard="2/2", progress=False,
+                      metrics="si_sdr")
+    merged = merge_scores([one, two], tmp_path / "merged.csv")
+    assert len(read(merged)) == N_SCENES and json.loads((tmp_path / "merged.csv.sources.json").read_text())["shard"] \
+        is None

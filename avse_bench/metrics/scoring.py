@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import fcntl
 import functools
 import io
@@ -50,7 +51,7 @@ from tqdm import tqdm
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import replace_atomically, writable_dir
 from avse_bench.machine import available_cores, worker_context
-from avse_bench.metrics import binaural
+from avse_bench.metrics import binaural, store
 from avse_bench.metrics.dnsmos import DNSMOS_METRICS, available, dnsmos, set_threads
 from avse_bench.metrics.functional import FS, FUNCTIONS, METRICS, MetricError, call_metrics, score_pair
 from avse_bench.metrics.spec import ALL_METRICS, FAMILIES, SPECS, applies, names
@@ -168,7 +169,8 @@ def parse_metrics(spec: str | None, *, has_targets: bool = True, channels: int =
     """`--metrics` ("pesq_wb,stoi,dnsmos", families "intrusive", "dnsmos", "binaural", "all") -> metric names in
     column order, for a track of `channels` (1 mono, 2 binaural: `spec.SPECS[m].channels`). None: every metric of
     the track (mono: the intrusive five and DNSMOS; binaural: MBSTOI and DNSMOS on the downmix); one whose package
-    is not installed is refused before any work, naming the command that installs it. A family or "all" keeps its metrics of the track; a metric named alone of the other track is
+    is not installed is refused before any work, naming the command that installs it. A family or "all" keeps its
+    metrics of the track; a metric named alone of the other track is
     refused. Without targets (an eval split) only the non-intrusive ones remain. Raises AvseBenchError for an
     unknown name, a metric whose packages are missing, or nothing left to compute."""
     track = "mono" if channels == 1 else "binaural"
@@ -274,23 +276,24 @@ def select_shard(items: Sequence, shard: str | None) -> list:
 
 def _jobs_for(data_root: Path, split: str, enhanced_dir: Path | None, shard: str | None,
               suffix: str = "", metrics: str | Sequence[str] | None = None, track: str | None = None
-              ) -> list[ScoreJob]:
-    """One job per scene of the split (or shard). `metrics`: a `--metrics` spec or names (None: the default). A
-    split where no scene has a target (eval) gets the non-intrusive metrics alone (`load_split` refuses a split
-    where only some scenes have one, naming the others' missing files)."""
+              ) -> tuple[list[ScoreJob], str]:
+    """(one job per scene of the split (or shard), the track). `metrics`: a `--metrics` spec or names (None: the
+    default). A split where no scene has a target (eval) gets the non-intrusive metrics alone (`load_split`
+    refuses a split where only some scenes have one, naming the others' missing files)."""
     from avse_bench.data.layout import load_split  # not the package: scoring needs no torch
 
     all_scenes = load_split(data_root, split, track)
     blind = all(s.reference is None for s in all_scenes)
     spec = metrics if metrics is None or isinstance(metrics, str) else ",".join(metrics)
     chosen = parse_metrics(spec, has_targets=not blind, channels=all_scenes[0].channels)
+    track = all_scenes[0].track
     if blind:
         print(f"avse-bench: note: {data_root / split} has no reference files (an evaluation split): scored blind, "
               f"with {', '.join(SPECS[m].label for m in chosen)} only", file=sys.stderr)
     return [ScoreJob(s.id, s.masker, s.snr_db, None if s.reference is None else Path(s.reference),
                      Path(enhanced_dir) / f"{s.id}{suffix}.wav" if enhanced_dir is not None else Path(s.mixed),
                      "enhanced" if enhanced_dir is not None else "mixture", chosen, s.channels)
-            for s in select_shard(all_scenes, shard)]
+            for s in select_shard(all_scenes, shard)], track
 
 
 def read_scores(path: Path, *, repair: bool = False) -> list[dict[str, str]]:
@@ -469,30 +472,43 @@ def score_split(data_root, split: str, out_csv, enhanced_dir=None, jobs: int = 0
     if timeout <= 0:
         raise AvseBenchError(f"--timeout {timeout}: expected a positive number of seconds")
     workers = _worker_count(jobs)
-    todo_all = _jobs_for(Path(data_root), split, None if enhanced_dir is None else Path(enhanced_dir), shard,
-                         enhanced_suffix, metrics, track)
+    todo_all, track = _jobs_for(Path(data_root), split, None if enhanced_dir is None else Path(enhanced_dir), shard,
+                                enhanced_suffix, metrics, track)
     if enhanced_dir is not None:
         check_enhanced_dir(Path(enhanced_dir), todo_all, enhanced_suffix)
+    identity = {"data_root": str(Path(data_root).resolve()), "split": split, "track": track, "suffix": enhanced_suffix,
+                "enhanced": None if enhanced_dir is None else str(Path(enhanced_dir).resolve()), "shard": shard}
     with _writer_lock(out_csv):
-        final = _score_locked(out_csv, split, shard, todo_all, workers, timeout, progress)
+        final = _score_locked(out_csv, split, shard, todo_all, workers, timeout, progress, identity)
         if official_csv is not None:
             write_official(Path(official_csv), final)
     return out_csv
 
 
 def _score_locked(out_csv: Path, split: str, shard: str | None, todo_all: list[ScoreJob], workers: int,
-                  timeout: float, progress: bool) -> list[dict[str, str]]:
-    """`score_split`'s work once it holds the output's lock: resume, score what is left, write sorted; returns the
-    final rows."""
+                  timeout: float, progress: bool, identity: dict) -> list[dict[str, str]]:
+    """`score_split`'s work once it holds the output's lock: check what made the rows already there (`store`),
+    resume, score what is left, write sorted; returns the final rows."""
     wanted = {j.scene for j in todo_all}
     read = read_scores(out_csv, repair=True)
+    recorded = store.read_record(out_csv) if read else None  # an empty file has nothing to protect
+    if read:
+        store.check_identity(out_csv, recorded, identity)
     done = _resolve_repeats(read, out_csv)
     foreign = [r["scene"] for r in done if r["scene"] not in wanted]
     if foreign:
         raise AvseBenchError(f"{out_csv} holds scenes that are not in {split}"
                              f"{f' shard {shard}' if shard else ''} (e.g. {foreign[0]}): write to another --out")
-    kept = [r for r in done if not retried(r["error"])]
-    if len(kept) < len(read):  # missing files, failures of the environment, conflicting repeats: scored again now
+    rescore, why = store.rows_to_rescore(recorded, todo_all[0].metrics if todo_all else (), todo_all)
+    if why and done:
+        print(f"avse-bench: note: {out_csv}: {why}: those rows are scored again", file=sys.stderr)
+    if rescore is None:  # every kept row, with the metrics it had as well as the new ones
+        metrics = tuple(m for m in ALL_METRICS if m in set(recorded["metrics"]) | set(todo_all[0].metrics))
+        todo_all = [dataclasses.replace(j, metrics=metrics) for j in todo_all]
+        rescore = wanted
+    kept = [r for r in done if not retried(r["error"]) and r["scene"] not in rescore]
+    store.write_record(out_csv, store.make_record(identity, todo_all[0].metrics if todo_all else (), todo_all))
+    if len(kept) < len(read):  # missing files, failures of the environment, conflicting repeats, stale rows
         write_scores(out_csv, kept)
     finished = {r["scene"] for r in kept}
     stalled = 0
@@ -544,12 +560,15 @@ def _append(path: Path, rows: Iterable[dict[str, str]], header: bool, bar: tqdm)
 
 
 def merge_scores(inputs: Sequence, out_csv) -> Path:
-    """Join shard CSVs into one, sorted by scene; refuses incomplete files and any scene found more than once."""
+    """Join shard CSVs into one, sorted by scene; refuses incomplete files, any scene found more than once, and
+    shards whose records (`store`) disagree on what was scored (data, split, track, enhanced folder, suffix,
+    metrics, metric packages). The merged file gets the joined record."""
     if not inputs:
         raise AvseBenchError("score merge: no input files")
     missing = [str(p) for p in inputs if not Path(p).is_file()]
     if missing:
         raise AvseBenchError(f"score merge: no such file(s): {', '.join(missing)}")
+    record = store.merged_record(list(inputs), [store.read_record(Path(p)) for p in inputs])
     source: dict[str, Path] = {}
     rows = []
     for path in map(Path, inputs):
@@ -559,4 +578,5 @@ def merge_scores(inputs: Sequence, out_csv) -> Path:
             source[row["scene"]] = path
             rows.append(row)
     write_scores(Path(out_csv), sorted(rows, key=lambda r: r["scene"]))
+    store.write_record(Path(out_csv), record)
     return Path(out_csv)

@@ -24,7 +24,10 @@ class MetricSpec:
     definition comes from. `function`: "module:name" of its function (ref, deg) -> float where the scorer calls it
     on its own (the binaural family); the intrusive mono metrics are `functional.FUNCTIONS`, DNSMOS's four come
     from one call. `downmix`: a mono metric also reported on the binaural track, computed there on the (L + R) / 2
-    downmix of the 2-channel file (DNSMOS: its models take one channel, and the challenge states no binaural use)."""
+    downmix of the 2-channel file (DNSMOS: its models take one channel, and the challenge states no binaural use).
+    `meaningful`: the smallest difference that means something (a visual contribution whose interval lies above it
+    shows the video is used; our choices, stated in docs/SCORING.md). `headline`: views that show one metric lead
+    with the run's metric of the lowest `headline` (SI-SDR, else MBSTOI, else DNSMOS-OVRL)."""
 
     name: str
     label: str
@@ -37,6 +40,8 @@ class MetricSpec:
     source: str
     function: str = ""  # "module:name" of the function (ref, deg) -> float, for a metric computed on its own
     downmix: bool = False  # a mono metric computed on the binaural track's (L + R) / 2 as well
+    meaningful: float = 0.0  # the smallest difference that means something, in the metric's unit
+    headline: int = 0  # the order in which views lead with a metric the run has (1 first); 0: never
 
 
 SPECS: dict[str, MetricSpec] = {}
@@ -55,26 +60,45 @@ def register_metric(**fields) -> MetricSpec:
 
 OFFICIAL_AVSEC1 = "the official AVSEC evaluation (evaluation/avse1/objective_evaluation.py, cogmhear/avse_challenge)"
 register_metric(name="pesq_wb", label="PESQ-WB", unit="", digits=3, higher_is_better=True, needs_reference=True,
-                channels=1, family="intrusive", source=f"ITU-T P.862.2 via pesq.pesq(..., 'wb'), as {OFFICIAL_AVSEC1}")
+                channels=1, family="intrusive", meaningful=0.05,
+                source=f"ITU-T P.862.2 via pesq.pesq(..., 'wb'), as {OFFICIAL_AVSEC1}")
 register_metric(name="pesq_nb", label="PESQ-NB", unit="", digits=3, higher_is_better=True, needs_reference=True,
-                channels=1, family="intrusive", source="ITU-T P.862 via pesq.pesq(..., 'nb')")
+                channels=1, family="intrusive", meaningful=0.05,
+                source="ITU-T P.862 via pesq.pesq(..., 'nb')")
 register_metric(name="stoi", label="STOI", unit="", digits=3, higher_is_better=True, needs_reference=True,
-                channels=1, family="intrusive", source=f"Taal et al. 2011 via pystoi.stoi, as {OFFICIAL_AVSEC1}")
+                channels=1, family="intrusive", meaningful=0.01,
+                source=f"Taal et al. 2011 via pystoi.stoi, as {OFFICIAL_AVSEC1}")
 register_metric(name="estoi", label="ESTOI", unit="", digits=3, higher_is_better=True, needs_reference=True,
-                channels=1, family="intrusive", source="Jensen and Taal 2016 via pystoi.stoi(extended=True)")
+                channels=1, family="intrusive", meaningful=0.01,
+                source="Jensen and Taal 2016 via pystoi.stoi(extended=True)")
 register_metric(name="si_sdr", label="SI-SDR (dB)", unit="dB", digits=2, higher_is_better=True, needs_reference=True,
-                channels=1, family="intrusive", source="Le Roux et al., ICASSP 2019, on zero-mean signals")
+                channels=1, family="intrusive", meaningful=0.1, headline=1,
+                source="Le Roux et al., ICASSP 2019, on zero-mean signals")
 for _name, _label in (("dnsmos_ovrl", "DNSMOS-OVRL"), ("dnsmos_sig", "DNSMOS-SIG"), ("dnsmos_bak", "DNSMOS-BAK"),
                       ("dnsmos_p808", "DNSMOS-P.808")):
     register_metric(name=_name, label=_label, unit="", digits=3, higher_is_better=True, needs_reference=False,
-                    channels=1, family="dnsmos", downmix=True,
+                    channels=1, family="dnsmos", downmix=True, meaningful=0.05,
+                    headline=3 if _name == "dnsmos_ovrl" else 0,
                     source="DNSMOS P.835 / P.808 (Reddy et al. 2021) via speechmos; on the binaural track of the "
                            "(L + R) / 2 downmix")
 register_metric(name="mbstoi", label="MBSTOI", unit="", digits=3, higher_is_better=True, needs_reference=True,
-                channels=2, family="binaural",
+                channels=2, family="binaural", meaningful=0.01, headline=2,
                 source="Andersen et al., Speech Communication 102, 2018, via pyclarity's mbstoi (the code of the "
                        "official AVSEC-4 evaluation, evaluation/avse4/mbstoi), its function's default parameters",
                 function="avse_bench.metrics.binaural:mbstoi")
+
+
+def signed(metric: str, difference):
+    """`difference` (a number, an array or a Series of score differences, e.g. a system minus the mixture) as
+    "better by": unchanged where higher is better, negated where lower is (an error rate), so that a positive value
+    always means better. Every view's difference goes through here."""
+    return difference if SPECS[metric].higher_is_better else -difference
+
+
+def headline_metric(present) -> str | None:
+    """Of the metrics `present` (names), the one views lead with (lowest declared `headline`), or None."""
+    ranked = sorted((SPECS[m].headline, m) for m in present if m in SPECS and SPECS[m].headline)
+    return ranked[0][1] if ranked else None
 
 
 def function(name: str):

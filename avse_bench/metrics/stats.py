@@ -22,7 +22,7 @@ from scipy.special import ndtr, ndtri
 
 from avse_bench.data.layout import count_maskers
 from avse_bench.metrics.functional import METRICS
-from avse_bench.metrics.spec import SPECS
+from avse_bench.metrics.spec import signed
 
 SUMMARY_COLUMNS = ("metric", "n", "mean", "ci_lo", "ci_hi")
 # 5 dB bands over the AVSEC SNR ranges (AVSEC-2: speech maskers -15..+5 dB, noise maskers -10..+10 dB; AVSEC-4: dev
@@ -117,13 +117,12 @@ def summarize(df: pd.DataFrame, metrics: Sequence[str] = METRICS, by: Sequence[s
 def improvement(system_df: pd.DataFrame, noisy_df: pd.DataFrame, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
     """Per scene of `system_df`: scene, masker, snr_db and, per metric, the improvement over the mixture (NaN where
     either is missing): system minus mixture for a metric where higher is better, mixture minus system where lower
-    is (`spec.SPECS[metric].higher_is_better`), so that a positive improvement is always better."""
+    is (`spec.signed`), so that a positive improvement is always better."""
     system = system_df.set_index("scene")
     noisy = noisy_df.set_index("scene").reindex(system.index)
     out = system[["masker", "snr_db"]].copy()
     for metric in metrics:
-        sign = 1.0 if SPECS[metric].higher_is_better else -1.0
-        out[metric] = sign * (_numeric(system[metric]) - _numeric(noisy[metric]))
+        out[metric] = signed(metric, _numeric(system[metric]) - _numeric(noisy[metric]))
     return out.reset_index()
 
 
@@ -142,6 +141,23 @@ def paired_comparison(a: pd.Series, b: pd.Series, *, seed: int = 0) -> dict:
     diff = (pair["a"] - pair["b"]).to_numpy(dtype=np.float64)  # (n,)
     mean, lo, hi, p = mean_ci(diff, seed=seed)
     return {"n": int(diff.size), "mean_diff": mean, "ci_lo": lo, "ci_hi": hi, "p_value": p, "test": TEST_METHOD}
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (Holm, Scand. J. Statist. 6, 1979): the k-th smallest
+    of m becomes max over j <= k of min(1, (m - j + 1) p_(j)); NaN stays NaN and is not counted in m. Rejecting
+    where the adjusted p < 0.05 keeps the family-wise error rate at 5 %. Shape (m,) -> (m,). Written here: scipy has
+    Benjamini-Hochberg (`false_discovery_control`), not Holm, and statsmodels is not a dependency."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    finite = np.flatnonzero(~np.isnan(p))
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = len(order)
+    running = 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p[i]))
+        out[i] = running
+    return out
 
 
 def snr_band(snr_db) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 
+from avse_bench.metrics.spec import SPECS
 from avse_bench.report.fmt import (
     NOT_RECORDED,
     describe,
@@ -21,7 +22,7 @@ from avse_bench.report.fmt import (
     with_ci,
 )
 from avse_bench.report.load import Run
-from avse_bench.report.quality import VIDEO_USE_DB, uses_video, visual_gain
+from avse_bench.report.quality import headline, meaningful_text, uses_video, visual_gain
 
 NO_CUDA = "n/a (no CUDA device)"
 PHASES = ("training", "inference", "loading")
@@ -268,11 +269,14 @@ def limitations(run: Run, system: str) -> tuple[str, str]:
     errors = int((scores.error != "").sum())
     if errors:
         found.append(f"{errors} of {len(scores)} scene scorings (both conditions) had an error (see the quality table)")
-    gain = visual_gain(run.scores, system, "si_sdr", "speech")
+    metric = headline(run.scores)  # SI-SDR on a mono track, MBSTOI on the binaural one
+    gain = visual_gain(run.scores, system, metric, "speech")
     if gain is not None and gain["n"] > 1 and not uses_video(gain):
-        found.append(f"no clear use of the video: audio-visual minus audio-only SI-SDR on speech maskers "
-                     f"{with_ci(gain['mean_diff'], gain['ci_lo'], gain['ci_hi'], 2)} dB (n={gain['n']}, "
-                     f"p {p_relation(gain['p_value'])}), not shown to exceed {VIDEO_USE_DB:g} dB")
+        label, unit = SPECS[metric].label.split(" (")[0], SPECS[metric].unit
+        found.append(f"no clear use of the video: audio-visual better than audio-only in {label} on speech maskers "
+                     f"by {with_ci(gain['mean_diff'], gain['ci_lo'], gain['ci_hi'], SPECS[metric].digits)}"
+                     f"{unit and ' ' + unit} (n={gain['n']}, p {p_relation(gain['p_value'])}), not shown to exceed "
+                     f"{meaningful_text(metric)}")
     skipped = get(p, "flops_unsupported")
     if skipped and not isinstance(skipped, str):
         found.append(f"FLOPs omit the ops fvcore cannot count ({', '.join(skipped)})")

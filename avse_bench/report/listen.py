@@ -32,7 +32,8 @@ import soundfile as sf
 from tqdm import tqdm
 
 from avse_bench.errors import AvseBenchError
-from avse_bench.metrics.spec import SPECS
+from avse_bench.metrics.spec import ALL_METRICS, SPECS
+from avse_bench.metrics.spec import headline_metric as spec_headline
 from avse_bench.report.load import NOISY, Run, load_run
 from avse_bench.report.quality import AUDIO_ONLY, AV, CONDITION_LABELS, MIXTURE, rows
 
@@ -53,11 +54,13 @@ MASKER_TYPES = ("speech", "noise", "music")
 
 
 def headline_metric(scores: pd.DataFrame) -> str:
-    """The metric scenes are chosen by: SI-SDR where scored, else MBSTOI (binaural track), else DNSMOS-OVRL."""
-    for metric in ("si_sdr", "mbstoi", "dnsmos_ovrl"):
-        if metric in scores and scores[metric].notna().any():
-            return metric
-    raise AvseBenchError("no scene has an SI-SDR, MBSTOI or DNSMOS-OVRL score to choose listening scenes by")
+    """The metric scenes are chosen by: the run's headline metric (`spec.headline_metric`: SI-SDR where scored,
+    else MBSTOI on the binaural track, else DNSMOS-OVRL)."""
+    found = spec_headline([m for m in ALL_METRICS if m in scores and scores[m].notna().any()])
+    if found is None:
+        raise AvseBenchError("no scene has a score of a headline metric (SI-SDR, MBSTOI, DNSMOS-OVRL) to choose "
+                             "listening scenes by")
+    return found
 
 
 def _improvement(scores: pd.DataFrame, system: str, metric: str) -> pd.Series:
@@ -228,16 +231,17 @@ def _cards(run: Run, root: Path, track: str | None, parts: list, pre, stress: li
     return cards
 
 
-def build_listening(run_dir, scene_ids: list[str] | None = None) -> Path:
+def build_listening(run_dir, scene_ids: list[str] | None = None, unfinished_ok: bool = False) -> Path:
     """Write RUN/listen/ (the cards' audio, spectrograms and frame strips, and cards.json) for the dev split's
     chosen scenes (`scene_ids`, or `select_scenes`) and, where the run has one, the blind split's; returns
-    cards.json's path. Built in a temporary folder and moved into place, so a kill leaves the previous material.
+    cards.json's path (`unfinished_ok`: see `load.load_run`; compare's listen stage). Built in a temporary folder
+    and moved into place, so a kill leaves the previous material.
     Raises AvseBenchError when a named scene is not in the dev split, or the data or enhanced files are gone."""
     from avse_bench.data import Preprocessing
     from avse_bench.data.stress import parse_stress
 
     run_dir = Path(run_dir)
-    run = load_run(run_dir)
+    run = load_run(run_dir, unfinished_ok)
     data = run.manifest["data"]
     root, track = Path(data["root"]), data.get("track")
     if not root.is_dir():

@@ -83,7 +83,14 @@ def _with_latency_rule(profile):
     return profile
 
 
-def load_run(root: Path) -> Run:
+RUNNING = "running"  # manifest["status"] from the moment `compare` opens a run until its last stage finished
+
+
+def load_run(root: Path, unfinished_ok: bool = False) -> Run:
+    """The stored files of a compare run. AvseBenchError for a folder that is not one, and for a run whose compare
+    has not finished (`RUNNING`: a re-run that died may have replaced some outputs and not others, so its files are
+    not the report of any one run) unless `unfinished_ok` (compare's own stages, which read the run they are
+    making)."""
     root = Path(root)
     manifest_path = root / "manifest.json"
     if not manifest_path.is_file():
@@ -91,6 +98,11 @@ def load_run(root: Path) -> Run:
     manifest = _read_json(manifest_path)
     if not manifest.get("systems"):
         raise AvseBenchError(f"{manifest_path} names no systems")
+    if manifest.get("status") == RUNNING and not unfinished_ok:
+        raise AvseBenchError(f"{root}: its compare run (started {manifest.get('created', '?')}: "
+                             f"{' '.join(manifest.get('command_line', [])) or 'compare'}) has not finished, and its "
+                             "stages may have replaced some of the last finished run's outputs: run the same command "
+                             "again to finish it (finished stages are skipped)")
     scores = read_scores(root / "scores.csv")
 
     profile_path = root / "profile.json"

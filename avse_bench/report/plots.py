@@ -69,11 +69,15 @@ def quality_plot(run: Run, summary: pd.DataFrame, path: Path) -> Path:
 
 
 def snr_plot(run: Run, bands: pd.DataFrame, order: list[str], path: Path) -> Path:
-    """SI-SDR, PESQ-WB and STOI against the SNR band: the mixture and each system's audio-visual output."""
+    """The run's core metrics (the track's stress metrics that were scored: SI-SDR, PESQ-WB and STOI on a mono
+    track, MBSTOI on the binaural one; else the headline metric) against the SNR band: the mixture and each
+    system's audio-visual output."""
     colors = {NOISY: NOISY_COLOR, **_colors(run.systems)}
-    fig = Figure(figsize=(13, 3.8), layout="constrained")
+    scored = set(bands.loc[bands["mean"].notna(), "metric"])
+    metrics = [m for m in run.stress_metrics if m in scored] or [quality.headline(run.scores)]
+    fig = Figure(figsize=(max(4.4 * len(metrics), 6.8), 3.8), layout="constrained")
     x = np.arange(len(order))
-    for ax, metric in zip(fig.subplots(1, 3), ("si_sdr", "pesq_wb", "stoi"), strict=True):
+    for ax, metric in zip(np.atleast_1d(fig.subplots(1, len(metrics))), metrics, strict=True):
         for k, system in enumerate([NOISY, *run.systems]):
             rows = bands[(bands.system == system) & (bands.metric == metric)].set_index("snr_band").reindex(order)
             shift = (k - len(run.systems) / 2) * 0.06  # keep the error bars of different lines apart

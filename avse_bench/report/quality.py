@@ -11,7 +11,7 @@ from itertools import combinations
 
 import pandas as pd
 
-from avse_bench.metrics.spec import ALL_METRICS
+from avse_bench.metrics.spec import ALL_METRICS, SPECS, headline_metric, signed
 from avse_bench.metrics.stats import SNR_BANDS, breakdown, improvement, paired_comparison, summarize
 from avse_bench.report.load import NOISY
 
@@ -58,19 +58,28 @@ def improvements(scores: pd.DataFrame, systems: list[str]) -> pd.DataFrame:
 
 
 def _paired(x: pd.Series, y: pd.Series, /, **labels) -> dict:
-    return {**labels, **paired_comparison(x, y)}
+    """The paired comparison of x against y in `labels["metric"]`, signed so that a positive mean_diff says x is
+    better (`spec.signed`: x - y, or y - x for a metric where lower is better)."""
+    metric = labels["metric"]
+    return {**labels, **paired_comparison(signed(metric, x), signed(metric, y))}
+
+
+def headline(scores: pd.DataFrame) -> str:
+    """The metric views lead with (`spec.headline_metric` of the metrics the run computed)."""
+    return headline_metric(metrics_in(scores)) or metrics_in(scores)[0]
 
 
 def pairs(scores: pd.DataFrame, systems: list[str]) -> pd.DataFrame:
-    """[a, b, metric, n, mean_diff, ci_lo, ci_hi, p_value, test]: a minus b on the scenes both scored (audio-visual)."""
+    """[a, b, metric, n, mean_diff, ci_lo, ci_hi, p_value, test]: how much better a is than b on the scenes both
+    scored (audio-visual; `_paired`)."""
     out = [_paired(by_scene(scores, a, AV, m), by_scene(scores, b, AV, m), a=a, b=b, metric=m)
            for a, b in combinations(systems, 2) for m in metrics_in(scores)]
     return pd.DataFrame(out)
 
 
 def visual_gain(scores: pd.DataFrame, system: str, metric: str, maskers: str = "all") -> dict | None:
-    """Audio-visual minus audio-only (blank video) per scene, paired, over all scenes or one masker type;
-    None when there is no such scene."""
+    """How much better audio-visual is than audio-only (blank video) per scene (`_paired`), over all scenes or one
+    masker type; None when there is no such scene."""
     av, blank = by_scene(scores, system, AV, metric), by_scene(scores, system, AUDIO_ONLY, metric)
     if maskers != "all":
         chosen = set(scores.loc[scores.masker == maskers, "scene"])
@@ -80,14 +89,18 @@ def visual_gain(scores: pd.DataFrame, system: str, metric: str, maskers: str = "
     return _paired(av, blank, system=system, maskers=maskers, metric=metric)
 
 
-VIDEO_USE_DB = 0.1  # SI-SDR: a visual contribution whose 95 % interval lies above this shows the video is used
-
-
 def uses_video(gain: dict | None) -> bool:
-    """Whether a visual contribution (`visual_gain` on SI-SDR) shows the video is used: its 95 % interval lies above
-    VIDEO_USE_DB (0.1 dB, far below an audible change), the same as the interval's test of "gain <= 0.1 dB"
-    rejecting. A gain that is significant but negligible (the quick baseline's +0.00004 dB, p < 0.001) does not."""
-    return gain is not None and not pd.isna(gain["ci_lo"]) and gain["ci_lo"] > VIDEO_USE_DB
+    """Whether a visual contribution (`visual_gain`) shows the video is used: its 95 % interval lies above the
+    metric's declared `meaningful` difference (SI-SDR 0.1 dB, MBSTOI 0.01: `spec.py`), the same as the interval's
+    test of "gain <= that" rejecting. A gain that is significant but negligible (the quick baseline's +0.00004 dB,
+    p < 0.001) does not."""
+    return gain is not None and not pd.isna(gain["ci_lo"]) and gain["ci_lo"] > SPECS[gain["metric"]].meaningful
+
+
+def meaningful_text(metric: str) -> str:
+    """The metric's meaningful difference with its unit, as sentences quote it ("0.1 dB", "0.01")."""
+    spec = SPECS[metric]
+    return f"{spec.meaningful:g}{' ' + spec.unit if spec.unit else ''}"
 
 
 def visual_contribution(scores: pd.DataFrame, systems: list[str]) -> pd.DataFrame:

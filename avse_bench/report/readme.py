@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from avse_bench.errors import AvseBenchError
 from avse_bench.metrics.dnsmos import DNSMOS_METRICS
 from avse_bench.metrics.functional import METRICS
+from avse_bench.metrics.spec import SPECS
 from avse_bench.report import quality, tables
 from avse_bench.report.fmt import METRIC_DIGITS, METRIC_LABELS, describe_lookahead, is_na, number, p_relation, with_ci
 from avse_bench.report.load import NOISY, Run, load_run
@@ -36,31 +39,42 @@ def _ci(stats, metric: str, system: str, condition: str, signed: bool = False) -
     return "+" + text if signed and not text.startswith(("-", "n/a")) else text
 
 
-def _paired(test: dict | None) -> str:
+def _paired(test: dict | None, metric: str) -> str:
     if test is None:
         return "n/a (no scenes)"
-    return (f"{with_ci(test['mean_diff'], test['ci_lo'], test['ci_hi'], 2)} dB "
+    unit = SPECS[metric].unit
+    return (f"{with_ci(test['mean_diff'], test['ci_lo'], test['ci_hi'], METRIC_DIGITS[metric])}{unit and ' ' + unit} "
             f"(p {p_relation(test['p_value'])}, n = {test['n']})")
 
 
+def _bold_if_shown(stats, metric: str, system: str, text: str) -> str:
+    """`text` in bold when the improvement's 95 % interval lies above 0 (shown), else as it is."""
+    r = stats[(stats.system == system) & (stats.metric == metric)].iloc[0]
+    return f"**{text}**" if not pd.isna(r.ci_lo) and r.ci_lo > 0 else text
+
+
 def quality_lines(run: Run) -> list[str]:
-    """The SI-SDR table (mixture, each system, improvement, training) and each system's visual contribution."""
+    """The headline metric's table (mixture, each system, improvement, training; SI-SDR on a mono track, MBSTOI on
+    the binaural one: `quality.headline`) and each system's visual contribution in it."""
     summary, gains = quality.summary(run.scores), quality.improvements(run.scores, run.systems)
     gains = gains.assign(condition=quality.AV)
-    n = int(summary[(summary.system == NOISY) & (summary.metric == "si_sdr")].n.iloc[0])
-    out = [f"`{run.manifest['data'].get('eval_split', 'dev')}` split ({n} scenes), SI-SDR in dB, mean [95 % BCa "
-           "bootstrap CI]:", "", "| | SI-SDR | improvement over the mixture | training |", "|---|---|---|---|",
-           f"| noisy (mixture) | {_ci(summary, 'si_sdr', NOISY, quality.MIXTURE)} | | |"]
+    metric = quality.headline(run.scores)
+    name, unit = SPECS[metric].label.split(" (")[0], SPECS[metric].unit
+    n = int(summary[(summary.system == NOISY) & (summary.metric == metric)].n.iloc[0])
+    out = [f"`{run.manifest['data'].get('eval_split', 'dev')}` split ({n} scenes), {name}{unit and ' in ' + unit}, "
+           "mean [95 % BCa bootstrap CI]; an improvement in bold has its interval above 0:", "",
+           f"| | {name} | improvement over the mixture | training |", "|---|---|---|---|",
+           f"| noisy (mixture) | {_ci(summary, metric, NOISY, quality.MIXTURE)} | | |"]
     for s in run.systems:
         t = run.train[s]
         trained = t if isinstance(t, str) else (
             f"{number(t.get('total_steps'))} steps at batch {number(t.get('batch_size'))}, "
             f"{number(t.get('total_seconds'), 0)} s on {t.get('device')}")
-        gain = _ci(gains, "si_sdr", s, quality.AV, signed=True)
-        out.append(f"| {s} | {_ci(summary, 'si_sdr', s, quality.AV)} | **{gain}** | {trained} |")
-    out += ["", "Audio-visual minus blank video (the audio-only control), SI-SDR, mean [95 % CI]:", ""]
-    out += [f"- {s}: all scenes {_paired(quality.visual_gain(run.scores, s, 'si_sdr'))}; speech maskers "
-            f"{_paired(quality.visual_gain(run.scores, s, 'si_sdr', 'speech'))}" for s in run.systems]
+        gain = _bold_if_shown(gains, metric, s, _ci(gains, metric, s, quality.AV, signed=True))
+        out.append(f"| {s} | {_ci(summary, metric, s, quality.AV)} | {gain} | {trained} |")
+    out += ["", f"Audio-visual better than blank video (the audio-only control), {name}, mean [95 % CI]:", ""]
+    out += [f"- {s}: all scenes {_paired(quality.visual_gain(run.scores, s, metric), metric)}; speech maskers "
+            f"{_paired(quality.visual_gain(run.scores, s, metric, 'speech'), metric)}" for s in run.systems]
     return out
 
 
@@ -90,17 +104,20 @@ def clipping_lines(run: Run) -> list[str]:
 
 
 def stress_lines(run: Run) -> list[str]:
-    """SI-SDR gain over the mixture under each visual-stress condition, per system (runs with --stress)."""
+    """The first stress metric's gain over the mixture under each visual-stress condition, per system."""
     if run.stress is None:
         return []
     from avse_bench.report.stress import robustness
 
     table = robustness(run.scores, run.stress, run.systems, run.stress_metrics)
-    table = table[table.metric == "si_sdr"]
-    out = ["", "Under degraded video (`--stress`), SI-SDR gain over the mixture in dB, mean [95 % CI]:", "",
+    metric = run.stress_metrics[0]  # SI-SDR on a mono track, MBSTOI on the binaural one
+    table = table[table.metric == metric]
+    name, unit = SPECS[metric].label.split(" (")[0], SPECS[metric].unit
+    out = ["", f"Under degraded video (`--stress`), {name} gain over the mixture{unit and ' in ' + unit}, mean "
+           "[95 % CI]:", "",
            "| condition | " + " | ".join(run.systems) + " |", "|---|" + "---|" * len(run.systems)]
     for condition in table.condition.unique():
-        cells = [with_ci(r["mean"], r.ci_lo, r.ci_hi, 2) for s in run.systems
+        cells = [with_ci(r["mean"], r.ci_lo, r.ci_hi, METRIC_DIGITS[metric]) for s in run.systems
                  for _, r in table[(table.system == s) & (table.condition == condition)].iterrows()]
         out.append(f"| {condition} | " + " | ".join(cells) + " |")
     return out

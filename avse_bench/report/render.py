@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from avse_bench.metrics.spec import SPECS
-from avse_bench.metrics.stats import CI_METHOD, MIN_SCENES_FOR_CI, TEST_EXPLAINED
+from avse_bench.metrics.stats import CI_METHOD, MIN_SCENES_FOR_CI, TEST_EXPLAINED, holm
 from avse_bench.report import plots, quality, tables
 from avse_bench.report.fmt import METRIC_LABELS, describe, p_relation, with_ci
 from avse_bench.report.html import write_report_html
@@ -88,8 +88,13 @@ def quality_section(run: Run, summary: pd.DataFrame, improvements: pd.DataFrame)
            f"Per scene of the `{data.get('eval_split', '?')}` split, then the mean over scenes and its 95 % "
            f"confidence interval as `mean [low, high]` ({CI_METHOD}: a mean over fewer than {MIN_SCENES_FOR_CI} "
            f"scenes is printed alone, beside its n). Differences (improvement, paired comparisons, visual "
-           f"contribution) are means of per-scene differences with the same interval; their p-value is the "
-           f"{TEST_EXPLAINED}. Interval and test are about the same mean, and so is every verdict. PESQ-WB as the "
+           f"contribution) are means of per-scene differences with the same interval, signed so that a positive value "
+           f"is better (for every metric, whichever its direction); their p-value is the "
+           f"{TEST_EXPLAINED}. Interval and test are about the same mean. Multiplicity: each table of tests "
+           f"also gives *p, Holm over the table*, the same p adjusted by Holm's step-down method over every test of "
+           f"that table (family-wise error rate 5 % per table); the column *p* and the intervals are unadjusted, "
+           f"and the graceful-degradation verdict reads the adjusted p. A bootstrap interval from few scenes (10 to "
+           f"about 20) covers the mean less often than 95 %: read such intervals as approximate. PESQ-WB as the "
            "official "
            "AVSEC script, STOI classic. A metric that could not be scored on a scene is left out of its mean "
            "and the scene counted under *scenes with an error*, with the reason; `(n=...)` marks a metric that "
@@ -153,33 +158,35 @@ def stress_section(run: Run, table: pd.DataFrame) -> list[str]:
            "gain's 95 % CI lies above 0). The blank video is the audio-only run above.", "",
            _md(tables.robustness_table(table)), ""]
     metric = run.stress_metrics[0]  # SI-SDR on a mono track, MBSTOI on the binaural one
-    label, unit = SPECS[metric].label.split(" (")[0], SPECS[metric].unit
+    label, unit, digits = SPECS[metric].label.split(" (")[0], SPECS[metric].unit, SPECS[metric].digits
     tests = graceful(run.scores, run.stress, run.systems, metric)
+    for test, adjusted in zip(tests, holm([t["p_value"] for t in tests]), strict=True):
+        test["p_holm"] = adjusted  # over the pairs of systems: the verdict reads it
     n_conditions = len(table.condition.unique()) - 2
     flagged = []
     for test in tests:
         a, b = test["a"], test["b"]
-        better = a if test["mean_diff"] > 0 else b  # a - b of the paired losses: above 0, a loses less
+        better = a if test["mean_diff"] > 0 else b  # signed paired losses (`spec.signed`): above 0, a loses less
         worse = b if better == a else a
-        significant = test["p_value"] < 0.05
+        significant = test["p_holm"] < 0.05
         out += [f"**Which degrades more gracefully ({label}), {a} or {b}.** Averaged over the {n_conditions} "
                 f"conditions, {a}'s score per scene changes by {_signed(test['loss_a'])}{unit and ' ' + unit} from "
                 f"its clean-video score and {b}'s by {_signed(test['loss_b'])}{unit and ' ' + unit}; {a} minus {b} "
                 f"(mean over the scenes both have): "
                 f"{with_ci(test['mean_diff'], test['ci_lo'], test['ci_hi'], 2)}{unit and ' ' + unit}, {test['test']}, "
-                f"p {p_relation(test['p_value'])}, n = {test['n']} scenes. "
+                f"p {p_relation(test['p_value'])}"
+                + (f" (Holm over the {len(tests)} pairs: p {p_relation(test['p_holm'])})" if len(tests) > 1 else "")
+                + f", n = {test['n']} scenes. "
                 + (f"{better} degrades more gracefully than {worse}." if significant else
                    "The difference is not significant at 5 %: neither degrades more gracefully on this evidence."), ""]
         for s in (a, b):
             c = test["contribution"][s]
             if s not in flagged and c and not quality.uses_video(c):
                 flagged.append(s)
-                out += [f"A loss near zero can mean the video is not used: {s}'s visual contribution (AV - "
-                        f"audio-only) is {with_ci(c['mean_diff'], c['ci_lo'], c['ci_hi'], 2)} dB "
-                        f"(p {p_relation(c['p_value'])}, n = {c['n']}), not shown to exceed "
-                        f"{quality.VIDEO_USE_DB:g} dB.", ""]
-    if len(tests) > 1:
-        out += ["(One test per pair of systems; the p-values are not corrected for the number of pairs.)", ""]
+                out += [f"A loss near zero can mean the video is not used: {s}'s visual contribution (AV better "
+                        f"than audio-only, {label}) is {with_ci(c['mean_diff'], c['ci_lo'], c['ci_hi'], digits)}"
+                        f"{unit and ' ' + unit} (p {p_relation(c['p_value'])}, n = {c['n']}), not shown to exceed "
+                        f"{quality.meaningful_text(metric)}.", ""]
     out += [f"![{METRIC_LABELS[m]} under visual stress](stress_{m}.png)" for m in run.stress_metrics] + [""]
     return out
 

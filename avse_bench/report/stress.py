@@ -14,6 +14,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from avse_bench.metrics.spec import signed
 from avse_bench.metrics.stats import improvement, paired_comparison, summarize
 from avse_bench.report.load import NOISY
 from avse_bench.report.quality import AUDIO_ONLY, AV, MIXTURE, by_scene, rows, visual_gain
@@ -59,15 +60,17 @@ def robustness(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str],
     return out[["system", "condition", "stress", "severity", "metric", "n", "mean", "ci_lo", "ci_hi", "kept"]]
 
 
-def loss_per_scene(scores: pd.DataFrame, stress: pd.DataFrame, system: str, metric: str = "si_sdr") -> pd.Series:
-    """Per scene: the mean over every stress condition of (score under the condition - clean-video score), the
-    system's average loss from degrading its video; scenes missing a value under any condition are left out."""
+def loss_per_scene(scores: pd.DataFrame, stress: pd.DataFrame, system: str, metric: str) -> pd.Series:
+    """Per scene: the mean over every stress condition of how much better the output is under the condition than
+    with the clean video (`spec.signed` of score under the condition - clean-video score: negative is a loss, for
+    a lower-is-better metric too), the system's average change from degrading its video; scenes missing a value
+    under any condition are left out."""
     clean = by_scene(scores, system, AV, metric)
     under = stress[stress.system == system].pivot_table(index="scene", columns="condition", values=metric)
-    return under.sub(clean.reindex(under.index), axis=0).dropna().mean(axis=1)
+    return signed(metric, under.sub(clean.reindex(under.index), axis=0)).dropna().mean(axis=1)
 
 
-def graceful(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str], metric: str = "si_sdr") -> list[dict]:
+def graceful(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str], metric: str) -> list[dict]:
     """For every pair (a, b) of `systems` (in their order), the paired comparison of their average losses
     (`loss_per_scene`): the mean of the paired differences a - b with its BCa interval and the bootstrap test of
     that mean (`stats.paired_comparison`; the verdict reads its sign and p), with each system's mean loss and its visual
@@ -76,5 +79,6 @@ def graceful(scores: pd.DataFrame, stress: pd.DataFrame, systems: list[str], met
     losses = {s: loss_per_scene(scores, stress, s, metric) for s in systems}
     contribution = {s: visual_gain(scores, s, metric) for s in systems}
     return [{"a": a, "b": b, "metric": metric, "loss_a": float(losses[a].mean()), "loss_b": float(losses[b].mean()),
-             "contribution": {a: contribution[a], b: contribution[b]}, **paired_comparison(losses[a], losses[b])}
+             "contribution": {a: contribution[a], b: contribution[b]},
+             **paired_comparison(losses[a], losses[b])}  # both already signed: a - b above 0, a loses less
             for a, b in combinations(systems, 2)]
