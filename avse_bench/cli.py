@@ -166,7 +166,8 @@ def _profile(a: argparse.Namespace) -> int:
 
     size = a.size if a.size is not None else choose_preprocessing([load(a.system)], "paper")[0].size
     result = profile_system(a.system, device=a.device, seconds=a.seconds, size=size, train_batch=a.train_batch,
-                            repeats=a.repeats, throughput_batch=a.throughput_batch, weights=a.weights)
+                            repeats=a.repeats, throughput_batch=a.throughput_batch, weights=a.weights,
+                            train_seconds=a.train_seconds)
     write_profile(result, a.json)
     return 0
 
@@ -322,7 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "size, else 128)")
     pr.add_argument("--train-batch", type=int, default=None,
                     help="batch for the training-memory phase (default: the recipe's, capped on CPU; stated)")
-    pr.add_argument("--repeats", type=int, default=None, help="timed repetitions (default: 100 GPU, 20 CPU)")
+    pr.add_argument("--train-seconds", type=float, default=None,
+                    help="input length of the training-memory phase (default: --seconds; compare uses the run's "
+                         "training crops)")
+    pr.add_argument("--repeats", type=int, default=None, help="timed repetitions (default: 500 GPU, 20 CPU)")
     pr.add_argument("--throughput-batch", type=int, default=None, help="batch for the throughput figure")
     pr.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
     pr.add_argument("--weights", type=Path, default=None,

@@ -519,8 +519,9 @@ def profile_stage(run: Run) -> None:
     profiles = {}
     for s in run.systems:
         path = run.out / "profiles" / f"{s.name}.json"
+        recipe = s.recipe(run.profile)
         options = {**get_profile(run.profile)["profiling"], "size": run.pre.size,
-                   "train_batch": s.recipe(run.profile)["batch_size"]}
+                   "train_batch": recipe["batch_size"], "train_seconds": round(float(recipe["crop_seconds"]) * 25) / 25}  # whole frames, as training crops
         inputs = {"system": s.config, "code": run.codes[s.name], "device": _device_identity(run.device), **options}
         run.stages.run(f"profile.{s.name}", inputs, [path], lambda s=s, path=path, options=options: _write_json(
             path, profile_system(s, device=run.device, **options)))

@@ -28,7 +28,15 @@ STAGE_CODE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "score": (("avse_bench.metrics.scoring",), METRIC_DISTRIBUTIONS),
     "listen": (("avse_bench.report.listen",), ("numpy", "soundfile", "matplotlib", "opencv-python-headless")),
     "profile": (("avse_bench.profiling",), ("torch", "fvcore", "nvidia-ml-py", "psutil", "numpy")),
+    # not a stage with a key (a report is rendered anew from the stored files every time): its software for the
+    # provenance, the statistics (scipy's bootstrap) and the page (Python-Markdown)
+    "report": (("avse_bench.report.render",), ("numpy", "scipy", "pandas", "matplotlib", "markdown", "tabulate")),
 }
+
+
+def all_distributions() -> tuple[str, ...]:
+    """Every distribution any stage or the report declares, and avse-bench itself (the manifest's software)."""
+    return tuple(dict.fromkeys(d for _, dists in STAGE_CODE.values() for d in dists)) + ("avse-bench",)
 
 
 def _module_file(name: str) -> Path | None:

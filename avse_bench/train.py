@@ -117,6 +117,18 @@ def set_rng_state(state: dict, device: torch.device) -> None:
 
 
 # --- optimiser and schedule from the recipe -----------------------------------------------------------------------
+def whole_epoch_mean(rows: list[dict], steps_per_epoch: int) -> float | str:
+    """Mean wall time in seconds of the epochs that ran all `steps_per_epoch` steps (a `max_steps` run's last epoch
+    is partial and is left out), or "n/a (reason)" when none did."""
+    steps = [r["steps"] for r in rows]
+    whole = [r["epoch_seconds"] for r, before in zip(rows, [0, *steps[:-1]], strict=True)
+             if r["steps"] - before == steps_per_epoch]
+    if not whole:
+        return (f"n/a (no whole epoch: the run stopped after {steps[-1] if steps else 0} steps of an epoch of "
+                f"{steps_per_epoch})")
+    return round(sum(whole) / len(whole), 2)
+
+
 def build_optimizer(params, recipe: dict, where: Path) -> torch.optim.Optimizer:
     name = recipe.get("optimizer", "adam").lower()
     lr, decay = float(recipe["lr"]), float(recipe.get("weight_decay", 0.0))
@@ -354,12 +366,15 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
                   f"val loss {val_loss:.3f}, lr {lr:.3g}, {seconds:.1f} s", flush=True)
 
     if epoch >= epochs and d.main:
+        from avse_bench.profiling.hardware import hardware_info
+
         atomic_save(model.state_dict(), out / "model.pt")
         summary = {
             "system": system.name, "profile": profile, "recipe": recipe,
             "preprocessing": preprocessing.config(), "preprocessing_hash": preprocessing.config_hash(),
             "steps_per_epoch": steps_per_epoch, "total_steps": step, "epochs": epoch,
-            "mean_epoch_seconds": round(elapsed / epoch, 2), "total_seconds": round(elapsed, 2),
+            "mean_epoch_seconds": whole_epoch_mean(rows, steps_per_epoch), "total_seconds": round(elapsed, 2),
+            "hardware": hardware_info(),  # the machine that trained (item 9 reads it; the profile may be elsewhere)
             "device": str(dev), "world_size": d.world_size, "batch_size": int(recipe["batch_size"]),
             "seed": seed, "final_val_loss": rows[-1]["val_loss"],
             "train_scenes": len(train_set), "torch_threads": torch.get_num_threads(),

@@ -35,7 +35,6 @@ from avse_bench.metrics.spec import names
 
 DNSMOS_METRICS = names(family="dnsmos")  # declared in avse_bench/metrics/spec.py
 _KEYS = {"dnsmos_ovrl": "ovrl_mos", "dnsmos_sig": "sig_mos", "dnsmos_bak": "bak_mos", "dnsmos_p808": "p808_mos"}
-VERSION = "speechmos 0.0.1.1 DNSMOS (P.835 sig_bak_ovr.onnx, P.808 model_v8.onnx)"
 _threads: int | None = None  # onnxruntime threads per session (None: onnxruntime's default, one per core)
 
 

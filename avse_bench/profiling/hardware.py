@@ -8,19 +8,18 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from importlib import metadata
 
 import psutil
 import torch
 
 from avse_bench.machine import available_cores
 from avse_bench.profiling import nvml
+from avse_bench.stage_code import all_distributions, versions
 
 NO_CUDA = "n/a (no CUDA device)"
 MIB = 2**20
 
 # Distributions whose versions matter to the figures (metrics, FLOP counting, video decoding, GPU memory).
-TOOL_DISTRIBUTIONS = ("pesq", "pystoi", "fvcore", "nvidia-ml-py", "psutil", "soundfile", "avse-bench")
 
 
 def cpu_model() -> str:
@@ -68,13 +67,6 @@ def load_average() -> list[float] | str:
         return "n/a (no load average on this OS)"
 
 
-def distribution_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "n/a (not installed)"
-
-
 def opencv_version() -> str:
     """cv2's own version (either opencv wheel provides it)."""
     try:
@@ -85,9 +77,8 @@ def opencv_version() -> str:
 
 
 def software_info() -> dict:
-    """Python, platform, torch with its CUDA and cuDNN, numpy, and the tools behind the metrics and the profile."""
-    import numpy
-
+    """Python, platform, torch with its CUDA and cuDNN, OpenCV, and the version of every distribution a stage or the
+    report declares (`stage_code.all_distributions`: what computes the figures)."""
     cuda = torch.version.cuda or "n/a (CPU build of torch)"
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {
@@ -96,7 +87,6 @@ def software_info() -> dict:
         "torch": torch.__version__,
         "cuda": cuda,
         "cudnn": str(cudnn) if cudnn else "n/a (cuDNN not available to torch)",
-        "numpy": numpy.__version__,
         "opencv": opencv_version(),
-        **{name: distribution_version(name) for name in TOOL_DISTRIBUTIONS},
+        **versions(all_distributions()),  # what every stage and the report declare (stage_code.STAGE_CODE)
     }

@@ -160,10 +160,15 @@ def measure_training(system, device: str, ref: Reference, batch: int, requested:
     raise AvseBenchError(f"the training phase does not fit in memory even at batch 1 ({'; '.join(tried)})")
 
 
-def memory_phases(system, device: str, ref: Reference, train_batch: int, requested: int, cap_note: str) -> dict:
-    """{"loading", "inference", "training"}: each measured in its own fresh process, one after the other."""
+def memory_phases(system, device: str, ref: Reference, train_batch: int, requested: int, cap_note: str,
+                  train_ref: Reference | None = None) -> dict:
+    """{"loading", "inference", "training"}: each measured in its own fresh process, one after the other; the
+    training phase at `train_ref` (default `ref`: a run's profile passes its training crops), its length in seconds
+    recorded."""
+    train_ref = train_ref or ref
     return {
         "loading": measure_phase("loading", system, device, ref),
         "inference": measure_phase("inference", system, device, ref, batch=1),
-        "training": measure_training(system, device, ref, train_batch, requested, cap_note),
+        "training": {**measure_training(system, device, train_ref, train_batch, requested, cap_note),
+                     "seconds": train_ref.seconds},
     }

@@ -82,16 +82,18 @@ def _throughput(model, device, ref: Reference, batch, warmup, repeats, progress)
 
 def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int = 128, train_batch: int | None = None,
                    repeats: int | None = None, throughput_batch: int | None = None, progress: bool = True,
-                   weights=None) -> dict:
+                   weights=None, train_seconds: float | None = None) -> dict:
     """Parameters, FLOPs, memory per phase, latency, RTF, look-ahead and throughput of `system` (a System or its name).
 
     The reference input is `seconds` of 16 kHz audio (the system's channels: `[model] channels`, 1 when it states
     none) with 25 fps frames at `size` px, batch 1 (3 s: 48,000 samples, 75 frames). Memory phases run first,
     each in a fresh process, before this process touches the GPU.
     `weights`: a supplied weights file, loaded into the timed model (checked to fit; recorded under `weights`).
+    `train_seconds`: the length of the training phase's inputs (a run's training crops, so that its memory is what
+    that run's training needs; None: `seconds`), recorded as `memory.training.seconds`.
     """
     _check_positive(seconds=seconds, size=size, train_batch=train_batch, repeats=repeats,
-                    throughput_batch=throughput_batch)
+                    throughput_batch=throughput_batch, train_seconds=train_seconds)
     system = resolve_system(system)
     name = getattr(system, "name", type(system).__name__)
     dev = resolve_device(device)
@@ -109,7 +111,8 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
 
     stages = tqdm(total=5, desc=f"profile {name}", disable=not progress, leave=False)
     stages.set_postfix_str("memory (3 fresh processes)")
-    memory = memory_phases(system, str(dev), ref, batch, requested, note)
+    train_ref = ref if train_seconds is None else Reference(train_seconds, size, ref.channels)
+    memory = memory_phases(system, str(dev), ref, batch, requested, note, train_ref)
     stages.update()
 
     stages.set_postfix_str("parameters and FLOPs")

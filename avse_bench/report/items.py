@@ -149,7 +149,8 @@ def epoch_time(run: Run, system: str) -> tuple[str, str]:
         return t, ""
     notes = (f"device {describe(get(t, 'device'))}, world size {describe(get(t, 'world_size'))}, "
              f"torch threads {describe(get(t, 'torch_threads'))}; "
-             f"total {duration(get(t, 'total_seconds'))} for {describe(get(t, 'epochs'))} epochs")
+             f"total {duration(get(t, 'total_seconds'))} for {describe(get(t, 'epochs'))} epochs; the mean is over "
+             "the whole epochs (a last epoch cut by max_steps is left out)")
     log = run.logs[system]
     if log is not None and len(log) and "epoch_seconds" in log:
         notes += f"; range {duration(float(log.epoch_seconds.min()))} to {duration(float(log.epoch_seconds.max()))}"
@@ -169,6 +170,8 @@ def memory(run: Run, system: str) -> tuple[str, str]:
         peak = _gpu_figure(get(m, "torch_peak_mib"), device)
         gpu_text = gpu if gpu == peak else f"{gpu} (torch peak {peak})"
         batch = f" (batch {get(m, 'batch')})" if isinstance(get(m, "batch"), int) else ""
+        if phase == "training" and isinstance(get(m, "seconds"), float | int):
+            batch = f" (batch {get(m, 'batch')} x {get(m, 'seconds'):g} s, the run's training crops)"
         parts.append(f"{phase}{batch}: GPU {gpu_text}, RAM {number(get(m, 'ram_mib'), 0, 'MiB')}")
         baseline = get(m, "ram_baseline_mib")
         if not is_na(baseline):
@@ -291,7 +294,11 @@ def requirements(run: Run, system: str) -> tuple[str, str]:
     gpu = _gpu_figure(get(p, "memory", "training", "gpu_mib"), get(p, "device"))
     software = _machine(run, system, "software")
     value = f"RAM {number(ram, 0, 'MiB')} and GPU memory {gpu} (training peak); software: {describe(software)}"
-    return value, "the measured training peak is the least a machine needs for this profile's batch"
+    m = get(p, "memory", "training")
+    at = (f"batch {get(m, 'batch')} x {get(m, 'seconds'):g} s, this run's training batch and crops"
+          if isinstance(get(m, "seconds"), float | int) else "the profile's reference input (a run made before the "
+          "training phase took the run's crops)")
+    return value, f"the measured training peak, at {at}: what training this profile needs at least"
 
 
 MEASURED = {1: parameters, 2: flops, 3: training_steps, 4: latency, 5: rtf, 6: epoch_time, 7: memory, 8: hardware,

@@ -4,6 +4,7 @@ as it is)."""
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -47,8 +48,29 @@ def provenance(run: Run) -> list[str]:
         "Hardware": describe(m.get("hardware")),
         "Software": describe(m.get("software")),
         "Created": describe(m.get("created")),
+        "Stages made by": stage_provenance(run.root),
     }
     return ["## Provenance", "", _md(pd.DataFrame({"": list(facts), "value": list(facts.values())}))]
+
+
+def stage_provenance(run_dir: Path) -> str:
+    """Which commit, packages and machine made the run's stages (their `stages/*.done.json` stamps): one line when
+    every stage was made by the same, else one group of stages per distinct maker, so a figure made by an older
+    commit or another machine than the manifest names is said so."""
+    stamps = {p.name.removesuffix(".done.json"): json.loads(p.read_text())
+              for p in sorted((run_dir / "stages").glob("*.done.json"))}
+    made = {name: (s.get("git_commit"), describe((s.get("machine") or {}).get("cpu")),
+                   describe((s.get("made_by") or {}).get("packages"))) for name, s in stamps.items()
+            if s.get("git_commit")}
+    if not made:
+        return "n/a (the stage stamps record no maker: a run made before they did)"
+    groups: dict[tuple, list[str]] = {}
+    for name, maker in made.items():
+        groups.setdefault(maker[:2], []).append(name)
+    if len(groups) == 1:
+        (commit, cpu), = groups
+        return f"every stage: commit {commit} on {cpu}"
+    return "; ".join(f"{', '.join(names)}: commit {commit} on {cpu}" for (commit, cpu), names in groups.items())
 
 
 def sheet_section(run: Run, rows: pd.DataFrame) -> list[str]:
