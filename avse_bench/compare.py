@@ -521,7 +521,8 @@ def profile_stage(run: Run) -> None:
         path = run.out / "profiles" / f"{s.name}.json"
         recipe = s.recipe(run.profile)
         options = {**get_profile(run.profile)["profiling"], "size": run.pre.size,
-                   "train_batch": recipe["batch_size"], "train_seconds": round(float(recipe["crop_seconds"]) * 25) / 25}  # whole frames, as training crops
+                   "train_batch": recipe["batch_size"],
+                   "train_seconds": round(float(recipe["crop_seconds"]) * 25) / 25}  # whole frames, as the crops
         inputs = {"system": s.config, "code": run.codes[s.name], "device": _device_identity(run.device), **options}
         run.stages.run(f"profile.{s.name}", inputs, [path], lambda s=s, path=path, options=options: _write_json(
             path, profile_system(s, device=run.device, **options)))
