@@ -26,13 +26,20 @@ from avse_bench.data.loading import LoaderOptions
 from avse_bench.enhance import ENHANCED_SUBTYPE, PEAKS, enhance, enhance_variants, read_peaks, run_preprocessing
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import CACHE_ENV, cache_dir, writable_dir, write_json
+from avse_bench.pipeline import (
+    AV,
+    BLIND_SPLIT,
+    CONDITIONS,
+    EVAL_SPLIT,
+    FINISHED,
+    MIXTURE,
+    NOISY,
+    RUNNING,
+    TRAIN_SPLIT,
+    stress_metrics,
+)
 from avse_bench.profiles import get_profile
-from avse_bench.report.load import NOISY, RUNNING
-from avse_bench.report.quality import AUDIO_ONLY, AV, MIXTURE
-from avse_bench.report.stress import STRESS_METRICS
 from avse_bench.weights import state_digest
-
-CONDITIONS = {AV: False, AUDIO_ONLY: True}  # condition -> blank_video
 
 
 def _hash(obj) -> str:
@@ -291,17 +298,6 @@ def check_run_preprocessing(run_dir: Path, pre: Preprocessing) -> None:
         raise AvseBenchError(f"{run_dir / 'train_summary.json'} records preprocessing {recorded.config()} "
                              f"(hash {recorded.config_hash()}), not the run's {pre.config()} "
                              f"(hash {pre.config_hash()}); remove {run_dir} and re-run")
-
-
-TRAIN_SPLIT, EVAL_SPLIT, BLIND_SPLIT = "train", "dev", "eval"
-
-
-def stress_metrics(track: str) -> tuple[str, ...]:
-    """The metrics stress conditions are scored with: SI-SDR, PESQ-WB and STOI on a mono track, MBSTOI (the
-    challenge's metric there) on the binaural one."""
-    from avse_bench.data.layout import BINAURAL
-
-    return ("mbstoi",) if track == BINAURAL else STRESS_METRICS
 
 
 @dataclass
@@ -577,7 +573,7 @@ def compare(system_names: list[str], data_root: Path | None = None, profile: str
     listen_stage(run, listen_scenes)
     profile_stage(run)
     run.manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-    run.manifest["status"] = "finished"
+    run.manifest["status"] = FINISHED
     _write_json(run.out / "manifest.json", run.manifest)
     render_report(run.out)
     print(f"[compare] done: {run.out / 'sheet.md'}")

@@ -51,7 +51,7 @@ def run_step(name: str, cmd: list[str], log_dir: Path, env: dict) -> dict:
 
 def headline(out: Path) -> list[str]:
     """The figures a reader looks for first, read back from the profiles and the training summary."""
-    from avse_bench.report.fmt import number
+    from avse_bench.fmt import number
 
     lines = []
     for system in ("baseline", "dcnn_rnn"):

@@ -274,6 +274,20 @@ def test_compare_trains_and_reports_the_binaural_baseline(corpus, tmp_path):
     assert len(players) == len(cards) * (2 + 2 + 1) and all(p["channels"] == 2 for p in players)
     assert all(sf.read(out / p["audio"])[0].shape[1] == 2 for p in players)
     assert "left ear above right" in (out / "report.html").read_text()
+    # issue 25, item 4: views read the run's metrics. The video-use flag and the limitation speak MBSTOI (no dB,
+    # its own meaningful difference), the SNR plot has MBSTOI's panel only, `report --readme` works.
+    assert "SI-SDR" not in sheet.split("## Quality")[1].split("### By")[0]
+    limitations = items[items["item"] == "Known limitations"]["value"].iloc[0]
+    if "no clear use of the video" in limitations:
+        assert "in MBSTOI on speech maskers" in limitations and "not shown to exceed 0.01" in limitations
+    import matplotlib.image
+
+    height, width = matplotlib.image.imread(out / "snr_bands.png").shape[:2]
+    assert width < 1000  # one panel (MBSTOI, 748 px), not three empty SI-SDR / PESQ-WB / STOI ones (1430 px)
+    readme = tmp_path / "README.md"
+    assert main(["report", str(out), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "MBSTOI, mean [95 % BCa bootstrap CI]" in text and "Under degraded video (`--stress`), MBSTOI gain" in text
 
 
 def test_the_mono_baseline_enhances_the_mono_track_and_a_binaural_checkpoint_is_refused(corpus, tmp_path, capsys):

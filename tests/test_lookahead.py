@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from avse_bench.fmt import describe_lookahead
 from avse_bench.profiling.lookahead import measure_lookahead
 from avse_bench.profiling.reference import Reference
-from avse_bench.report.fmt import describe_lookahead
 
 SPF = 640  # samples per video frame
 

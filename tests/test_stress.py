@@ -9,7 +9,8 @@ import pytest
 
 from avse_bench.data.stress import DEGRADATIONS, Stress, dropped, frozen, lowres, occlusion, offset, parse_stress
 from avse_bench.errors import AvseBenchError
-from avse_bench.report.stress import CLEAN, STRESS_METRICS, graceful, loss_per_scene, robustness
+from avse_bench.pipeline import STRESS_METRICS
+from avse_bench.report.stress import CLEAN, graceful, loss_per_scene, robustness
 
 T, H, W = 30, 64, 48
 

@@ -12,8 +12,8 @@ import sys
 import psutil
 import torch
 
+import avse_bench.profiling.nvml as nvml
 from avse_bench.machine import available_cores
-from avse_bench.profiling import nvml
 from avse_bench.stage_code import all_distributions, versions
 
 NO_CUDA = "n/a (no CUDA device)"

@@ -20,7 +20,7 @@ from avse_bench.profiling.reference import Reference
 
 CUT_FRACTIONS = (0.25, 0.5, 0.75)
 RTOL = 1e-6
-WHOLE = "whole utterance"  # as avse_bench.report.fmt.describe_lookahead writes it
+WHOLE = "whole utterance"  # as avse_bench.fmt.describe_lookahead writes it
 
 
 def _earliest_change(a: torch.Tensor, b: torch.Tensor, rtol: float) -> int | None:

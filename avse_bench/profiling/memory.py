@@ -24,9 +24,9 @@ from concurrent.futures.process import BrokenProcessPool
 import psutil
 import torch
 
+import avse_bench.profiling.nvml as nvml
 from avse_bench.errors import AvseBenchError
 from avse_bench.machine import spawn_context
-from avse_bench.profiling import nvml
 from avse_bench.profiling.hardware import NO_CUDA
 from avse_bench.profiling.reference import Reference
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from avse_bench.fmt import describe_lookahead, number
 from avse_bench.io import write_json
-from avse_bench.report.fmt import describe_lookahead, number
 
 
 def _num(value, fmt: str = ",.1f") -> str:

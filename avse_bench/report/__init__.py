@@ -5,7 +5,7 @@ __all__ = ["render_report"]
 
 def __getattr__(name: str):
     # render pulls pandas and matplotlib (a second, ~120 MiB): only code that renders pays, not the profiler's
-    # memory phases, whose processes import avse_bench.report.fmt and would otherwise count them as the model's.
+    # memory phases, whose processes import avse_bench.fmt and would otherwise count them as the model's.
     if name == "render_report":
         from avse_bench.report.render import render_report
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import shlex
 
-from avse_bench.metrics.spec import SPECS
-from avse_bench.report.fmt import (
+from avse_bench.fmt import (
     NOT_RECORDED,
     describe,
     describe_lookahead,
@@ -21,6 +20,7 @@ from avse_bench.report.fmt import (
     p_relation,
     with_ci,
 )
+from avse_bench.metrics.spec import SPECS
 from avse_bench.report.load import Run
 from avse_bench.report.quality import headline, meaningful_text, uses_video, visual_gain
 

@@ -32,10 +32,11 @@ import soundfile as sf
 from tqdm import tqdm
 
 from avse_bench.errors import AvseBenchError
-from avse_bench.metrics.spec import ALL_METRICS, SPECS
+from avse_bench.metrics.spec import SPECS
 from avse_bench.metrics.spec import headline_metric as spec_headline
-from avse_bench.report.load import NOISY, Run, load_run
-from avse_bench.report.quality import AUDIO_ONLY, AV, CONDITION_LABELS, MIXTURE, rows
+from avse_bench.pipeline import AUDIO_ONLY, AV, CONDITION_LABELS, MIXTURE, NOISY
+from avse_bench.report.load import Run, load_run
+from avse_bench.report.quality import rows
 
 LISTEN = "listen"
 CARDS = "cards.json"
@@ -56,7 +57,7 @@ MASKER_TYPES = ("speech", "noise", "music")
 def headline_metric(scores: pd.DataFrame) -> str:
     """The metric scenes are chosen by: the run's headline metric (`spec.headline_metric`: SI-SDR where scored,
     else MBSTOI on the binaural track, else DNSMOS-OVRL)."""
-    found = spec_headline([m for m in ALL_METRICS if m in scores and scores[m].notna().any()])
+    found = spec_headline([m for m in SPECS if m in scores and scores[m].notna().any()])
     if found is None:
         raise AvseBenchError("no scene has a score of a headline metric (SI-SDR, MBSTOI, DNSMOS-OVRL) to choose "
                              "listening scenes by")

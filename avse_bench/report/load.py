@@ -16,8 +16,8 @@ from avse_bench.errors import AvseBenchError
 from avse_bench.metrics.scoring import COLUMNS
 from avse_bench.metrics.spec import ALL_METRICS
 from avse_bench.percentiles import latency_summary
+from avse_bench.pipeline import RUNNING, STRESS_METRICS
 
-NOISY = "noisy"
 SCORE_COLUMNS = ("system", "condition", *COLUMNS)  # scores.csv: score_split's columns, labelled
 
 
@@ -47,8 +47,6 @@ class Run:
     def stress_metrics(self) -> tuple[str, ...]:
         """The metrics the stress conditions were scored with (the manifest's; SI-SDR, PESQ-WB and STOI for runs
         that did not record them, which were all mono)."""
-        from avse_bench.report.stress import STRESS_METRICS
-
         return tuple(self.manifest.get("stress", {}).get("metrics", STRESS_METRICS))
 
 
@@ -83,7 +81,6 @@ def _with_latency_rule(profile):
     return profile
 
 
-RUNNING = "running"  # manifest["status"] from the moment `compare` opens a run until its last stage finished
 
 
 def load_run(root: Path, unfinished_ok: bool = False) -> Run:

@@ -13,11 +13,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from avse_bench.data.stress import UNITS as UNITS_OF
+from avse_bench.fmt import METRIC_LABELS, describe, is_na
 from avse_bench.metrics.stats import MIN_SCENES_FOR_CI
+from avse_bench.pipeline import AUDIO_ONLY, AV, MIXTURE, NOISY
 from avse_bench.report import quality
-from avse_bench.report.fmt import METRIC_LABELS, describe, is_na
 from avse_bench.report.items import NO_CUDA, PHASES, get
-from avse_bench.report.load import NOISY, Run
+from avse_bench.report.load import Run
 
 NOISY_COLOR = "0.55"
 DPI = 110
@@ -41,10 +42,10 @@ def quality_plot(run: Run, summary: pd.DataFrame, path: Path) -> Path:
     """One panel per metric: mean with its 95 % CI for the mixture and each system, audio-visual (solid) and
     audio-only (hatched)."""
     colors = _colors(run.systems)
-    bars = [(NOISY, quality.MIXTURE, "noisy", NOISY_COLOR, "")]
+    bars = [(NOISY, MIXTURE, "noisy", NOISY_COLOR, "")]
     for s in run.systems:
-        bars += [(s, quality.AV, f"{s}\nAV", colors[s], ""),
-                 (s, quality.AUDIO_ONLY, f"{s}\naudio only", colors[s], "//")]
+        bars += [(s, AV, f"{s}\nAV", colors[s], ""),
+                 (s, AUDIO_ONLY, f"{s}\naudio only", colors[s], "//")]
     metrics = list(summary.metric.unique())
     ncols = min(5, len(metrics))
     nrows = -(-len(metrics) // ncols)

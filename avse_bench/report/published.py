@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from avse_bench.report.fmt import describe
+from avse_bench.fmt import describe
 
 ITEMS: dict[int, str] = {
     1: "Parameters",

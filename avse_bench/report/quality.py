@@ -11,18 +11,15 @@ from itertools import combinations
 
 import pandas as pd
 
-from avse_bench.metrics.spec import ALL_METRICS, SPECS, headline_metric, signed
+from avse_bench.metrics.spec import SPECS, headline_metric, signed
 from avse_bench.metrics.stats import SNR_BANDS, breakdown, improvement, paired_comparison, summarize
-from avse_bench.report.load import NOISY
-
-AV, AUDIO_ONLY, MIXTURE = "av", "audio_only", "mixture"
-CONDITION_LABELS = {MIXTURE: "mixture", AV: "audio-visual", AUDIO_ONLY: "audio only, blank video"}
+from avse_bench.pipeline import AUDIO_ONLY, AV, MIXTURE, NOISY
 
 
 def metrics_in(scores: pd.DataFrame) -> list[str]:
     """The metrics the run computed (a column with at least one value), in column order: the intrusive five, and
     DNSMOS where it was scored."""
-    return [m for m in ALL_METRICS if m in scores and scores[m].notna().any()] or ["si_sdr"]
+    return [m for m in SPECS if m in scores and scores[m].notna().any()] or ["si_sdr"]  # SPECS: as declared now
 
 
 def rows(scores: pd.DataFrame, system: str, condition: str) -> pd.DataFrame:

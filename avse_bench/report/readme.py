@@ -14,12 +14,13 @@ from pathlib import Path
 import pandas as pd
 
 from avse_bench.errors import AvseBenchError
+from avse_bench.fmt import METRIC_DIGITS, METRIC_LABELS, describe_lookahead, is_na, number, p_relation, with_ci
 from avse_bench.metrics.dnsmos import DNSMOS_METRICS
 from avse_bench.metrics.functional import METRICS
 from avse_bench.metrics.spec import SPECS
+from avse_bench.pipeline import AV, CONDITION_LABELS, MIXTURE, NOISY
 from avse_bench.report import quality, tables
-from avse_bench.report.fmt import METRIC_DIGITS, METRIC_LABELS, describe_lookahead, is_na, number, p_relation, with_ci
-from avse_bench.report.load import NOISY, Run, load_run
+from avse_bench.report.load import Run, load_run
 
 SHEET_EXCERPT = (1, 2, 4, 9)  # parameters, FLOPs, latency, GPUs
 
@@ -57,21 +58,21 @@ def quality_lines(run: Run) -> list[str]:
     """The headline metric's table (mixture, each system, improvement, training; SI-SDR on a mono track, MBSTOI on
     the binaural one: `quality.headline`) and each system's visual contribution in it."""
     summary, gains = quality.summary(run.scores), quality.improvements(run.scores, run.systems)
-    gains = gains.assign(condition=quality.AV)
+    gains = gains.assign(condition=AV)
     metric = quality.headline(run.scores)
     name, unit = SPECS[metric].label.split(" (")[0], SPECS[metric].unit
     n = int(summary[(summary.system == NOISY) & (summary.metric == metric)].n.iloc[0])
     out = [f"`{run.manifest['data'].get('eval_split', 'dev')}` split ({n} scenes), {name}{unit and ' in ' + unit}, "
            "mean [95 % BCa bootstrap CI]; an improvement in bold has its interval above 0:", "",
            f"| | {name} | improvement over the mixture | training |", "|---|---|---|---|",
-           f"| noisy (mixture) | {_ci(summary, metric, NOISY, quality.MIXTURE)} | | |"]
+           f"| noisy (mixture) | {_ci(summary, metric, NOISY, MIXTURE)} | | |"]
     for s in run.systems:
         t = run.train[s]
         trained = t if isinstance(t, str) else (
             f"{number(t.get('total_steps'))} steps at batch {number(t.get('batch_size'))}, "
             f"{number(t.get('total_seconds'), 0)} s on {t.get('device')}")
-        gain = _bold_if_shown(gains, metric, s, _ci(gains, metric, s, quality.AV, signed=True))
-        out.append(f"| {s} | {_ci(summary, metric, s, quality.AV)} | {gain} | {trained} |")
+        gain = _bold_if_shown(gains, metric, s, _ci(gains, metric, s, AV, signed=True))
+        out.append(f"| {s} | {_ci(summary, metric, s, AV)} | {gain} | {trained} |")
     out += ["", f"Audio-visual better than blank video (the audio-only control), {name}, mean [95 % CI]:", ""]
     out += [f"- {s}: all scenes {_paired(quality.visual_gain(run.scores, s, metric), metric)}; speech maskers "
             f"{_paired(quality.visual_gain(run.scores, s, metric, 'speech'), metric)}" for s in run.systems]
@@ -84,11 +85,11 @@ def dnsmos_lines(run: Run) -> list[str]:
     metrics = [m for m in DNSMOS_METRICS if summary[summary.metric == m]["mean"].notna().any()]
     if not metrics:
         return []
-    gains = quality.improvements(run.scores, run.systems).assign(condition=quality.AV)
+    gains = quality.improvements(run.scores, run.systems).assign(condition=AV)
     out = ["", "DNSMOS (speechmos), mean [95 % CI]:", "", "| | " + " | ".join(METRIC_LABELS[m] for m in metrics)
            + " |", "|---|" + "---|" * len(metrics),
-           "| noisy (mixture) | " + " | ".join(_ci(summary, m, NOISY, quality.MIXTURE) for m in metrics) + " |"]
-    out += [f"| {s} - mixture | " + " | ".join(_ci(gains, m, s, quality.AV, signed=True) for m in metrics) + " |"
+           "| noisy (mixture) | " + " | ".join(_ci(summary, m, NOISY, MIXTURE) for m in metrics) + " |"]
+    out += [f"| {s} - mixture | " + " | ".join(_ci(gains, m, s, AV, signed=True) for m in metrics) + " |"
             for s in run.systems]
     return out
 
@@ -99,7 +100,7 @@ def clipping_lines(run: Run) -> list[str]:
         return []
     clipped = quality.clipping(run.peaks)
     return ["", "Outputs above full scale before writing (clipped in the 16-bit files): "
-            + "; ".join(f"{r.system} {quality.CONDITION_LABELS[r.condition]} {r.clipped} of {r.outputs} (highest "
+            + "; ".join(f"{r.system} {CONDITION_LABELS[r.condition]} {r.clipped} of {r.outputs} (highest "
                         f"peak {r.max_peak:.2f})" for r in clipped.itertuples()) + "."]
 
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from avse_bench.fmt import METRIC_LABELS, describe, p_relation, with_ci
 from avse_bench.metrics.spec import SPECS
 from avse_bench.metrics.stats import CI_METHOD, MIN_SCENES_FOR_CI, TEST_EXPLAINED, holm
+from avse_bench.pipeline import AUDIO_ONLY, AV
 from avse_bench.report import plots, quality, tables
-from avse_bench.report.fmt import METRIC_LABELS, describe, p_relation, with_ci
 from avse_bench.report.html import write_report_html
 from avse_bench.report.items import measured_items
 from avse_bench.report.load import Run, load_run
@@ -121,7 +122,7 @@ def quality_section(run: Run, summary: pd.DataFrame, improvements: pd.DataFrame)
            "AVSEC script, STOI classic. A metric that could not be scored on a scene is left out of its mean "
            "and the scene counted under *scenes with an error*, with the reason; `(n=...)` marks a metric that "
            "rests on fewer scenes than the other metrics of its row.", "",
-           _md(tables.scores_table(run, summary, (quality.AV,))), "",
+           _md(tables.scores_table(run, summary, (AV,))), "",
            *clipping_lines(run),
            "### Improvement over the mixture (audio-visual minus noisy, per scene)", "",
            _md(tables.improvement_table(improvements)), ""]
@@ -132,7 +133,7 @@ def quality_section(run: Run, summary: pd.DataFrame, improvements: pd.DataFrame)
             "A system that uses the lips should gain most with speech maskers, where only the video tells which "
             "voice is the target.", "",
             _md(tables.visual_table(quality.visual_contribution(scores, systems))), "",
-            _md(tables.scores_table(run, summary, (quality.AUDIO_ONLY,))), ""]
+            _md(tables.scores_table(run, summary, (AUDIO_ONLY,))), ""]
     for by, title in (("masker", "By masker type"), ("n_maskers", "By number of maskers"),
                       ("snr_band", "By SNR band")):
         parts = quality.breakdowns(scores, systems, by)
@@ -221,7 +222,7 @@ def _signed(value: float) -> str:
 def blind_section(run: Run) -> list[str]:
     """The eval split without targets: non-intrusive scores (DNSMOS) of the mixture and each system's output."""
     split = run.manifest["data"]["blind_split"]
-    table = tables.scores_table(run, quality.summary(run.blind), (quality.AV,), run.blind)
+    table = tables.scores_table(run, quality.summary(run.blind), (AV,), run.blind)
     return ["## Blind evaluation (no clean reference)", "",
             f"The `{split}` split has no clean targets: each system enhanced it (audio-visual) and the outputs and "
             "the mixture were scored with the non-intrusive DNSMOS alone (speechmos; see avse_bench/metrics/"

@@ -16,10 +16,9 @@ import pandas as pd
 
 from avse_bench.metrics.spec import signed
 from avse_bench.metrics.stats import improvement, paired_comparison, summarize
-from avse_bench.report.load import NOISY
-from avse_bench.report.quality import AUDIO_ONLY, AV, MIXTURE, by_scene, rows, visual_gain
+from avse_bench.pipeline import AUDIO_ONLY, AV, MIXTURE, NOISY, STRESS_METRICS
+from avse_bench.report.quality import by_scene, rows, visual_gain
 
-STRESS_METRICS = ("si_sdr", "pesq_wb", "stoi")
 CLEAN, BLANK = "clean video", "blank video (audio only)"
 # The severity at which each degradation is the identity: where its curve starts, at the clean-video gain.
 IDENTITY = {"occlusion": 0.0, "frozen": 1.0, "dropped": 0.0, "offset": 0.0}

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from avse_bench.fmt import METRIC_DIGITS, METRIC_LABELS, p_value, with_ci
 from avse_bench.metrics.stats import holm
+from avse_bench.pipeline import CONDITION_LABELS, MIXTURE, NOISY
 from avse_bench.report import quality
-from avse_bench.report.fmt import METRIC_DIGITS, METRIC_LABELS, p_value, with_ci
 from avse_bench.report.items import measured_items
-from avse_bench.report.load import NOISY, Run
+from avse_bench.report.load import Run
 from avse_bench.report.published import ITEMS, hardware_label, published_items
 
 NOT_REPORTED = "not reported"
@@ -48,7 +49,7 @@ def side_by_side(rows: pd.DataFrame, run: Run) -> pd.DataFrame:
 
 
 def _label(system: str, condition: str) -> str:
-    return "noisy (mixture)" if system == NOISY else f"{system} ({quality.CONDITION_LABELS[condition]})"
+    return "noisy (mixture)" if system == NOISY else f"{system} ({CONDITION_LABELS[condition]})"
 
 
 def _ci_cells(stats: pd.DataFrame) -> dict[str, str]:
@@ -67,7 +68,7 @@ def scores_table(run: Run, summary: pd.DataFrame, conditions: tuple[str, ...], s
     per-scene rows the summary came from (default: the run's scores.csv)."""
     out = []
     scores = run.scores if scores is None else scores
-    for system, condition in [(NOISY, quality.MIXTURE), *((s, c) for s in run.systems for c in conditions)]:
+    for system, condition in [(NOISY, MIXTURE), *((s, c) for s in run.systems for c in conditions)]:
         scenes, failed, reasons = quality.errors(scores, system, condition)
         if not scenes:
             continue
