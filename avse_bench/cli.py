@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from avse_bench.errors import AvseBenchError
+
 PROFILES = ("quick", "paper", "smoke")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -124,9 +126,35 @@ def _systems(a: argparse.Namespace) -> int:
 def _train(a: argparse.Namespace) -> int:
     from avse_bench.train import train
 
+    if a.run_manifest is not None:
+        return _train_as_run(a)
+    if a.data is None:
+        raise AvseBenchError("train needs --data ROOT (or --run-manifest RUN/manifest.json)")
     train(a.system, data_root=a.data, out_dir=a.out, profile=a.profile, resume=a.resume, device=a.device,
           seed=a.seed, train_split=a.split, val_split=a.val_split, loader=_loader(a),
           preprocessing=_preprocessing(a, [a.system]), track=a.track)
+    return 0
+
+
+def _train_as_run(a: argparse.Namespace) -> int:
+    """`train SYSTEM --run-manifest FILE`: the training stage of that compare run, read whole from its manifest
+    (the run's configuration, data root and track, and the preprocessing it chose)."""
+    from avse_bench.data.preprocessing import Preprocessing
+    from avse_bench.io import read_json
+    from avse_bench.pipeline import EVAL_SPLIT, TRAIN_SPLIT
+    from avse_bench.run_config import RunConfig
+    from avse_bench.train import train
+
+    manifest = read_json(a.run_manifest, "a compare run's manifest")
+    try:
+        config = RunConfig.from_dict(manifest["config"])
+        root, track = Path(manifest["data"]["root"]), manifest["data"]["track"]
+        pre = Preprocessing.from_config(manifest["preprocessing"]["config"])
+    except (KeyError, TypeError) as err:
+        raise AvseBenchError(f"{a.run_manifest}: not a compare run's manifest (no {err})") from None
+    train(a.system, data_root=root, out_dir=a.out, profile=config.profile, resume=a.resume, device=config.device,
+          seed=config.seed, train_split=TRAIN_SPLIT, val_split=EVAL_SPLIT, loader=config.loader,
+          preprocessing=pre, track=track)
     return 0
 
 
@@ -173,8 +201,6 @@ def _profile(a: argparse.Namespace) -> int:
 
 
 def _system_weights(pairs: list[str]) -> dict[str, Path]:
-    from avse_bench.errors import AvseBenchError
-
     found = {}
     for pair in pairs:
         name, sep, path = pair.partition("=")
@@ -196,13 +222,21 @@ def _stress(specs: list[str] | None, profile: str):
     return parse_stress(specs or get_profile(profile)["stress"])
 
 
+def run_config(a: argparse.Namespace):
+    """The one RunConfig of `compare`'s options (avse_bench/run_config.py)."""
+    from avse_bench.run_config import FrameOptions, RunConfig
+
+    return RunConfig(systems=a.systems, data_root=a.data, profile=a.profile, out_dir=a.out, device=a.device,
+                     seed=a.seed, track=a.track, frames=FrameOptions(**_preprocessing_options(a)), metrics=a.metrics,
+                     stress=_stress(a.stress, a.profile), loader=_loader(a), nproc_per_node=a.nproc_per_node,
+                     weights=_system_weights(a.weights), listen_scenes=a.listen_scenes,
+                     command_line=["avse-bench", *sys.argv[1:]])
+
+
 def _compare(a: argparse.Namespace) -> int:
     from avse_bench.compare import compare
 
-    compare(a.systems, data_root=a.data, profile=a.profile, out_dir=a.out, device=a.device, seed=a.seed,
-            command_line=["avse-bench", *sys.argv[1:]], loader=_loader(a), nproc_per_node=a.nproc_per_node,
-            weights=_system_weights(a.weights), preprocessing=_preprocessing_options(a),
-            stress=_stress(a.stress, a.profile), metrics=a.metrics, track=a.track, listen_scenes=a.listen_scenes)
+    compare(run_config(a))
     return 0
 
 
@@ -262,7 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train one system (also under torchrun for DDP)")
     t.add_argument("system")
-    t.add_argument("--data", type=Path, required=True, help="AVSEC-layout root")
+    t.add_argument("--data", type=Path, default=None, help="AVSEC-layout root (required unless --run-manifest)")
+    t.add_argument("--run-manifest", type=Path, default=None,
+                   help="a compare run's manifest.json: train as that run does (its data, track, frames, seed, "
+                        "profile, device, loading; how compare's torchrun children are started)")
     t.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs)")
     t.add_argument("--profile", choices=PROFILES, default="quick")
     t.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")

@@ -20,6 +20,22 @@ def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
     os.replace(tmp, path)
 
 
+def json_hash(obj) -> str:
+    """16 hex digits of the sha256 of `obj` as sorted JSON (anything else as its text): the keys of stages and
+    caches."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def read_json(path, what: str):
+    """The JSON value in `path`; AvseBenchError naming `what` the file should be when it cannot be read or parsed."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise AvseBenchError(f"cannot read {what} {path}: {err}") from None
+
+
 def write_json(path: Path, obj, indent: int = 2) -> None:
     """`obj` as JSON (objects JSON lacks, such as paths, as their str), written atomically."""
     replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=indent, default=str) + "\n"))

@@ -101,9 +101,9 @@ def main() -> int:
                                              "--workers", "2", "--resume"], logs, env))
     steps.append(run_step("compare.smoke", [*cli, "compare", "baseline", "dcnn_rnn", "--profile", "smoke",
                                             "--device", a.device, "--out", str(out / "compare")], logs, env))
-    from avse_bench.compare import git_commit
     from avse_bench.io import write_json
     from avse_bench.profiling import hardware_info, software_info
+    from avse_bench.provenance import git_commit
 
     record = {"command": shlex.join([py, *sys.argv]), "git_commit": git_commit(), "device": a.device,
               "hardware": hardware_info(), "software": software_info(), "steps": steps}

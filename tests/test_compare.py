@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from avse_bench.compare import compare
+from avse_bench.run_config import RunConfig
 
 SHEET_ITEMS = range(1, 14)
 SYSTEMS = ["baseline", "dcnn_rnn", "dcnn_rnn_code"]  # the sheet's claims, the sheet's design, the code's design
@@ -79,8 +80,8 @@ def smoke_run(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     mp.setenv("AVSE_BENCH_CACHE", str(cache))
     out = tmp_path_factory.mktemp("run") / "smoke"
-    compare(SYSTEMS, profile="smoke", out_dir=out, device="cpu", seed=0,
-            command_line=["avse-bench", "compare", *SYSTEMS, "--profile", "smoke"])
+    compare(RunConfig(systems=SYSTEMS, profile="smoke", out_dir=out, device="cpu", seed=0,
+            command_line=["avse-bench", "compare", *SYSTEMS, "--profile", "smoke"]))
     yield out, cache
     mp.undo()
 
@@ -139,7 +140,7 @@ def test_sheet_has_every_item_for_every_system(smoke_run):
 def test_rerun_skips_finished_stages(smoke_run, capsys):
     out, _ = smoke_run
     stamps = {p.name: p.read_text() for p in (out / "stages").glob("*.done.json")}
-    compare(SYSTEMS, profile="smoke", out_dir=out, device="cpu", seed=0)
+    compare(RunConfig(systems=SYSTEMS, profile="smoke", out_dir=out, device="cpu", seed=0))
     printed = capsys.readouterr().out
     assert "running" not in printed.replace("resuming", "")
     assert printed.count("up to date, skipped") == len(stamps)
@@ -150,7 +151,7 @@ def test_rerun_skips_finished_stages(smoke_run, capsys):
 def test_a_third_system_is_a_folder(smoke_run, tmp_path, monkeypatch):
     _, cache = smoke_run
     toy_system(tmp_path, monkeypatch, cache)
-    out = compare(["toy"], profile="smoke", out_dir=tmp_path / "run", device="cpu", seed=0)
+    out = compare(RunConfig(systems=["toy"], profile="smoke", out_dir=tmp_path / "run", device="cpu", seed=0))
     sheet = pd.read_csv(out / "sheet.csv", dtype=str, keep_default_na=False)
     toy = sheet[(sheet["system"] == "toy") & (sheet["source"] == "measured")]
     assert sorted({int(i) for i in toy["item_no"]}) == list(SHEET_ITEMS)
@@ -232,8 +233,8 @@ def test_run_settings_code_and_weights_are_what_the_stage_keys_say(smoke_run, tm
     folder = toy_system(tmp_path, monkeypatch, cache)
     runs = [tmp_path / "run1", tmp_path / "run2"]
     for out in runs:
-        compare(["toy"], profile="smoke", out_dir=out, device="cpu", seed=0,
-                preprocessing={"frame_size": 40, "equalize": False})
+        compare(RunConfig(systems=["toy"], profile="smoke", out_dir=out, device="cpu", seed=0,
+                frames={"frame_size": 40, "equalize": False}))
     manifest = json.loads((runs[0] / "manifest.json").read_text())
     summary = json.loads((runs[0] / "runs" / "toy" / "train_summary.json").read_text())
     assert manifest["preprocessing"]["config"] == {**summary["preprocessing"]} and \
@@ -246,8 +247,8 @@ def test_run_settings_code_and_weights_are_what_the_stage_keys_say(smoke_run, tm
 
     capsys.readouterr()
     (folder / "model.py").write_text(textwrap.dedent(TOY_MODEL).replace("nn.ReLU()", "nn.Tanh()"))
-    compare(["toy"], profile="smoke", out_dir=runs[0], device="cpu", seed=0,
-            preprocessing={"frame_size": 40, "equalize": False})
+    compare(RunConfig(systems=["toy"], profile="smoke", out_dir=runs[0], device="cpu", seed=0,
+            frames={"frame_size": 40, "equalize": False}))
     printed = capsys.readouterr().out
     for stage in ("train.toy", "enhance.toy.av", "score.toy.av", "profile.toy"):
         assert f"{stage}: running" in printed, stage
@@ -301,14 +302,15 @@ def test_a_rerun_that_dies_is_never_reported_as_finished(smoke_run, tmp_path, mo
 
     monkeypatch.setattr(compare_module, "enhance_variants", killed)
     with pytest.raises(KeyboardInterrupt):
-        compare(SYSTEMS, profile="smoke", out_dir=copy, device="cpu", seed=0, stress=parse_stress(["occlusion=0.5"]))
+        compare(RunConfig(systems=SYSTEMS, profile="smoke", out_dir=copy, device="cpu", seed=0,
+                          stress=parse_stress(["occlusion=0.5"])))
     assert json.loads((copy / "manifest.json").read_text())["status"] == "running"
     capsys.readouterr()
     assert main(["report", str(copy)]) == 2
     assert "has not finished" in capsys.readouterr().err
     assert main(["report", str(copy), "--listen"]) == 2
     monkeypatch.undo()
-    compare(SYSTEMS, profile="smoke", out_dir=copy, device="cpu", seed=0)  # the finished run's command: all skipped
+    compare(RunConfig(systems=SYSTEMS, profile="smoke", out_dir=copy, device="cpu", seed=0))  # the finished run's
     assert json.loads((copy / "manifest.json").read_text())["status"] == "finished"
     assert main(["report", str(copy)]) == 0
 
@@ -341,7 +343,7 @@ def test_a_metric_change_rescores_and_rerenders_and_does_not_retrain(smoke_run, 
         monkeypatch.setattr(stage_code, "made_by", lambda kind, change=change: {**real(kind), **change}
                             if kind == "score" else real(kind))
         capsys.readouterr()
-        compare(SYSTEMS, profile="smoke", out_dir=copy, device="cpu", seed=0)
+        compare(RunConfig(systems=SYSTEMS, profile="smoke", out_dir=copy, device="cpu", seed=0))
         printed = capsys.readouterr().out
         for system in SYSTEMS:
             assert f"score.{system}.av: running" in printed and f"train.{system}: up to date" in printed

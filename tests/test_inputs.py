@@ -32,6 +32,7 @@ from avse_bench.errors import AvseBenchError
 from avse_bench.metrics import functional
 from avse_bench.metrics.functional import MetricError, score_pair, si_sdr
 from avse_bench.metrics.scoring import score_split
+from avse_bench.run_config import RunConfig
 
 FS = 16_000
 
@@ -330,7 +331,7 @@ def test_compare_stops_on_scenes_data_check_calls_broken(corpus, tmp_path, monke
     write_wav(t, audio[: len(audio) // 2], "PCM_16")
     out = tmp_path / "run"
     with pytest.raises(AvseBenchError) as err:
-        compare(["dcnn_rnn"], data_root=corpus, profile="smoke", out_dir=out, device="cpu")
+        compare(RunConfig(systems=["dcnn_rnn"], data_root=corpus, profile="smoke", out_dir=out, device="cpu"))
     message = str(err.value)
     assert "dev/S00004: audio lasts 2.700 s but video 0.040 s" in message
     assert "train/S00001: target has" in message

@@ -25,7 +25,7 @@ import soundfile as sf
 from avse_bench.cli import main
 from avse_bench.errors import AvseBenchError
 from avse_bench.machine import worker_context
-from avse_bench.metrics import functional, scoring
+from avse_bench.metrics import functional, scoring, store
 from avse_bench.metrics.functional import METRICS
 from avse_bench.metrics.scoring import COLUMNS, merge_scores, score_split, select_shard
 
@@ -146,7 +146,7 @@ def test_a_killed_parallel_run_resumes_to_the_same_rows(corpus, reference, tmp_p
     out = tmp_path / "s.csv"
     (tmp_path / "slowdown.py").write_text(textwrap.dedent("""
         import time
-        from avse_bench.metrics import functional, scoring
+        from avse_bench.metrics import functional, scoring, store
         real = scoring.score_job
         def slow_after_two(job, call=None):  # scheduled by reference: a worker imports this module to run it
             if job.scene > "S00002":
@@ -155,7 +155,7 @@ def test_a_killed_parallel_run_resumes_to_the_same_rows(corpus, reference, tmp_p
     """))
     script = textwrap.dedent(f"""
         import slowdown
-        from avse_bench.metrics import functional, scoring
+        from avse_bench.metrics import functional, scoring, store
         scoring.score_job = slowdown.slow_after_two
         scoring.score_split({str(corpus)!r}, "dev", {str(out)!r}, jobs=2, progress=False, metrics="intrusive")
     """)
@@ -203,7 +203,7 @@ def test_bad_shards_are_refused(bad):
 def test_a_split_without_targets_is_refused_for_intrusive_metrics_alone(corpus, tmp_path):
     scenes = tmp_path / "root" / "eval" / "scenes"
     shutil.copytree(corpus / "dev" / "scenes", scenes)
-    for target in scenes.glob("*_target.wav"):
+    for target in [*scenes.glob("*_target.wav"), *scenes.glob("*_interferer.wav")]:  # as the challenge's eval
         target.unlink()
     with pytest.raises(AvseBenchError, match="no clean targets, so only the non-intrusive"):
         score_split(tmp_path / "root", "eval", tmp_path / "s.csv", jobs=1, progress=False, metrics="intrusive")
@@ -341,7 +341,7 @@ def test_a_second_writer_of_the_same_output_is_refused_at_once(corpus, reference
     assert main(["score", "--data", str(corpus), "--split", "dev", "--out", str(out), "--jobs", "1",
                  "--metrics", "si_sdr"]) == 0
     assert [r["scene"] for r in read(out)] == [f"S{i:05d}" for i in range(1, N_SCENES + 1)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]  # no lock file left beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "scores.csv.sources.json"]  # no lock
 
 
 def test_a_file_two_writers_left_is_recovered_by_the_next_run(corpus, reference, tmp_path, capsys):
@@ -350,6 +350,7 @@ def test_a_file_two_writers_left_is_recovered_by_the_next_run(corpus, reference,
     twice = [*rows, rows[0], {**rows[3], "si_sdr": "0.5"}]  # S00001 repeated as is, S00004 with another value
     out = tmp_path / "noisy.csv"
     scoring.write_scores(out, twice)
+    shutil.copy(store.sources_path(reference), store.sources_path(out))  # what a run of the same sources left
     score_split(corpus, "dev", out, jobs=1, progress=False, metrics="intrusive")
     assert_same_rows(out, reference)
     assert "1 scene(s) appear more than once with different rows (e.g. S00004" in capsys.readouterr().err
@@ -372,6 +373,7 @@ def test_a_crashed_row_is_scored_again_by_the_next_run(corpus, reference, tmp_pa
     out = tmp_path / "noisy.csv"
     crashed = {**rows[2], **dict.fromkeys(METRICS, ""), "error": "pesq_wb: crashed (signal 11)"}
     scoring.write_scores(out, [*rows[:2], crashed, *rows[3:]])
+    shutil.copy(store.sources_path(reference), store.sources_path(out))  # what a run of the same sources left
     score_split(corpus, "dev", out, jobs=1, progress=False, metrics="intrusive")
     assert_same_rows(out, reference)
 

@@ -117,8 +117,8 @@ def test_robustness_gains_kept_share_and_the_graceful_test():
     assert a_sisdr.loc[CLEAN, "mean"] == 4.0 and a_sisdr.loc[CLEAN, "kept"] == 1.0
     assert a_sisdr.loc["occlusion=1", "mean"] == pytest.approx(2.055)
     assert a_sisdr.loc["occlusion=1", "kept"] == pytest.approx(2.055 / 4.0)
-    assert loss_per_scene(scores, stress, "b").eq(0).all()
-    [test] = graceful(scores, stress, ["a", "b"])
+    assert loss_per_scene(scores, stress, "b", "si_sdr").eq(0).all()
+    [test] = graceful(scores, stress, ["a", "b"], "si_sdr")
     assert test["loss_a"] == pytest.approx(-1.945) and test["loss_b"] == 0.0
     assert test["p_value"] < 0.01 and test["n"] == 12  # b loses nothing on every scene: it degrades more gracefully
 
@@ -131,12 +131,12 @@ def test_every_pair_of_three_systems_is_compared():
     stress = _scores({("a", "offset=5"): [1.0 + 0.01 * i for i in range(12)], ("b", "offset=5"): [3.0] * 12,
                       ("c", "offset=5"): [2.0 - 0.01 * i for i in range(12)]}, scenes).assign(stress="offset",
                                                                                                severity=5.0)
-    tests = graceful(scores, stress, ["a", "b", "c"])
+    tests = graceful(scores, stress, ["a", "b", "c"], "si_sdr")
     assert [(t["a"], t["b"]) for t in tests] == [("a", "b"), ("a", "c"), ("b", "c")]
     losses = {(t["a"], t["b"]): (round(t["loss_a"], 3), round(t["loss_b"], 3)) for t in tests}
     assert losses == {("a", "b"): (-1.945, 0.0), ("a", "c"): (-1.945, -1.055), ("b", "c"): (0.0, -1.055)}
     assert all(t["n"] == 12 and t["p_value"] < 0.01 for t in tests)
-    assert graceful(scores, stress, ["a"]) == []
+    assert graceful(scores, stress, ["a"], "si_sdr") == []
 
 
 def test_graceful_verdict_reads_the_same_mean_as_its_test():
@@ -156,7 +156,7 @@ def test_graceful_verdict_reads_the_same_mean_as_its_test():
         stress = _scores({("a", "offset=5"): list(np.array(clean) + loss_a),
                           ("b", "offset=5"): list(np.array(clean) + loss_b)}, scenes).assign(stress="offset",
                                                                                              severity=5.0)
-        [test] = graceful(scores, stress, ["a", "b"])
+        [test] = graceful(scores, stress, ["a", "b"], "si_sdr")
         assert test["mean_diff"] == pytest.approx(np.mean(extra))
         assert (test["p_value"] < 0.05) == (verdict is not None)
         run = type("Run", (), {"scores": scores, "stress": stress, "systems": ["a", "b"],
@@ -201,7 +201,7 @@ def test_a_significant_but_negligible_visual_contribution_is_not_video_use():
     and no use of the video; dcnn_rnn's +1.71 dB [1.16, 2.13] is."""
     from avse_bench.report.quality import uses_video
 
-    assert not uses_video({"mean_diff": 4.1e-5, "ci_lo": 3.0e-5, "ci_hi": 5.2e-5, "p_value": 1e-4, "n": 32})
-    assert uses_video({"mean_diff": 1.71, "ci_lo": 1.16, "ci_hi": 2.13, "p_value": 1e-4, "n": 32})
-    assert not uses_video({"mean_diff": 1.71, "ci_lo": float("nan"), "ci_hi": float("nan"), "p_value": float("nan"),
+    assert not uses_video({"metric": "si_sdr", "mean_diff": 4.1e-5, "ci_lo": 3.0e-5, "ci_hi": 5.2e-5, "p_value": 1e-4, "n": 32})
+    assert uses_video({"metric": "si_sdr", "mean_diff": 1.71, "ci_lo": 1.16, "ci_hi": 2.13, "p_value": 1e-4, "n": 32})
+    assert not uses_video({"metric": "si_sdr", "mean_diff": 1.71, "ci_lo": float("nan"), "ci_hi": float("nan"), "p_value": float("nan"),
                            "n": 5}) and not uses_video(None)

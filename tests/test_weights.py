@@ -17,6 +17,7 @@ import torch
 from avse_bench.data import AVSEDataset, Preprocessing, load_split
 from avse_bench.enhance import read_peaks
 from avse_bench.errors import AvseBenchError
+from avse_bench.run_config import RunConfig
 from avse_bench.systems import load
 from avse_bench.weights import read_weights
 
@@ -158,7 +159,8 @@ def test_unknown_system_in_weights_is_refused_before_any_work(tmp_path):
     from avse_bench.compare import compare
 
     with pytest.raises(AvseBenchError, match="not a system of this run"):
-        compare(["dcnn_rnn"], profile="smoke", out_dir=tmp_path / "run", weights={"baseline": tmp_path / "x.pt"})
+        compare(RunConfig(systems=["dcnn_rnn"], profile="smoke", out_dir=tmp_path / "run",
+                          weights={"baseline": tmp_path / "x.pt"}))
     assert not (tmp_path / "run" / "runs").exists()
 
 
@@ -171,8 +173,8 @@ def test_compare_with_the_official_lightning_checkpoint_trains_nothing(tmp_path,
     ckpt = tmp_path / "epoch=49-step=107900.ckpt"
     save_lightning(ckpt, official)
     # the frames the official weights were trained on: no equalisation (at a small size here, for speed)
-    out = compare(["baseline"], profile="smoke", out_dir=tmp_path / "run", device="cpu",
-                  weights={"baseline": ckpt}, preprocessing={"frame_size": 24, "equalize": False})
+    out = compare(RunConfig(systems=["baseline"], profile="smoke", out_dir=tmp_path / "run", device="cpu",
+                  weights={"baseline": ckpt}, frames={"frame_size": 24, "equalize": False}))
     run = out / "runs" / "baseline"
     assert not (run / "checkpoint.pt").exists() and not (run / "train_log.csv").exists()  # nothing was trained
     summary = json.loads((run / "train_summary.json").read_text())
