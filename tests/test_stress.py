@@ -205,3 +205,23 @@ def test_a_significant_but_negligible_visual_contribution_is_not_video_use():
     assert uses_video({"metric": "si_sdr", "mean_diff": 1.71, "ci_lo": 1.16, "ci_hi": 2.13, "p_value": 1e-4, "n": 32})
     assert not uses_video({"metric": "si_sdr", "mean_diff": 1.71, "ci_lo": float("nan"), "ci_hi": float("nan"), "p_value": float("nan"),
                            "n": 5}) and not uses_video(None)
+
+
+def test_a_stress_condition_is_one_declaration():
+    """Issue 25: a degradation registered once (function, unit, identity) is parsed, labelled, applied and drawn
+    from at its identity, with no other edit."""
+    from avse_bench.data import stress as S
+    from avse_bench.report.stress import identity_severity
+
+    @S.register_degradation("gain", 1.0)
+    def dimmed(frames, gain, rng=None):
+        return (frames * gain).astype(np.uint8)
+
+    try:
+        [condition] = S.parse_stress(["dimmed=0.5"])
+        assert condition.label == "dimmed=0.5" and condition.folder == "dimmed_0.5"
+        assert condition.apply(np.full((2, 4, 4), 200, np.uint8), "S1").max() == 100
+        assert identity_severity("dimmed", 64) == 1.0 and S.DEGRADATIONS["dimmed"].unit == "gain"
+    finally:
+        del S.DEGRADATIONS["dimmed"]
+    assert identity_severity("lowres", 64) == 64.0 and identity_severity("blank", 64) is None

@@ -37,7 +37,39 @@ import numpy as np
 
 from avse_bench.errors import AvseBenchError
 
+FRAME_SIZE = "frame size"  # an identity severity equal to the run's frame size (lowres)
 
+
+@dataclass(frozen=True)
+class Degradation:
+    """One stress condition, declared once (`register_degradation`): its `function` (frames uint8 (T, H, W),
+    severity, rng) -> frames, the `unit` of its severity, the severity at which it leaves the video as it is
+    (`identity`: a number, `FRAME_SIZE`, or None for a single condition such as blank), and whether it is `single`
+    (no severity: its label is its name). Every table, folder, label and plot reads it."""
+
+    name: str
+    function: Callable
+    unit: str
+    identity: float | str | None
+    single: bool = False
+
+    def identity_at(self, frame_size: int) -> float | None:
+        """The severity that is the identity at `frame_size` px (None for a single condition)."""
+        return float(frame_size) if self.identity == FRAME_SIZE else self.identity
+
+
+DEGRADATIONS: dict[str, Degradation] = {}
+
+
+def register_degradation(unit: str, identity: float | str | None, single: bool = False):
+    """Decorator: declare the decorated function as the degradation of its name."""
+    def register(function: Callable) -> Callable:
+        DEGRADATIONS[function.__name__] = Degradation(function.__name__, function, unit, identity, single)
+        return function
+    return register
+
+
+@register_degradation("fraction of the lower half", 0.0)
 def occlusion(frames: np.ndarray, fraction: float, rng: np.random.Generator | None = None) -> np.ndarray:
     """(T, H, W) uint8 -> the same with a black patch covering `fraction` (0-1) of the lower half (module docstring)."""
     if not 0.0 <= fraction <= 1.0:
@@ -52,6 +84,7 @@ def occlusion(frames: np.ndarray, fraction: float, rng: np.random.Generator | No
     return out
 
 
+@register_degradation("px", FRAME_SIZE)
 def lowres(frames: np.ndarray, px: float, rng: np.random.Generator | None = None) -> np.ndarray:
     """(T, H, W) uint8 -> each frame resized to px x px (INTER_AREA) and back (INTER_LINEAR); px >= H is identity."""
     px = int(px)
@@ -64,6 +97,7 @@ def lowres(frames: np.ndarray, px: float, rng: np.random.Generator | None = None
     return np.stack([cv2.resize(s, (width, height), interpolation=cv2.INTER_LINEAR) for s in small]).astype(np.uint8)
 
 
+@register_degradation("frames held", 1.0)
 def frozen(frames: np.ndarray, k: float, rng: np.random.Generator | None = None) -> np.ndarray:
     """(T, H, W) uint8 -> frame t replaced by frame k * floor(t / k): each shown frame held for k frames."""
     k = int(k)
@@ -72,6 +106,7 @@ def frozen(frames: np.ndarray, k: float, rng: np.random.Generator | None = None)
     return frames[(np.arange(len(frames)) // k) * k]
 
 
+@register_degradation("fraction of frames", 0.0)
 def dropped(frames: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """(T, H, W) uint8 -> frames after the first dropped with probability `fraction` each, the last frame kept
     shown in their place (runs of drops hold the same frame)."""
@@ -83,6 +118,7 @@ def dropped(frames: np.ndarray, fraction: float, rng: np.random.Generator) -> np
     return frames[shown]
 
 
+@register_degradation("frames (video later > 0)", 0.0)
 def offset(frames: np.ndarray, k: float, rng: np.random.Generator | None = None) -> np.ndarray:
     """(T, H, W) uint8 -> out[t] = frames[clip(t - k, 0, T - 1)]: k > 0 delays the video by k frames (it lags the
     audio), k < 0 advances it; the first or last frame fills the edge."""
@@ -90,23 +126,19 @@ def offset(frames: np.ndarray, k: float, rng: np.random.Generator | None = None)
     return frames[np.clip(np.arange(len(frames)) - k, 0, len(frames) - 1)]
 
 
+@register_degradation("", None, single=True)
 def blank(frames: np.ndarray, severity: float = 1, rng: np.random.Generator | None = None) -> np.ndarray:
     """(T, H, W) uint8 -> zeros: the audio-only control (a blank video)."""
     return np.zeros_like(frames)
 
 
+@register_degradation("", None, single=True)
 def dcnn_rnn_loader(frames: np.ndarray, severity: float = 1, rng: np.random.Generator | None = None) -> np.ndarray:
     """(T, H, W) uint8 -> every frame but the last zero, as the DCNN-RNN entry's published data loader hands the
     video to its model (module docstring)."""
     out = np.zeros_like(frames)
     out[-1:] = frames[-1:]
     return out
-
-
-DEGRADATIONS: dict[str, Callable] = {"occlusion": occlusion, "lowres": lowres, "frozen": frozen, "dropped": dropped,
-                                     "offset": offset, "blank": blank, "dcnn_rnn_loader": dcnn_rnn_loader}
-UNITS = {"occlusion": "fraction of the lower half", "lowres": "px", "frozen": "frames held", "dropped":
-         "fraction of frames", "offset": "frames (video later > 0)", "blank": "", "dcnn_rnn_loader": ""}
 
 
 @dataclass(frozen=True, order=True)
@@ -118,7 +150,7 @@ class Stress:
 
     @property
     def label(self) -> str:
-        return self.name if self.name in ("blank", "dcnn_rnn_loader") else f"{self.name}={self.severity:g}"
+        return self.name if DEGRADATIONS[self.name].single else f"{self.name}={self.severity:g}"
 
     @property
     def folder(self) -> str:
@@ -128,7 +160,7 @@ class Stress:
     def apply(self, frames: np.ndarray, scene: str, seed: int = 0) -> np.ndarray:
         """This condition applied to one scene's uint8 (T, H, W) frames, its randomness seeded by (seed, scene)."""
         rng = np.random.default_rng([seed, zlib.crc32(scene.encode())])
-        return DEGRADATIONS[self.name](frames, self.severity, rng)
+        return DEGRADATIONS[self.name].function(frames, self.severity, rng)
 
     def apply_seeded(self, seed: int):
         """`apply` with `seed` fixed: a (frames, scene) -> frames transform, as enhancement takes one."""

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from avse_bench.data.stress import UNITS as UNITS_OF
+from avse_bench.data.stress import DEGRADATIONS
 from avse_bench.fmt import METRIC_LABELS, describe, is_na
 from avse_bench.metrics.stats import MIN_SCENES_FOR_CI
 from avse_bench.pipeline import AUDIO_ONLY, AV, MIXTURE, NOISY
@@ -203,7 +203,7 @@ def stress_plot(run: Run, table: pd.DataFrame, metric: str, path: Path) -> Path:
                 line = pd.concat([start, pts]).sort_values("severity")
                 ax.errorbar(line.severity, line["mean"], yerr=_errorbar(line), color=colors[system], marker="o",
                             capsize=3, label=system)
-                ax.set_xlabel(f"severity ({UNITS_OF.get(panel, '')})", fontsize=8)
+                ax.set_xlabel(f"severity ({DEGRADATIONS[panel].unit})", fontsize=8)
             blank = mine[mine.condition == BLANK]["mean"]
             if len(blank):
                 ax.axhline(float(blank.iloc[0]), color=colors[system], linestyle="--", linewidth=1,

@@ -14,19 +14,16 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from avse_bench.data.stress import DEGRADATIONS
 from avse_bench.metrics.spec import signed
 from avse_bench.metrics.stats import improvement, paired_comparison, summarize
 from avse_bench.pipeline import AUDIO_ONLY, AV, MIXTURE, NOISY, STRESS_METRICS
 from avse_bench.report.quality import by_scene, rows, visual_gain
 
 CLEAN, BLANK = "clean video", "blank video (audio only)"
-# The severity at which each degradation is the identity: where its curve starts, at the clean-video gain.
-IDENTITY = {"occlusion": 0.0, "frozen": 1.0, "dropped": 0.0, "offset": 0.0}
-
-
 def identity_severity(name: str, frame_size: int) -> float | None:
-    """The severity of `name` that leaves the video as it is (lowres: the frame size); None for single conditions."""
-    return float(frame_size) if name == "lowres" else IDENTITY.get(name)
+    """The severity of `name` that leaves the video as it is (its declaration, `data.stress.DEGRADATIONS`)."""
+    return DEGRADATIONS[name].identity_at(frame_size)
 
 
 def _gains(scores: pd.DataFrame, df: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
