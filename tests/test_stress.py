@@ -201,9 +201,11 @@ def test_a_significant_but_negligible_visual_contribution_is_not_video_use():
     and no use of the video; dcnn_rnn's +1.71 dB [1.16, 2.13] is."""
     from avse_bench.report.quality import uses_video
 
-    assert not uses_video({"metric": "si_sdr", "mean_diff": 4.1e-5, "ci_lo": 3.0e-5, "ci_hi": 5.2e-5, "p_value": 1e-4, "n": 32})
+    nan = float("nan")
+    assert not uses_video({"metric": "si_sdr", "mean_diff": 4.1e-5, "ci_lo": 3.0e-5, "ci_hi": 5.2e-5, "p_value": 1e-4,
+                           "n": 32})
     assert uses_video({"metric": "si_sdr", "mean_diff": 1.71, "ci_lo": 1.16, "ci_hi": 2.13, "p_value": 1e-4, "n": 32})
-    assert not uses_video({"metric": "si_sdr", "mean_diff": 1.71, "ci_lo": float("nan"), "ci_hi": float("nan"), "p_value": float("nan"),
+    assert not uses_video({"metric": "si_sdr", "mean_diff": 1.71, "ci_lo": nan, "ci_hi": nan, "p_value": nan,
                            "n": 5}) and not uses_video(None)
 
 
