@@ -149,8 +149,9 @@ class Run:
         return {name: facts[name] for name in STAGE_READS[kind]}
 
     def system_inputs(self, system) -> dict:
-        """What a system's stages read of the system itself: its system.toml and the code its model is made by."""
-        return {"system": system.config, "code": self.codes[system.name]}
+        """What a system's stages read of the system itself: the parts of its system.toml that change the model or
+        its run (`System.model_inputs`; not its [sheet] text) and the code its model is made by."""
+        return {"system": system.model_inputs(), "code": self.codes[system.name]}
 
     def run_dir(self, system) -> Path:
         return self.out / "runs" / system.name
@@ -181,7 +182,7 @@ def open_run(config: RunConfig) -> Run:
 
     resolve_device(config.device)  # before any work: 'cuda' without a CUDA device is one line, not a torchrun
     settings = get_profile(config.profile)
-    systems = [load(name) for name in config.systems]  # fail fast on an unknown name
+    systems = [load(name).for_profile(config.profile) for name in config.systems]  # fail fast on an unknown name
     pre, pre_rule = choose_preprocessing(systems, config.profile, **config.frames.given())
     stress = parse_stress(list(config.stress)) if config.stress else None
     supplied = check_supplied_weights(systems, {name: Path(path) for name, path in config.weights})

@@ -32,11 +32,14 @@ from avse_bench.train import resolve_device
 
 
 def load_trained(system: System, run_dir: Path, device: torch.device) -> torch.nn.Module:
-    """The system's model with the run's final weights (model.pt, read with weights_only=True), in eval mode."""
+    """The system's model with the run's final weights (model.pt, read with weights_only=True), in eval mode; the
+    model built as the run trained it (`System.for_profile` of the profile its train_summary.json records)."""
     weights = run_dir / "model.pt"
     if not weights.is_file():
         raise AvseBenchError(f"{weights} not found: train first (avse-bench train {system.name} --out {run_dir})")
-    model = system.build_model()
+    summary = run_dir / "train_summary.json"
+    profile = json.loads(summary.read_text()).get("profile") if summary.is_file() else None
+    model = (system.for_profile(profile) if profile else system).build_model()
     try:
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     except RuntimeError as err:  # shapes/keys of another system or another [model] configuration

@@ -48,8 +48,8 @@ def build_manifest(systems, config, data: dict, pre: Preprocessing) -> dict:
         "profile": config.profile,
         "seed": config.seed,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "systems": {s.name: {"config": s.config, "recipe": s.recipe(config.profile), "path": str(s.path)}
-                    for s in systems},
+        "systems": {s.name: {"config": s.config, "recipe": s.recipe(config.profile), "path": str(s.path),
+                             "model_overrides": s.overrides} for s in systems},
         "data": data,
         "preprocessing": {"config": pre.config(), "hash": pre.config_hash()},
         "hardware": hardware_info(),

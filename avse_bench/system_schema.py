@@ -87,7 +87,8 @@ def _check_table(table: dict, keys: dict, name: str, where: Path, open_table: bo
 def check_config(config: dict, where: Path) -> None:
     """AvseBenchError, in one line naming `where`, the table and the key, for the first value of `config` (a parsed
     system.toml) that is not what the harness reads: a missing [system], [model] or [recipe] table, an unknown
-    table or key, a value of the wrong kind or range; `[profiles.<name>]` tables are checked as `[recipe]`."""
+    table or key, a value of the wrong kind or range; `[profiles.<name>]` tables are checked as `[recipe]`, their
+    `[profiles.<name>.model]` as `[model]`."""
     for table in ("system", "model", "recipe"):
         if table not in config:
             raise AvseBenchError(f"{where} lacks a [{table}] table")
@@ -102,7 +103,12 @@ def check_config(config: dict, where: Path) -> None:
     if not isinstance(profiles, dict):
         raise AvseBenchError(f"{where}: [profiles] must hold tables such as [profiles.smoke]")
     for profile, table in profiles.items():
-        _check_table(table, RECIPE, f"profiles.{profile}", where, False)
+        if not isinstance(table, dict):
+            raise AvseBenchError(f"{where}: [profiles.{profile}] must be a table (got {table!r})")
+        recipe = {k: v for k, v in table.items() if k != "model"}
+        _check_table(recipe, RECIPE, f"profiles.{profile}", where, False)
+        if "model" in table:  # [profiles.<name>.model]: build_model's arguments for this profile
+            _check_table(table["model"], MODEL, f"profiles.{profile}.model", where, True)
     for name in FREE:
         if name in config and not isinstance(config[name], dict):
             raise AvseBenchError(f"{where}: [{name}] must be a table (got {config[name]!r})")

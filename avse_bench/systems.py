@@ -58,6 +58,7 @@ def available() -> dict[str, Path]:
     return found
 
 
+MODEL_TABLES = ("model", "preprocessing", "inference", "recipe", "profiles")  # what changes the model or its run
 VIDEO_FRAMES = ("audio", "video")
 VIDEO_PADDING = ("edge", "zeros")
 OUTPUTS = ("as is", "peak")
@@ -97,6 +98,18 @@ class System:
     name: str
     path: Path
     config: dict = field(repr=False)
+    overrides: dict = field(default_factory=dict)  # {"profile", **[profiles.<profile>.model]} once applied
+
+    def for_profile(self, profile: str) -> System:
+        """This system with `[profiles.<profile>.model]` laid over `[model]` (a published model made smoke-sized
+        for one profile; `overrides` records what was changed, and the sheet states it); itself when the profile
+        overrides nothing or the overrides are applied already."""
+        table = self.config.get("profiles", {}).get(profile, {}).get("model")
+        if not table or self.overrides:
+            return self
+        config = copy.deepcopy(self.config)
+        config["model"] = {**config["model"], **table}
+        return System(self.name, self.path, config, overrides={"profile": profile, **table})
 
     def build_model(self) -> nn.Module:
         """A fresh model from `model.py`'s build_model(config['model']), its outputs checked against the call
@@ -147,20 +160,28 @@ class System:
             profiles = self.config.get("profiles", {})
             if profile not in profiles:
                 raise AvseBenchError(f"system {self.name!r} has no [profiles.{profile}] in {self.path / 'system.toml'}")
-            recipe.update(profiles[profile])
+            recipe.update({k: v for k, v in profiles[profile].items() if k != "model"})
         return recipe
+
+    def model_inputs(self) -> dict:
+        """The parts of system.toml that change what the harness makes of this system (`[model]`, `[preprocessing]`,
+        `[inference]`, `[recipe]`, `[profiles.*]`): what its stages read of the file. `[system]` text, `[sheet]` and
+        `[sheet_mapping]` only change the report, which is rendered anew every time."""
+        return {table: self.config[table] for table in MODEL_TABLES if table in self.config}
 
     def code_hash(self) -> str:
         """sha256 (16 hex digits) of the code a model of this system is made by: every file of the system's folder
-        (its `model.py`, `system.toml` and anything else there, by relative path and bytes; caches and hidden files
-        left out) and the shared blocks of `avse_bench.nn` the systems import. Part of every stage key that
-        depends on the model (training, enhancement, profile): a change of code is a change of input."""
+        but `system.toml` (its `model.py` and anything else there, by relative path and bytes; caches, hidden files
+        and Markdown left out; system.toml enters keys by `model_inputs`) and the shared blocks of `avse_bench.nn`
+        the systems import. Part of every stage key that depends on the model (training, enhancement, profile): a
+        change of code is a change of input."""
         digest = hashlib.sha256()
         nn_dir = Path(__file__).resolve().parent / "nn"
         for label, root in (("system", self.path), ("avse_bench.nn", nn_dir)):
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
                 rel = path.relative_to(root)
-                if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+                if any(part.startswith(".") or part == "__pycache__" for part in rel.parts) or \
+                        rel.suffix == ".md" or (label == "system" and rel.as_posix() == "system.toml"):
                     continue
                 digest.update(f"{label}/{rel.as_posix()}\0".encode())
                 digest.update(hashlib.sha256(path.read_bytes()).digest())

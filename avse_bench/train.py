@@ -278,7 +278,7 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
     `stop_after_epochs` ends this call after that many epochs (checkpoint written, run left resumable): what a
     killed job looks like, used to test that resuming is exact.
     """
-    system = load(system) if isinstance(system, str) else system
+    system = (load(system) if isinstance(system, str) else system).for_profile(profile)
     recipe = system.recipe(profile)
     where = system.path / "system.toml"
     for key in ("lr", "batch_size", "epochs", "crop_seconds"):

@@ -351,3 +351,54 @@ def test_a_metric_change_rescores_and_rerenders_and_does_not_retrain(smoke_run, 
         assert "score.noisy: running" in printed and "listen: running" in printed
         stamp = json.loads((copy / "stages" / "score.noisy.done.json").read_text())
         assert stamp["made_by"] == {**real("score"), **change} and stamp["git_commit"] and stamp["machine"]["cpu"]
+
+
+@pytest.mark.slow
+def test_an_edit_of_the_sheet_text_only_rerenders(smoke_run, tmp_path, monkeypatch, capsys):
+    """Issue 27, item 6: editing only `[sheet]` (the published reference strings) re-ran training, enhancement,
+    scoring and profiling. Now no stage runs again and the sheet shows the new text; one more of the kind: the
+    [system] description. A change of [model] still retrains (the stage reads it)."""
+    _, cache = smoke_run
+    folder = toy_system(tmp_path, monkeypatch, cache)
+    out = tmp_path / "run"
+    config = RunConfig(systems=["toy"], profile="smoke", out_dir=out, device="cpu", seed=0)
+    compare(config)
+    toml = folder / "system.toml"
+    text = toml.read_text().replace("[sheet]\n", '[sheet]\nparameters = "3.1 M (published)"\n')
+    toml.write_text(text.replace('description = "An audio-only learned gain (test fixture)."',
+                                 'description = "A learned gain, described anew."'))
+    capsys.readouterr()
+    compare(config)
+    printed = capsys.readouterr().out
+    assert ": running" not in printed.replace("resuming", "") and printed.count("up to date, skipped") >= 7
+    assert "3.1 M (published)" in (out / "sheet.md").read_text()
+    toml.write_text(toml.read_text().replace("hidden = 4", "hidden = 5"))
+    compare(config)
+    assert "train.toy: running" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_profile_can_shrink_the_model_and_the_sheet_says_so(smoke_run, tmp_path, monkeypatch):
+    """Issue 27, item 3: `[profiles.smoke]` overrode the recipe only, so a published-size model could not run at
+    smoke scale without editing `[model]` for every profile. `[profiles.smoke.model]` is laid over `[model]` for
+    that profile, recorded in the manifest, and the sheet states the reduced configuration; the paper profile's
+    model is unchanged."""
+    from avse_bench.systems import count_parameters, load
+
+    _, cache = smoke_run
+    folder = toy_system(tmp_path, monkeypatch, cache)
+    toml = folder / "system.toml"
+    toml.write_text(toml.read_text().replace("[profiles.smoke]\n", "[profiles.smoke]\nmodel = { hidden = 2 }\n"))
+    system = load("toy")
+    assert count_parameters(system.build_model()) == 19 * 4 + 1  # Conv1d(1, h, 9) + Conv1d(h, 1, 9): 19 h + 1
+    small = system.for_profile("smoke")
+    assert small.config["model"]["hidden"] == 2 and small.overrides == {"profile": "smoke", "hidden": 2}
+    assert count_parameters(small.build_model()) == 19 * 2 + 1
+    assert system.recipe("smoke")["max_steps"] == 2 and "model" not in system.recipe("smoke")
+    out = compare(RunConfig(systems=["toy"], profile="smoke", out_dir=tmp_path / "run", device="cpu", seed=0))
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["systems"]["toy"]["model_overrides"] == {"profile": "smoke", "hidden": 2}
+    items = pd.read_csv(out / "sheet.csv", dtype=str, keep_default_na=False)
+    params = items[(items.system == "toy") & (items.item == "Parameters") & (items.source == "measured")]
+    assert "39 total" in params.value.iloc[0]
+    assert "measured at a reduced configuration ([profiles.smoke.model]: hidden: 2)" in params.value.iloc[0]

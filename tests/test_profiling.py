@@ -269,3 +269,24 @@ def test_the_profiler_does_not_load_the_report_libraries():
     code = "import sys, avse_bench.profiling; print(sorted({'pandas', 'matplotlib'} & set(sys.modules)))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
+
+
+def test_cost_by_module_splits_trainable_from_frozen_and_the_flops():
+    """Issue 27, item 5: one FLOPs figure and one trainable/total pair could not be compared with a published
+    "3.1 M parameters, 18.6 G MACs" when most of the cost was a frozen lip encoder. Per top-level module: trainable
+    and frozen parameters, and multiply-adds; the modules' multiply-adds add up to the total."""
+    from avse_bench.profiling.flops import count_flops
+    from avse_bench.profiling.params import parameter_count
+    from avse_bench.profiling.reference import Reference
+    from avse_bench.systems import load
+
+    model = load("dcnn_rnn").build_model()
+    for p in model.visual.parameters():
+        p.requires_grad_(False)  # as a frozen lip encoder
+    counts = parameter_count(model)
+    assert counts["params_by_module"]["visual"] == {"trainable": 0, "frozen": 1_963_968}
+    assert counts["params_by_module"]["separator"] == {"trainable": 66_849, "frozen": 0}
+    assert counts["params_trainable"] == 2_039_009 - 1_963_968
+    flops = count_flops(model, Reference(1.0, 64).tensors(1))
+    assert set(flops["flops_by_module"]) == {"audio_encoder", "visual", "separator", "audio_decoder", "(own)"}
+    assert sum(flops["flops_by_module"].values()) == flops["flops"]

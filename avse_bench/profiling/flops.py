@@ -52,10 +52,19 @@ def _fvcore_flop_count_analysis():
     return FlopCountAnalysis
 
 
+def _by_top_module(by_module: dict, total: int) -> dict[str, int]:
+    """fvcore's per-module counts of the model's top-level children, and "(own)": what the model's own forward
+    does outside them (a fusion, the mask's product); they add up to the total."""
+    out = {name: int(n) for name, n in by_module.items() if name and "." not in name}
+    own = total - sum(out.values())
+    return {**out, "(own)": own} if own else out
+
+
 def count_flops(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict:
     """Trace `model(*inputs)` once in eval mode (the caller's mode is restored) and count its multiply-adds.
 
-    Returns flops (total), flops_by_op (op -> count, RNNs included), flops_unsupported (op -> occurrences fvcore
+    Returns flops (total), flops_by_op (op -> count, RNNs included), flops_by_module (top-level child module ->
+    count: what a frozen encoder costs apart from the rest), flops_unsupported (op -> occurrences fvcore
     did not count), flops_uncalled_modules, flops_warnings (the tracer's messages) and flops_note. fvcore's own
     logger warnings are switched off: what they say is in these fields.
     """
@@ -74,6 +83,7 @@ def count_flops(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> dict:
     return {
         "flops": int(total),
         "flops_by_op": {op: int(n) for op, n in sorted(analysis.by_operator().items())},
+        "flops_by_module": _by_top_module(analysis.by_module(), int(total)),
         "flops_unsupported": dict(sorted(analysis.unsupported_ops().items())),
         "flops_uncalled_modules": sorted(analysis.uncalled_modules()),
         "flops_warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),

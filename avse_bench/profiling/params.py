@@ -16,4 +16,16 @@ def parameter_count(model: nn.Module) -> dict:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"params_total": total, "params_trainable": trainable,
             "size_mb": round(total * BYTES_FP32 / 1e6, 3), "size_mib": round(total * BYTES_FP32 / 2**20, 3),
-            "size_note": SIZE_NOTE}
+            "size_note": SIZE_NOTE, "params_by_module": params_by_module(model)}
+
+
+def params_by_module(model: nn.Module) -> dict[str, dict[str, int]]:
+    """{top-level module name: {"trainable", "frozen"}} parameter counts (a published model's "3.1 M" usually
+    means its trainable part; a frozen lip encoder is counted apart); parameters held by the model itself, not by a
+    child module, under "(own)"."""
+    out: dict[str, dict[str, int]] = {}
+    for name, p in model.named_parameters():
+        top = name.split(".", 1)[0] if "." in name else "(own)"
+        entry = out.setdefault(top, {"trainable": 0, "frozen": 0})
+        entry["trainable" if p.requires_grad else "frozen"] += p.numel()
+    return out

@@ -75,7 +75,24 @@ def parameters(run: Run, system: str) -> tuple[str, str]:
     total, trainable, size = get(p, "params_total"), get(p, "params_trainable"), get(p, "size_mb")
     millions = f"{total / 1e6:.2f} M " if not is_na(total) else ""
     value = f"{millions}({number(total)} total, {number(trainable)} trainable); {number(size, 3, 'MB')}"
-    return value, describe(get(p, "size_note"))
+    reduced = reduced_configuration(run, system)
+    notes = describe(get(p, "size_note"))
+    by_module = get(p, "params_by_module")
+    if isinstance(by_module, dict) and by_module:
+        notes += "; by module (trainable / frozen): " + ", ".join(
+            f"{m} {number(c.get('trainable'))} / {number(c.get('frozen'))}" for m, c in by_module.items())
+    return value + (f"; {reduced}" if reduced else ""), notes
+
+
+def reduced_configuration(run: Run, system: str) -> str:
+    """"measured at a reduced configuration: ..." when the run's profile laid `[profiles.<p>.model]` over the
+    system's `[model]` (the manifest's model_overrides), else ""."""
+    overrides = dict(run.manifest["systems"][system].get("model_overrides") or {})
+    profile = overrides.pop("profile", None)
+    if not overrides:
+        return ""
+    return (f"measured at a reduced configuration ([profiles.{profile}.model]: {describe(overrides)}), not the "
+            "published model's")
 
 
 def flops(run: Run, system: str) -> tuple[str, str]:
@@ -91,6 +108,9 @@ def flops(run: Run, system: str) -> tuple[str, str]:
     if isinstance(by_op, dict) and by_op:
         counted = sorted(((op, n) for op, n in by_op.items() if not is_na(n)), key=lambda kv: -kv[1])
         parts.append("by op: " + ", ".join(f"{op} {n / 1e9:.3g} G" for op, n in counted))
+    by_module = get(p, "flops_by_module")
+    if isinstance(by_module, dict) and by_module:
+        parts.append("by module: " + ", ".join(f"{m} {n / 1e9:.3g} G" for m, n in by_module.items()))
     skipped = get(p, "flops_unsupported")
     if isinstance(skipped, dict):
         skipped = ", ".join(f"{op} (x{n})" for op, n in skipped.items()) or "none"
@@ -265,6 +285,9 @@ def limitations(run: Run, system: str) -> tuple[str, str]:
         found.append(f"{run.manifest.get('profile')} profile: {describe(get(t, 'total_steps'))} steps over "
                      f"{describe(get(t, 'epochs'))} epochs against {describe(published.get('epochs', '?'))} epochs "
                      f"at batch {describe(published.get('batch_size', '?'))} in the published recipe")
+    reduced = reduced_configuration(run, system)
+    if reduced:
+        found.append(reduced)
     n_eval = data.get("n_eval")
     if isinstance(n_eval, int) and n_eval < 100:
         found.append(f"only {n_eval} evaluation scenes: the confidence intervals are wide")
