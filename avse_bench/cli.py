@@ -123,6 +123,21 @@ def _systems(a: argparse.Namespace) -> int:
     return 0
 
 
+def _system_new(a: argparse.Namespace) -> int:
+    from avse_bench.system_check import new_system
+
+    folder = new_system(a.name, a.dir)
+    print(f"wrote {folder / 'model.py'} and {folder / 'system.toml'}; to use it: export "
+          f"AVSE_BENCH_SYSTEMS={folder.parent.resolve()}, then avse-bench system check {a.name}")
+    return 0
+
+
+def _system_check(a: argparse.Namespace) -> int:
+    from avse_bench.system_check import check_system
+
+    return check_system(a.name)
+
+
 def _train(a: argparse.Namespace) -> int:
     from avse_bench.train import train
 
@@ -293,6 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("systems", help="list the registered systems with their parameter counts")
     s.set_defaults(func=_systems)
+    sy = sub.add_parser("system", help="make a new system folder from a template, or check one")
+    sysub = sy.add_subparsers(dest="system_verb", required=True, metavar="ACTION")
+    sn = sysub.add_parser("new", help="write a template system folder that runs (model.py, system.toml)")
+    sn.add_argument("name", help="the system's name (a Python identifier; also its folder's)")
+    sn.add_argument("--dir", type=Path, default=Path("."), help="where the folder goes (default: here)")
+    sn.set_defaults(func=_system_new)
+    sc = sysub.add_parser("check", help="check a system against the call contract before any training")
+    sc.add_argument("name")
+    sc.set_defaults(func=_system_check)
 
     t = sub.add_parser("train", help="train one system (also under torchrun for DDP)")
     t.add_argument("system")
