@@ -63,6 +63,8 @@ RECIPE = {  # what avse_bench.train reads (build_optimizer, build_scheduler, bui
     "plateau_factor": POSITIVE, "plateau_patience": Key("int", minimum=0),
     "batch_size": AT_LEAST_ONE, "epochs": AT_LEAST_ONE, "crop_seconds": POSITIVE, "max_steps": AT_LEAST_ONE,
     "grad_clip": Key("number", minimum=0),
+    "loss": Key("str", ("neg_si_snr", "neg_snr", "l1_stft_magnitude")),  # nn.loss.LOSSES
+    "val_loss": Key("str", ("neg_si_snr", "neg_snr", "l1_stft_magnitude")),
 }
 TABLES = {"system": SYSTEM, "model": MODEL, "preprocessing": PREPROCESSING, "inference": INFERENCE,
           "recipe": RECIPE}

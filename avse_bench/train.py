@@ -30,6 +30,7 @@ from avse_bench.data.loading import LoaderOptions, make_loader
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import replace_atomically, writable_dir, write_json
 from avse_bench.nn import si_snr_loss
+from avse_bench.nn.loss import recipe_losses
 from avse_bench.systems import System, load
 
 LOG_FIELDS = ["epoch", "steps", "train_loss", "val_loss", "lr", "epoch_seconds"]
@@ -201,13 +202,14 @@ def _to(batch: dict, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, 
 
 
 @torch.no_grad()
-def validate(model: nn.Module, loader: DataLoader, device: torch.device) -> float:
-    """Mean SI-SNR loss per item over the whole validation set (every rank sees all of it: same figure)."""
+def validate(model: nn.Module, loader: DataLoader, device: torch.device, loss_fn=si_snr_loss) -> float:
+    """Mean validation loss (`loss_fn`: the recipe's `val_loss`) per item over the whole validation set (every rank
+    sees all of it: same figure)."""
     model.eval()
     total, count = 0.0, 0
     for batch in loader:
         mixed, video, target = _to(batch, device)
-        total += si_snr_loss(model(mixed, video), target).item() * len(mixed)
+        total += loss_fn(model(mixed, video), target).item() * len(mixed)
         count += len(mixed)
     return total / count
 
@@ -300,6 +302,7 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
     seed_everything(seed + d.rank)  # per-rank dropout streams
     optimizer = build_optimizer(model.parameters(), recipe, where)
     scheduler = build_scheduler(optimizer, recipe, where)
+    loss_fn, val_loss_fn = recipe_losses(recipe)  # the recipe's declared losses (nn.loss.LOSSES)
     loader = loader or LoaderOptions()
     train_set, train_loader, sampler, val_loader = build_loaders(
         system, Path(data_root), train_split, val_split, preprocessing, recipe, seed, d, loader, dev, track)
@@ -335,7 +338,7 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
             if step >= total_steps:  # the last epoch of a `max_steps` run is partial
                 break
             mixed, video, target = _to(batch, dev)
-            loss = si_snr_loss(net(mixed, video), target)
+            loss = loss_fn(net(mixed, video), target)
             check_finite_loss(loss, system.name, step + 1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -346,7 +349,7 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
             losses.append(loss.item())
             bar.set_postfix(loss=f"{loss.item():.2f}")
         (train_loss,) = _all_mean([float(np.mean(losses))], d, dev)
-        val_loss = validate(model, val_loader, dev)
+        val_loss = validate(model, val_loader, dev, val_loss_fn)
         lr = optimizer.param_groups[0]["lr"]
         _schedule_step(scheduler, val_loss)
         epoch, ran = epoch + 1, ran + 1

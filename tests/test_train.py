@@ -174,3 +174,24 @@ def test_grad_clip_in_the_recipe_clips_every_step(tiny_corpus, tmp_path, monkeyp
     train(system, data_root=tiny_corpus, out_dir=tmp_path / "run", profile="smoke", device="cpu", progress=False,
           preprocessing=SMOKE_PRE)
     assert norms == [5.0, 5.0]
+
+
+def test_the_recipe_declares_its_losses():
+    """Issue 27, item 4: the harness always trained on negative SI-SNR; the Real-World baseline trains on negative
+    SNR (asteroid's zero-mean PairwiseNegSDR("snr")), AVSEC-1 on L1 of STFT magnitudes. A recipe names them."""
+    from avse_bench.nn.loss import l1_stft_magnitude_loss, recipe_losses, si_snr_loss, snr_loss
+    from avse_bench.system_schema import check_config
+
+    torch.manual_seed(0)
+    target = torch.randn(2, 4000)
+    noise = 0.1 * torch.randn(2, 4000)
+    t0, n0 = target - target.mean(-1, keepdim=True), noise - noise.mean(-1, keepdim=True)
+    expected = -(10 * torch.log10(t0.pow(2).sum(-1) / n0.pow(2).sum(-1))).mean()
+    assert torch.allclose(snr_loss(target + noise, target), expected, atol=1e-4)
+    assert not torch.allclose(snr_loss(2 * target, target), si_snr_loss(2 * target, target))  # not scale-invariant
+    assert l1_stft_magnitude_loss(target, target) == 0 and l1_stft_magnitude_loss(target + noise, target) > 0
+    assert recipe_losses({"loss": "neg_snr"}) == (snr_loss, si_snr_loss)
+    assert recipe_losses({}) == (si_snr_loss, si_snr_loss)
+    config = {"system": {}, "model": {}, "recipe": {"loss": "pit_si_sdr"}}
+    with pytest.raises(AvseBenchError, match=r"\[recipe\] loss must be one of neg_si_snr, neg_snr, l1_stft_magnitude"):
+        check_config(config, Path("system.toml"))

@@ -94,7 +94,7 @@ class PhaseProbe:
 
 def _phase_worker(phase: str, system, device: str, ref: Reference, batch: int, steps: int) -> dict:
     """Runs in the fresh process: set up what precedes the phase, then measure the phase alone."""
-    from avse_bench.nn import si_snr_loss
+    from avse_bench.nn.loss import recipe_losses
     from avse_bench.train import build_optimizer
 
     torch.manual_seed(0)
@@ -122,7 +122,7 @@ def _phase_worker(phase: str, system, device: str, ref: Reference, batch: int, s
         target = ref.tensors(batch, dev, seed=1)[0]  # the shape of audio, a stand-in clean signal
         for _ in range(steps):
             optimizer.zero_grad(set_to_none=True)
-            si_snr_loss(model(audio, video), target).backward()
+            recipe_losses(system.recipe("paper"))[0](model(audio, video), target).backward()
             optimizer.step()
         return {**probe.stop(), "batch": batch, "steps": steps,
                 "optimizer": type(optimizer).__name__}
