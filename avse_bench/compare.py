@@ -51,7 +51,8 @@ STAGE_READS = {
     "train": ("data", "track", "preprocessing", "seed", "profile", "world_size"),
     "enhance": ("data", "track", "preprocessing", "seed", "profile"),
     "score": ("data", "track", "metrics"),
-    "stress": ("data", "track", "preprocessing", "seed", "stress", "stress_metrics"),
+    "stress": ("data", "track", "preprocessing", "seed", "stress"),
+    "stress_score": ("data", "track", "stress_metrics"),  # one condition's files: a new condition re-scores only it
     "blind": ("blind", "track", "preprocessing", "seed", "profile", "metrics"),
     "listen": ("data", "track", "stress", "blind", "listen_scenes"),
     "profile": ("profile", "frame_size", "device"),
@@ -343,7 +344,8 @@ def stress_stage(run: Run, system) -> dict:
     """The visual-stress stage of one system: every condition enhanced in one pass over the dev split (each scene
     decoded once) into enhanced/<system>/stress/<key>/<label>/, then each scored with the track's stress metrics.
     `key` hashes what the files depend on (`made_inputs`): a new condition reuses the others' files, changed
-    weights never do. Returns {(system, label, name, severity): csv}."""
+    weights never do; a condition's score stage reads that key and its own label, so adding a condition scores
+    only it. Returns {(system, label, name, severity): csv}."""
     made = made_inputs(run, system)
     key = json_hash(made)
     root = run.out / "enhanced" / system.name / "stress"
@@ -352,7 +354,7 @@ def stress_stage(run: Run, system) -> dict:
             shutil.rmtree(stale)
     dirs = {c: root / key / c.folder for c in run.stress}
     variants = {d: c.apply_seeded(run.config.seed) for c, d in dirs.items()}
-    enhanced_key = run.stages.run(
+    run.stages.run(
         f"stress.enhance.{system.name}", {**made, **run.reads("stress")}, [],
         lambda: enhance_variants(system, run.run_dir(system), run.root, variants, split=EVAL_SPLIT,
                                  device=run.config.device, loader=run.config.loader, track=run.track),
@@ -360,8 +362,8 @@ def stress_stage(run: Run, system) -> dict:
     files = {}
     for c, enhanced in dirs.items():
         csv = run.out / "scores" / "stress" / system.name / f"{c.folder}.csv"
-        run.stages.run(f"score.{system.name}.stress.{c.label}", {"condition": c.label, "enhanced": enhanced_key,
-                                                                  **run.reads("stress")}, [csv],
+        run.stages.run(f"score.{system.name}.stress.{c.label}", {"condition": c.label, "files": key,
+                                                                  **run.reads("stress_score")}, [csv],
                        lambda enhanced=enhanced, csv=csv: run.score(EVAL_SPLIT, csv, enhanced,
                                                                     stress_metrics(run.track)))
         files[system.name, c.label, c.name, c.severity] = csv

@@ -19,7 +19,7 @@ from avse_bench.cli import main
 from avse_bench.data.avsync import envelope
 from avse_bench.data.check import check_split
 from avse_bench.errors import AvseBenchError
-from avse_bench.metrics import binaural, scoring
+from avse_bench.metrics import binaural, dispatch, scoring
 from avse_bench.system_schema import check_config
 from avse_bench.systems import System, load
 from avse_bench.weights import read_weights
@@ -93,7 +93,7 @@ def test_the_tracks_own_metric_missing_is_said_before_any_work(avsec4_corpus, tm
                  str(run), "--device", "cpu", "--stress", "occlusion=0.5"]) == 2
     assert "pip install --no-deps" in capsys.readouterr().err
     assert not (run / "stages").exists()  # no stage ran
-    monkeypatch.setattr(scoring, "available", lambda: "DNSMOS needs speechmos and onnxruntime (No module named "
+    monkeypatch.setattr(dispatch, "available", lambda: "DNSMOS needs speechmos and onnxruntime (No module named "
                                                       "'speechmos'): pip install speechmos==0.0.1.1 onnxruntime")
     with pytest.raises(AvseBenchError, match="mono track's metrics cannot all be computed here: DNSMOS needs"):
         scoring.parse_metrics(None, channels=1)

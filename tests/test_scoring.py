@@ -25,7 +25,7 @@ import soundfile as sf
 from avse_bench.cli import main
 from avse_bench.errors import AvseBenchError
 from avse_bench.machine import worker_context
-from avse_bench.metrics import functional, scoring, store
+from avse_bench.metrics import functional, pool, scoring, store
 from avse_bench.metrics.functional import METRICS
 from avse_bench.metrics.scoring import COLUMNS, merge_scores, score_split, select_shard
 
@@ -120,7 +120,7 @@ def test_a_run_stopped_by_an_exception_resumes_to_the_same_rows(corpus, referenc
     """The scoring process itself stops (an exception where its rows are collected; a crash inside a worker is
     caught instead: see test_inputs.py) after three scenes; the re-run finishes with the same rows."""
     out = tmp_path / "s.csv"
-    real, calls = scoring._row, []
+    real, calls = pool._row, []
 
     def crash_after_three(future, job, *rest):
         if len(calls) == 3:
@@ -128,14 +128,14 @@ def test_a_run_stopped_by_an_exception_resumes_to_the_same_rows(corpus, referenc
         calls.append(job.scene)
         return real(future, job, *rest)
 
-    monkeypatch.setattr(scoring, "_row", crash_after_three)
+    monkeypatch.setattr(pool, "_row", crash_after_three)
     with pytest.raises(RuntimeError, match="injected crash"):
         score_split(corpus, "dev", out, jobs=1, progress=False, metrics="intrusive")
     assert [r["scene"] for r in read(out)] == calls == ["S00001", "S00002", "S00003"]
     with open(out, "a") as f:
         f.write("S00004,noise,-3.1,1.0")  # a line cut in the middle by the crash
 
-    monkeypatch.setattr(scoring, "_row", real)
+    monkeypatch.setattr(pool, "_row", real)
     score_split(corpus, "dev", out, jobs=1, progress=False, metrics="intrusive")
     assert_same_rows(out, reference)
 
@@ -146,8 +146,8 @@ def test_a_killed_parallel_run_resumes_to_the_same_rows(corpus, reference, tmp_p
     out = tmp_path / "s.csv"
     (tmp_path / "slowdown.py").write_text(textwrap.dedent("""
         import time
-        from avse_bench.metrics import functional, scoring, store
-        real = scoring.score_job
+        from avse_bench.metrics import pool
+        real = pool.score_job
         def slow_after_two(job, call=None):  # scheduled by reference: a worker imports this module to run it
             if job.scene > "S00002":
                 time.sleep(120)
@@ -155,8 +155,8 @@ def test_a_killed_parallel_run_resumes_to_the_same_rows(corpus, reference, tmp_p
     """))
     script = textwrap.dedent(f"""
         import slowdown
-        from avse_bench.metrics import functional, scoring, store
-        scoring.score_job = slowdown.slow_after_two
+        from avse_bench.metrics import pool, scoring
+        pool.score_job = slowdown.slow_after_two
         scoring.score_split({str(corpus)!r}, "dev", {str(out)!r}, jobs=2, progress=False, metrics="intrusive")
     """)
     env = {**os.environ,
@@ -257,23 +257,23 @@ def _exit_at_start(workers: int) -> None:
 
 
 def _pools_broken_at_start(count: int, made: list):
-    """A stand-in for scoring._pool whose first `count` pools have workers that die as they start."""
-    real = scoring._pool
+    """A stand-in for pool._pool whose first `count` pools have workers that die as they start."""
+    real = pool._pool
 
-    def pool(workers: int) -> pebble.ProcessPool:
+    def broken(workers: int) -> pebble.ProcessPool:
         made.append(workers)
         if len(made) <= count:
             return pebble.ProcessPool(max_workers=workers, context=worker_context(__name__),
                                       initializer=_exit_at_start, initargs=(workers,))
         return real(workers)
 
-    return pool
+    return broken
 
 
 def test_a_pool_that_breaks_is_replaced_and_the_run_completes(corpus, reference, tmp_path, monkeypatch):
     """A broken pool made every remaining scene an error row ('RuntimeError: Unexpected error within the Pool')."""
     made = []
-    monkeypatch.setattr(scoring, "_pool", _pools_broken_at_start(1, made))
+    monkeypatch.setattr(pool, "_pool", _pools_broken_at_start(1, made))
     out = score_split(corpus, "dev", tmp_path / "s.csv", jobs=2, progress=False, metrics="intrusive")
     assert len(made) == 2
     assert_same_rows(out, reference)
@@ -281,7 +281,7 @@ def test_a_pool_that_breaks_is_replaced_and_the_run_completes(corpus, reference,
 
 def test_a_pool_that_cannot_run_is_one_clear_error_and_keeps_nothing_false(corpus, tmp_path, monkeypatch):
     made = []
-    monkeypatch.setattr(scoring, "_pool", _pools_broken_at_start(2, made))
+    monkeypatch.setattr(pool, "_pool", _pools_broken_at_start(2, made))
     out = tmp_path / "s.csv"
     with pytest.raises(AvseBenchError, match=r"could not start or all died at once .*twice.*if __name__ =="):
         score_split(corpus, "dev", out, jobs=2, progress=False, metrics="intrusive")
@@ -308,12 +308,12 @@ def _blas_threads() -> list[int]:
 
 def test_workers_use_single_threaded_blas():
     """Two workers with a BLAS thread per core oversubscribe 2 cores (1.8x slower per scene, measured)."""
-    pool = scoring._pool(2)
+    workers = pool._pool(2)
     try:
-        assert pool.schedule(_blas_threads).result() == [1] * len(_blas_threads())
+        assert workers.schedule(_blas_threads).result() == [1] * len(_blas_threads())
     finally:
-        pool.stop()
-        pool.join()
+        workers.stop()
+        workers.join()
 
 
 def test_a_second_writer_of_the_same_output_is_refused_at_once(corpus, reference, tmp_path, capsys):
@@ -394,7 +394,7 @@ def read_only(tmp_path):
 def test_a_read_only_output_is_one_line_before_any_work(corpus, read_only, tmp_path, capsys, monkeypatch):
     """Issue 18, item 9: `score --out` on a read-only root ended in a traceback after the pool started; compare
     with a read-only HOME in four chained errors. One more of the kind: `data synth` into a read-only folder."""
-    monkeypatch.setattr(scoring, "_pool", lambda workers: pytest.fail("a pool was started"))
+    monkeypatch.setattr(pool, "_pool", lambda workers: pytest.fail("a pool was started"))
     assert main(["score", "--data", str(corpus), "--split", "dev", "--out", str(read_only / "scores.csv")]) == 2
     err = capsys.readouterr().err
     assert err == (f"avse-bench: error: cannot write the scores in {read_only}: Read-only file system; choose "

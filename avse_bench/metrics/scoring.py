@@ -29,230 +29,27 @@ import contextlib
 import csv
 import dataclasses
 import fcntl
-import functools
 import io
 import os
 import re
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures import as_completed
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pebble
-import soundfile as sf
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import replace_atomically, writable_dir
-from avse_bench.machine import available_cores, worker_context
-from avse_bench.metrics import binaural, store
-from avse_bench.metrics.dnsmos import DNSMOS_METRICS, available, dnsmos, set_threads
-from avse_bench.metrics.functional import FS, FUNCTIONS, METRICS, MetricError, call_metrics, score_pair
-from avse_bench.metrics.spec import ALL_METRICS, FAMILIES, SPECS, applies, names
-from avse_bench.metrics.spec import function as declared_function
+from avse_bench.metrics import store
+from avse_bench.metrics.dispatch import COLUMNS, RETRIED, ScoreJob, parse_metrics
+from avse_bench.metrics.functional import METRICS  # noqa: F401 (the intrusive five, as callers import them here)
+from avse_bench.metrics.pool import DEFAULT_TIMEOUT, _PoolBroken, _score_jobs, _worker_count
+from avse_bench.metrics.spec import ALL_METRICS, SPECS
 
-COLUMNS = ("scene", "masker", "snr_db", *ALL_METRICS, "error")  # every declared metric (avse_bench/metrics/spec.py)
 OFFICIAL_COLUMNS = ("scene", "stoi", "pesq")  # the official objective_evaluation.py: classic STOI, wide-band PESQ
-DEFAULT_TIMEOUT = 300.0  # seconds per scene (and per metric when a scene is scored again metric by metric)
-RETRIED = "missing "  # rows whose error starts so are scored again by the next run
 # A failure of the environment, not of the scene's data: the next run scores such a row again (`retried`).
 ENVIRONMENT_FAILURES = ("crashed (signal", "timed out after", "worker exited with status", "failed: ")
-
-
-class _PoolBroken(BaseException):
-    """The worker pool itself is gone (every worker died at once, or none could start): the run's failure, not a
-    scene's or a metric's. A BaseException so that `score_pair`'s per-metric `except Exception` lets it through."""
-
-
-@dataclass(frozen=True)
-class ScoreJob:
-    """What a worker needs for one scene (paths and labels only: cheap to send to another process)."""
-
-    scene: str
-    masker: str | None
-    snr_db: float | None
-    reference: Path | None  # None: no clean target (eval split): non-intrusive metrics only
-    estimate: Path
-    estimate_kind: str  # "enhanced" or "mixture", for the error message when the file is missing
-    metrics: tuple[str, ...] = METRICS
-    channels: int = 1  # of the estimate and the reference: 1 on a mono track, 2 (left, right) on the binaural one
-
-
-def read_wav(path: Path, channels: int = 1) -> np.ndarray:
-    """A 16 kHz wav as float64 in [-1, 1] (soundfile's scaling, as the official scripts): (L,) for `channels` 1,
-    (L, 2) for 2 (left, right); MetricError for another rate or channel count (nothing is resampled, downmixed or
-    duplicated: the track says what a file must be)."""
-    try:
-        audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as err:
-        raise MetricError(f"unreadable wav {path.name}: {err}") from err
-    if rate != FS:
-        raise MetricError(f"{path.name} is {rate} Hz, expected {FS} Hz (not resampled)")
-    if audio.shape[1] != channels:
-        track = "mono track" if channels == 1 else "binaural track"
-        raise MetricError(f"{path.name} has {audio.shape[1]} channel(s); the {track} needs {channels}")
-    return audio[:, 0] if channels == 1 else audio  # (L,) or (L, 2)
-
-
-def _empty_row(job: ScoreJob, reason: str) -> dict[str, str]:
-    return {"scene": job.scene, "masker": job.masker or "", "snr_db": _fmt(job.snr_db),
-            **dict.fromkeys(ALL_METRICS, ""), "error": reason}
-
-
-def _nonintrusive(deg: np.ndarray, call) -> dict:
-    """DNSMOS of one estimate through `call` ("dnsmos", None, deg): {metric: value, ..., "error": reason}."""
-    try:
-        return {**call("dnsmos", None, deg), "error": ""}
-    except MetricError as err:
-        return {"error": f"dnsmos: {err.reason}"}
-    except Exception as err:  # the library's own failure
-        return {"error": f"dnsmos: failed: {type(err).__name__}: {err}"}
-
-
-def score_job(job: ScoreJob, call=None) -> dict[str, str]:
-    """One scene's CSV row (all values as strings; the metrics not in `job.metrics` empty); never raises a
-    MetricError. `call(name, ref, deg)`: see `score_pair` ("dnsmos" with no reference for the DNSMOS family);
-    default `metric_call()`."""
-    if not job.estimate.is_file():
-        return _empty_row(job, f"{RETRIED}{job.estimate_kind} file {job.estimate}")
-    call = call or metric_call()
-    intrusive = [m for m in job.metrics if m in METRICS]
-    pairs = [m for m in job.metrics if m in BINAURAL_METRICS]  # binaural (left, right) metrics
-    try:
-        deg = read_wav(job.estimate, job.channels)
-        ref = read_wav(job.reference, job.channels) if intrusive or pairs else None
-        scores = score_pair(ref, deg, call, intrusive) if intrusive else {"error": ""}
-    except MetricError as err:
-        return _empty_row(job, err.reason)
-    parts = [call_metrics(ref, deg, call, pairs)] if pairs else []
-    if any(m in DNSMOS_METRICS for m in job.metrics):
-        parts.append(_nonintrusive(deg.mean(axis=1) if deg.ndim == 2 else deg, call))  # binaural: (L + R) / 2
-    for part in parts:
-        scores = {**scores, **part, "error": "; ".join(e for e in (scores["error"], part["error"]) if e)}
-    row = _empty_row(job, scores["error"])
-    return {**row, **{m: _fmt(scores.get(m)) for m in job.metrics}}
-
-
-def _failure(err: BaseException, timeout: float) -> str:
-    """What went wrong in a worker, in words for the `error` column."""
-    if isinstance(err, pebble.ProcessExpired):
-        code = err.exitcode
-        return f"crashed (signal {-code})" if code is not None and code < 0 else f"worker exited with status {code}"
-    if isinstance(err, FutureTimeout):
-        return f"timed out after {timeout:g} s"
-    return f"failed: {type(err).__name__}: {err}"
-
-
-def _metric(functions: dict, name: str, ref: np.ndarray | None, deg: np.ndarray):
-    """One intrusive metric's value (`functions[name](ref, deg)`), or for "dnsmos" the DNSMOS family's
-    {metric: value} of `deg` alone."""
-    return dnsmos(deg) if name == "dnsmos" else functions[name](ref, deg)
-
-
-BINAURAL_METRICS = names(family="binaural")  # each computed by the function its declaration names (spec.py)
-
-
-def metric_call() -> functools.partial:
-    """`call(name, ref, deg)` over this process's `FUNCTIONS` table, as it is now. The scorer builds it once in the
-    parent and sends it with every task (the functions pickled by reference): its workers start from a clean
-    process (`_pool`), so what they compute is what the parent chose, not what a fresh import of the table says."""
-    return functools.partial(_metric, {**FUNCTIONS, **{m: declared_function(m) for m in BINAURAL_METRICS}})
-
-
-def parse_metrics(spec: str | None, *, has_targets: bool = True, channels: int = 1) -> tuple[str, ...]:
-    """`--metrics` ("pesq_wb,stoi,dnsmos", families "intrusive", "dnsmos", "binaural", "all") -> metric names in
-    column order, for a track of `channels` (1 mono, 2 binaural: `spec.SPECS[m].channels`). None: every metric of
-    the track (mono: the intrusive five and DNSMOS; binaural: MBSTOI and DNSMOS on the downmix); one whose package
-    is not installed is refused before any work, naming the command that installs it. A family or "all" keeps its
-    metrics of the track; a metric named alone of the other track is
-    refused. Without targets (an eval split) only the non-intrusive ones remain. Raises AvseBenchError for an
-    unknown name, a metric whose packages are missing, or nothing left to compute."""
-    track = "mono" if channels == 1 else "binaural"
-    if spec is None:
-        chosen = {m for m in ALL_METRICS if applies(m, channels)}
-        if has_targets or not all(SPECS[m].needs_reference for m in chosen):
-            missing = sorted({_missing(m) for m in chosen
-                              if (has_targets or not SPECS[m].needs_reference) and _missing(m)})
-            if missing:  # the track's own metrics are never left out in silence
-                raise AvseBenchError(f"the {track} track's metrics cannot all be computed here: "
-                                     f"{'; '.join(missing)} (or choose the metrics with --metrics)")
-    else:
-        chosen = set()
-        for name in (part.strip() for part in spec.split(",") if part.strip()):
-            if name not in FAMILIES and name not in ALL_METRICS:
-                raise AvseBenchError(f"--metrics: unknown metric {name!r}; choose from "
-                                     f"{', '.join([*FAMILIES, *ALL_METRICS])}")
-            if name in ALL_METRICS and not applies(name, channels):
-                raise AvseBenchError(f"--metrics {name}: a {'mono' if SPECS[name].channels == 1 else 'binaural'} "
-                                     f"metric, and this is the {track} track (--track)")
-            chosen |= {m for m in FAMILIES.get(name, (name,)) if applies(m, channels)}
-        for name in sorted(chosen, key=ALL_METRICS.index):
-            if _missing(name):
-                raise AvseBenchError(f"--metrics asks for {name}: {_missing(name)}")
-    if not has_targets:
-        chosen = {m for m in chosen if not SPECS[m].needs_reference}
-    if not chosen:
-        if not has_targets:
-            raise AvseBenchError("no metric to compute: this split has no clean targets, so only the non-intrusive "
-                                 "DNSMOS metrics apply (--metrics dnsmos; needs speechmos and onnxruntime; on the "
-                                 "binaural track of the (L + R) / 2 downmix)")
-        missing = {_missing(m) for m in ALL_METRICS if applies(m, channels)} - {None}
-        raise AvseBenchError(f"no metric to compute on the {track} track"
-                             + (f": {'; '.join(sorted(missing))}" if missing else ": --metrics names none"))
-    return tuple(m for m in ALL_METRICS if m in chosen)
-
-
-def _missing(metric: str) -> str | None:
-    """Why `metric` cannot run here (a package not installed), or None."""
-    family = SPECS[metric].family
-    return available() if family == "dnsmos" else binaural.available() if family == "binaural" else None
-
-
-def _isolated_call(pool: pebble.ProcessPool, timeout: float, metric: functools.partial):
-    """A `score_pair` call that runs each metric (`metric(name, ref, deg)`, a `metric_call()`) as a task of its own
-    in `pool`: a crash, a time-out or an unexpected exception becomes that metric's MetricError."""
-
-    def call(name: str, ref: np.ndarray, deg: np.ndarray) -> float:
-        try:
-            future = pool.schedule(metric, args=(name, ref, deg), timeout=timeout)
-        except RuntimeError as err:  # pebble refuses to schedule on a pool that broke
-            raise _PoolBroken(str(err)) from err
-        try:
-            return future.result()
-        except MetricError:
-            raise
-        except BrokenProcessPool as err:
-            raise _PoolBroken(str(err)) from err
-        except Exception as err:  # ProcessExpired, TimeoutError, anything the library raised
-            raise MetricError(_failure(err, timeout)) from err
-
-    return call
-
-
-def _row(future, job: ScoreJob, pool: pebble.ProcessPool, timeout: float,
-         metric: functools.partial) -> dict[str, str]:
-    """The row of a finished scene task; a scene whose task crashed, timed out or raised is scored again one
-    metric per task, so that the others keep their values."""
-    try:
-        return future.result()
-    except BrokenProcessPool as err:  # not this scene's fault: every task of the pool failed with it
-        raise _PoolBroken(str(err)) from err
-    except Exception as err:  # whatever killed the worker: reported per metric below
-        first = _failure(err, timeout)
-    row = score_job(job, _isolated_call(pool, timeout, metric))
-    if not row["error"]:  # every metric went through on its own: say what happened to the scene's task
-        row["error"] = f"scored metric by metric after the scene's task {first}"
-    return row
-
-
-def _fmt(value: float | None) -> str:
-    return "" if value is None or not np.isfinite(value) else repr(float(value))
 
 
 def parse_shard(shard: str) -> tuple[int, int]:
@@ -409,30 +206,6 @@ def write_official(path: Path, rows: Iterable[dict[str, str]]) -> None:
     _write_atomic(Path(path), OFFICIAL_COLUMNS, ([r["scene"], r["stoi"], r["pesq_wb"]] for r in rows))
 
 
-def _worker_count(jobs: int) -> int:
-    if jobs < 0:
-        raise AvseBenchError(f"--jobs {jobs}: expected 0 (all cores) or a positive number")
-    if jobs:
-        return jobs
-    return available_cores()
-
-
-def _pool(workers: int) -> pebble.ProcessPool:
-    """Worker processes for scoring, started clean (`worker_context`: forkserver on Linux, never fork; a forked
-    replacement worker, started after PESQ's segfault on a 150 s scene, took the next 3 s scene on CI and never
-    answered: timed out after 300 s, not reproduced in 12 runs here).
-    Each worker limits BLAS (pystoi's matmuls) to one thread: with numpy's default of one thread per core, two
-    workers on 2 cores oversubscribe and each scene took 1.8x longer (345 vs 192 ms, measured here)."""
-    return pebble.ProcessPool(max_workers=workers, context=worker_context(__name__),
-                              initializer=_single_threaded_workers, initargs=(workers,))
-
-
-def _single_threaded_workers(workers: int) -> None:
-    threadpool_limits(limits=1, user_api="blas")  # in force for the worker's lifetime (restored only on request)
-    if workers > 1:  # DNSMOS's onnxruntime sessions likewise: one thread per worker (same values)
-        set_threads(1)
-
-
 def check_enhanced_dir(enhanced_dir: Path, jobs: list[ScoreJob], suffix: str) -> None:
     """Refuse, before any work, an enhanced folder that does not exist or holds none of the expected files; the
     message names what it found instead (and the option that would read it)."""
@@ -529,34 +302,6 @@ def _score_locked(out_csv: Path, split: str, shard: str | None, todo_all: list[S
     final = _unique(read_scores(out_csv), str(out_csv))
     write_scores(out_csv, final)
     return final
-
-
-def _score_jobs(todo: list[ScoreJob], out_csv: Path, workers: int, timeout: float, bar: tqdm) -> None:
-    """Score `todo` in a fresh pool, appending rows to `out_csv` as scenes finish. Raises _PoolBroken when the pool
-    itself fails (a worker dying before pebble saw it take its task breaks the whole pool: then a new one goes on)."""
-    pool = _pool(max(1, min(workers, len(todo))))
-    metric = metric_call()
-    try:
-        futures = {pool.schedule(score_job, args=(j, metric), timeout=timeout): j for j in todo}
-        rows = (_row(f, futures[f], pool, timeout, metric) for f in as_completed(futures))
-        _append(out_csv, rows, header=not out_csv.exists() or out_csv.stat().st_size == 0, bar=bar)
-    finally:
-        pool.stop()
-        pool.join()
-
-
-def _append(path: Path, rows: Iterable[dict[str, str]], header: bool, bar: tqdm) -> None:
-    """Append each row as it arrives, flushed to disk, so that a kill loses at most the scenes in flight."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with bar, open(path, "a", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        if header:
-            writer.writerow(COLUMNS)
-            f.flush()
-        for row in rows:
-            writer.writerow([row[c] for c in COLUMNS])
-            f.flush()
-            bar.update()
 
 
 def merge_scores(inputs: Sequence, out_csv) -> Path:
