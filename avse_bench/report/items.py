@@ -234,12 +234,14 @@ def _gpu_list(gpus) -> str:
 def gpus(run: Run, system: str) -> tuple[str, str]:
     t, p = run.train[system], run.profile[system]
     train_device = get(t, "device")
-    hw = _machine(run, system, "hardware")
+    trained_on = get(t, "hardware")  # the machine that trained (runs before it was recorded: the profile's)
+    hw = trained_on if isinstance(trained_on, dict) else _machine(run, system, "hardware")
     notes = (f"training device {describe(train_device)}, world size {describe(get(t, 'world_size'))}; "
              f"GPUs on the machine: {describe(get(hw, 'gpu_count'))}")
     if not _on_gpu(train_device):
         if _on_gpu(get(p, "device")):
-            return f"none for training (CPU); profiled on {_gpu_list(get(hw, 'gpus'))}", notes
+            return (f"none for training (CPU); profiled on "
+                    f"{_gpu_list(get(_machine(run, system, 'hardware'), 'gpus'))}", notes)
         return NO_CUDA, notes
     listed = get(hw, "gpus")
     kind = get(listed[0], "name") if isinstance(listed, list) and listed else describe(listed)
