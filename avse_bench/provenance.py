@@ -25,13 +25,17 @@ def data_fingerprint(root: Path, splits: list[str]) -> str:
     return json_hash(entries)
 
 
+CODE_PATHS = ("avse_bench", "systems", "pyproject.toml")  # what makes the figures; reports/ is what a run writes
+
+
 def git_commit() -> str:
-    """The checkout's HEAD commit ("(with uncommitted changes)" when tracked files differ), or why there is none."""
+    """The checkout's HEAD commit ("(with uncommitted changes)" when tracked files of the code, `CODE_PATHS`, differ:
+    a bench rewriting the committed report under reports/ is not a change of code), or why there is none."""
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
+                               cwd=here.parent, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not run from a git checkout)"
     return sha.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")

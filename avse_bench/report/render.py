@@ -64,7 +64,8 @@ def stage_provenance(run_dir: Path) -> str:
                    describe((s.get("made_by") or {}).get("packages"))) for name, s in stamps.items()
             if s.get("git_commit")}
     if not made:
-        return "n/a (the stage stamps record no maker: a run made before they did)"
+        return ("n/a (no stage stamps in this folder: stages/ is not kept with a committed report)" if not stamps
+                else "n/a (the stage stamps record no maker: a run made before they did)")
     groups: dict[tuple, list[str]] = {}
     for name, maker in made.items():
         groups.setdefault(maker[:2], []).append(name)
