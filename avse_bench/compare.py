@@ -11,6 +11,7 @@ is done. Nothing here knows any system by name: everything system-specific comes
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -134,9 +135,10 @@ class Run:
     codes: dict = field(default_factory=dict)
     made: dict = field(default_factory=dict)  # {system: made_inputs}, once its weights are final
 
-    @property
+    @functools.cached_property
     def facts(self) -> dict:
-        """Every fact of the run a stage may read (`STAGE_READS` names them)."""
+        """Every fact of the run a stage may read (`STAGE_READS` names them); gathered once per run (the device's
+        identity reads the CPU model and imports torch)."""
         return {"data": self.data["fingerprint"], "track": self.track, "preprocessing": self.pre.config_hash(),
                 "frame_size": self.pre.size, "seed": self.config.seed, "profile": self.config.profile,
                 "world_size": self.config.nproc_per_node, "metrics": list(self.metrics),

@@ -42,6 +42,13 @@ class Stages:
     def __init__(self, out: Path):
         self.dir = out / "stages"
         self.keys: dict[str, str] = {}  # stage name -> key
+        self._maker: dict | None = None  # the commit and machine, asked once (two git calls) per run
+
+    def maker(self) -> dict:
+        """The commit and the machine this process runs stages on, for the stamps."""
+        if self._maker is None:
+            self._maker = {"git_commit": git_commit(), "machine": machine_facts()}
+        return self._maker
 
     def _stamp(self, name: str, kind: str) -> Path:
         return self.dir / f"{name}.{kind}.json"
@@ -74,5 +81,5 @@ class Stages:
         fn()
         write_json_file(done, {"inputs_hash": key, "seconds": round(time.perf_counter() - begin, 3),
                                "finished": datetime.now(UTC).isoformat(timespec="seconds"), "made_by": code,
-                               "git_commit": git_commit(), "machine": machine_facts()})
+                               **self.maker()})
         return key

@@ -272,15 +272,17 @@ def _score_locked(out_csv: Path, split: str, shard: str | None, todo_all: list[S
     if foreign:
         raise AvseBenchError(f"{out_csv} holds scenes that are not in {split}"
                              f"{f' shard {shard}' if shard else ''} (e.g. {foreign[0]}): write to another --out")
-    rescore, why = store.rows_to_rescore(recorded, todo_all[0].metrics if todo_all else (), todo_all)
+    record = store.make_record(identity, todo_all[0].metrics if todo_all else (), todo_all)  # stats each file once
+    rescore, why = store.rows_to_rescore(recorded, record)
     if why and done:
         print(f"avse-bench: note: {out_csv}: {why}: those rows are scored again", file=sys.stderr)
     if rescore is None:  # every kept row, with the metrics it had as well as the new ones
         metrics = tuple(m for m in ALL_METRICS if m in set(recorded["metrics"]) | set(todo_all[0].metrics))
         todo_all = [dataclasses.replace(j, metrics=metrics) for j in todo_all]
+        record["metrics"] = list(metrics)
         rescore = wanted
     kept = [r for r in done if not retried(r["error"]) and r["scene"] not in rescore]
-    store.write_record(out_csv, store.make_record(identity, todo_all[0].metrics if todo_all else (), todo_all))
+    store.write_record(out_csv, record)
     if len(kept) < len(read):  # missing files, failures of the environment, conflicting repeats, stale rows
         write_scores(out_csv, kept)
     finished = {r["scene"] for r in kept}

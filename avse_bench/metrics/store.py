@@ -18,11 +18,10 @@ enhanced folder, split or metric set as if they were its own. The record holds:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from avse_bench.errors import AvseBenchError
-from avse_bench.io import write_json
+from avse_bench.io import read_json, write_json
 from avse_bench.stage_code import METRIC_DISTRIBUTIONS, versions
 
 SUFFIX = ".sources.json"
@@ -61,10 +60,7 @@ def read_record(out_csv: Path) -> dict | None:
     path = sources_path(out_csv)
     if not path.is_file():
         return None
-    try:
-        record = json.loads(path.read_text())
-    except ValueError as err:
-        raise AvseBenchError(f"{path}: not a sources record ({err}); remove it and {out_csv} to score again") from None
+    record = read_json(path, "the sources record of a score file")
     if not isinstance(record, dict) or not set(IDENTITY) | {"metrics", "packages", "files"} <= set(record):
         raise AvseBenchError(f"{path}: not a sources record; remove it and {out_csv} to score again")
     return record
@@ -90,19 +86,20 @@ def check_identity(out_csv: Path, recorded: dict | None, identity: dict) -> None
                              "remove the file to score it anew")
 
 
-def rows_to_rescore(recorded: dict | None, metrics, jobs) -> tuple[set[str] | None, str]:
-    """(the scenes whose kept rows must be scored again, or None for all of them; why, in words, or "")."""
+def rows_to_rescore(recorded: dict | None, record: dict) -> tuple[set[str] | None, str]:
+    """(the scenes whose kept rows must be scored again, or None for all of them; why, in words, or ""): what
+    `recorded` holds against this run's `record` (`make_record`: its metrics, packages and file facts)."""
     if recorded is None:
         return set(), ""
-    added = [m for m in metrics if m not in recorded["metrics"]]
+    added = [m for m in record["metrics"] if m not in recorded["metrics"]]
     if added:
         return None, f"the rows lack {', '.join(added)}"
-    versions = package_versions()
-    changed = _differences(recorded["packages"], versions, sorted(set(versions) | set(recorded["packages"])))
+    now, before = record["packages"], recorded["packages"]
+    changed = _differences(before, now, sorted(set(now) | set(before)))
     if changed:
         return None, f"the metric packages changed: {'; '.join(changed)}"
-    now = file_facts(jobs)
-    stale = {scene for scene, facts in now.items() if scene in recorded["files"] and recorded["files"][scene] != facts}
+    stale = {scene for scene, facts in record["files"].items()
+             if scene in recorded["files"] and recorded["files"][scene] != facts}
     return stale, (f"{len(stale)} scene(s) whose estimate or reference changed since" if stale else "")
 
 
