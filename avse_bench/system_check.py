@@ -115,9 +115,11 @@ def _feed(system, profile: str) -> str:
     recipe = system.recipe(profile)
     frames = round(float(recipe["crop_seconds"]) * 25)
     audio = "(B, L)" if system.channels == 1 else "(B, 2, L)"
+    norm = system.frame_normalisation()
+    scale = "in [0, 1]" if norm is None else f"(x - {norm[0]:g}) / {norm[1]:g} of x in [0, 1]"
     return (f"{profile}: training crops of {frames} frames = {frames / 25:g} s = {frames * 640} samples, batch "
             f"{recipe['batch_size']}: audio {audio} float32 at 16 kHz, video (B, 1, {frames}, {pre.size}, {pre.size}) "
-            f"float32 in [0, 1] ({'equalised' if pre.equalize else 'not equalised'}, crop {pre.crop}; {rule})")
+            f"float32 {scale} ({'equalised' if pre.equalize else 'not equalised'}, crop {pre.crop}; {rule})")
 
 
 def check_system(name: str) -> int:

@@ -54,7 +54,8 @@ AT_LEAST_ONE = Key("int", minimum=1)
 
 SYSTEM = {"name": TEXT, "title": TEXT, "description": TEXT, "source": TEXT, "initialisation": TEXT}
 MODEL = {"channels": Key("int", minimum=1)}  # the rest: build_model's own keyword arguments
-PREPROCESSING = {"size": Key("int", minimum=8), "equalize": Key("bool"), "crop": Key("str", ("none", "centre"))}
+PREPROCESSING = {"size": Key("int", minimum=8), "equalize": Key("bool"), "crop": Key("str", ("none", "centre")),
+                 "mean": Key("number"), "std": POSITIVE}  # mean, std: this system's (x - mean) / std of its frames
 INFERENCE = {"video_frames": Key("str", ("audio", "video")), "min_video_frames": Key("int", minimum=0),
              "video_padding": Key("str", ("edge", "zeros")), "output": Key("str", ("as is", "peak"))}
 RECIPE = {  # what avse_bench.train reads (build_optimizer, build_scheduler, build_loaders, the loop)
@@ -65,6 +66,8 @@ RECIPE = {  # what avse_bench.train reads (build_optimizer, build_scheduler, bui
     "grad_clip": Key("number", minimum=0),
     "loss": Key("str", ("neg_si_snr", "neg_snr", "l1_stft_magnitude")),  # nn.loss.LOSSES
     "val_loss": Key("str", ("neg_si_snr", "neg_snr", "l1_stft_magnitude")),
+    "early_stop_patience": AT_LEAST_ONE,  # epochs without a lower validation loss before training stops
+    "keep": Key("str", ("last", "best")),  # which weights model.pt holds: the last epoch's or the lowest val loss's
 }
 TABLES = {"system": SYSTEM, "model": MODEL, "preprocessing": PREPROCESSING, "inference": INFERENCE,
           "recipe": RECIPE}
@@ -80,7 +83,7 @@ def _check_table(table: dict, keys: dict, name: str, where: Path, open_table: bo
             if open_table:
                 continue
             raise AvseBenchError(f"{where}: [{name}] has an unknown key {key!r}; the harness reads "
-                                 f"{', '.join(keys)} (docs/SYSTEMS.md)")
+                                 f"{', '.join(keys)} (docs/ADDING_A_SYSTEM.md)")
         problem = keys[key].problem(value)
         if problem:
             raise AvseBenchError(f"{where}: [{name}] {key} {problem}")

@@ -1,6 +1,6 @@
 """The system registry: a system is a folder holding `model.py` (build_model) and `system.toml` (its settings).
 
-What a system declares to the harness (docs/SYSTEMS.md): `[model] channels` (1: mono audio in and out, the default;
+What a system declares (docs/ADDING_A_SYSTEM.md): `[model] channels` (1: mono audio in and out, the default;
 2: a binaural (left, right) pair), `[preprocessing]` (the frames its published recipe uses: size, equalize, crop;
 `profiles.choose_preprocessing` reads it) and `[inference]` (`Feed`: how a whole utterance is given to it and what
 is done to its output).
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from torch import nn
 
-from avse_bench.contract import OutputCheck
+from avse_bench.contract import FrameNormalisation, OutputCheck
 from avse_bench.errors import AvseBenchError
 from avse_bench.system_schema import check_config
 
@@ -58,6 +58,7 @@ def available() -> dict[str, Path]:
     return found
 
 
+NORMALISATION_KEYS = ("mean", "std")  # [preprocessing] keys that belong to one system, not to the run's frames
 MODEL_TABLES = ("model", "preprocessing", "inference", "recipe", "profiles")  # what changes the model or its run
 VIDEO_FRAMES = ("audio", "video")
 VIDEO_PADDING = ("edge", "zeros")
@@ -125,6 +126,9 @@ class System:
         if not isinstance(model, nn.Module):
             raise AvseBenchError(f"system {self.name}: build_model returned {type(model).__name__}, not a "
                                  "torch.nn.Module")
+        norm = self.frame_normalisation()
+        if norm is not None:
+            model.register_forward_pre_hook(FrameNormalisation(*norm))
         model.register_forward_hook(OutputCheck(self.name, self.channels))
         return model
 
@@ -141,8 +145,19 @@ class System:
         return int(self.config["model"].get("channels", 1))
 
     def declared_preprocessing(self) -> dict | None:
-        """The `[preprocessing]` table (the frames the published recipe uses: size, equalize, crop), or None."""
-        return self.config.get("preprocessing")
+        """The frames the published recipe uses, from `[preprocessing]` (size, equalize, crop: what every system of
+        a run shares, `profiles.choose_preprocessing`), or None when it declares none. `mean` and `std` are this
+        system's own (`frame_normalisation`), not part of the shared frames."""
+        table = {k: v for k, v in (self.config.get("preprocessing") or {}).items() if k not in NORMALISATION_KEYS}
+        return table or None
+
+    def frame_normalisation(self) -> tuple[float, float] | None:
+        """(mean, std) of `[preprocessing]` (either alone: the other 0 or 1), applied to the [0, 1] video before
+        this system's model sees it (`contract.FrameNormalisation`), or None when neither is declared."""
+        table = self.config.get("preprocessing") or {}
+        if not any(k in table for k in NORMALISATION_KEYS):
+            return None
+        return float(table.get("mean", 0.0)), float(table.get("std", 1.0))
 
     def feed(self) -> Feed:
         """How a whole utterance is given to the model (`[inference]` of system.toml; defaults otherwise)."""

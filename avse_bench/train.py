@@ -118,6 +118,21 @@ def set_rng_state(state: dict, device: torch.device) -> None:
 
 
 # --- optimiser and schedule from the recipe -----------------------------------------------------------------------
+def early_stop_epoch(val_losses: list[float], patience: int | None) -> int | None:
+    """The epoch (1-based) after which training stops: the first whose validation loss is the `patience`-th in a
+    row without a new lowest one (Lightning's and Keras's EarlyStopping: mode min, min_delta 0); None when it never
+    comes or `patience` is None. Computed from the log alone, so a resumed run stops where the uninterrupted run
+    would."""
+    if not patience:
+        return None
+    best, wait = math.inf, 0
+    for epoch, loss in enumerate(val_losses, start=1):
+        best, wait = (loss, 0) if loss < best else (best, wait + 1)
+        if wait >= patience:
+            return epoch
+    return None
+
+
 def whole_epoch_mean(rows: list[dict], steps_per_epoch: int) -> float | str:
     """Mean wall time in seconds of the epochs that ran all `steps_per_epoch` steps (a `max_steps` run's last epoch
     is partial and is left out), or "n/a (reason)" when none did."""
@@ -325,9 +340,12 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
         if d.main:
             print(f"[train] {system.name}: resuming {out} after epoch {epoch} (step {step})")
 
+    patience, keep = recipe.get("early_stop_patience"), recipe.get("keep", "last")
+    best = ckpt.get("best") if resume and ckpt_path.exists() else None  # {"epoch", "val_loss", "model"}
+    stopped = early_stop_epoch([r["val_loss"] for r in rows], patience)
     net = DistributedDataParallel(model) if d.world_size > 1 else model
     ran = 0
-    while epoch < epochs and (stop_after_epochs is None or ran < stop_after_epochs):
+    while epoch < epochs and stopped is None and (stop_after_epochs is None or ran < stop_after_epochs):
         t0 = time.perf_counter()
         sampler.set_epoch(epoch)  # the epoch reaches the dataset (in any worker) with each index
         net.train()
@@ -357,10 +375,15 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
         elapsed += seconds
         rows.append({"epoch": epoch, "steps": step, "train_loss": round(train_loss, 4),
                      "val_loss": round(val_loss, 4), "lr": lr, "epoch_seconds": round(seconds, 2)})
+        if keep == "best" and (best is None or rows[-1]["val_loss"] < best["val_loss"]):
+            best = {"epoch": epoch, "val_loss": rows[-1]["val_loss"],
+                    "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+        stopped = early_stop_epoch([r["val_loss"] for r in rows], patience)
         rngs = _gather_rng(dev, d)
         if d.main:
             atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                         "best": best,
                          "rng": rngs, "epoch": epoch, "step": step, "log": rows, "elapsed": elapsed,
                          "system": system.name, "profile": profile, "recipe": recipe, "seed": seed,
                          "preprocessing_hash": preprocessing.config_hash()}, ckpt_path)
@@ -368,10 +391,14 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
             print(f"[train] {system.name} epoch {epoch}/{epochs}: step {step}, train loss {train_loss:.3f}, "
                   f"val loss {val_loss:.3f}, lr {lr:.3g}, {seconds:.1f} s", flush=True)
 
-    if epoch >= epochs and d.main:
+    if stopped is not None and d.main:
+        print(f"[train] {system.name}: stopped early after epoch {stopped} (no lower validation loss in {patience} "
+              "epochs)")
+    if (epoch >= epochs or stopped is not None) and d.main:
         from avse_bench.profiling.hardware import hardware_info
 
-        atomic_save(model.state_dict(), out / "model.pt")
+        kept = best if keep == "best" and best is not None else None
+        atomic_save(kept["model"] if kept else model.state_dict(), out / "model.pt")
         summary = {
             "system": system.name, "profile": profile, "recipe": recipe,
             "preprocessing": preprocessing.config(), "preprocessing_hash": preprocessing.config_hash(),
@@ -380,6 +407,10 @@ def train(system: str | System, data_root, out_dir, profile: str = "quick", resu
             "hardware": hardware_info(),  # the machine that trained (item 9 reads it; the profile may be elsewhere)
             "device": str(dev), "world_size": d.world_size, "batch_size": int(recipe["batch_size"]),
             "seed": seed, "final_val_loss": rows[-1]["val_loss"],
+            "early_stop": ({"epoch": stopped, "of": epochs, "patience": patience} if stopped is not None
+                           else None),
+            "kept": ({"epoch": kept["epoch"], "val_loss": kept["val_loss"], "which": "lowest validation loss"}
+                     if kept else {"epoch": epoch, "val_loss": rows[-1]["val_loss"], "which": "last epoch"}),
             "train_scenes": len(train_set), "torch_threads": torch.get_num_threads(),
             "loader_workers": loader.n_workers, "frame_cache_mb": loader.frame_cache_mb,
             "frame_store": loader.frame_store,

@@ -164,8 +164,10 @@ def test_a_system_with_a_syntax_error_is_listed_with_it_and_the_others_work(tmp_
      "[recipe] has an unknown key 'learning_rate'; the harness reads optimizer, lr,"),
     (lambda t: t.replace('optimizer = "rmsprop"', 'optimizer = "sgd"'),
      "[recipe] optimizer must be one of adam, rmsprop (got 'sgd')"),
-    (lambda t: t + '\n[preprocessing]\nmean = 0.421\n',
-     "[preprocessing] has an unknown key 'mean'; the harness reads size, equalize, crop"),
+    (lambda t: t + '\n[preprocessing]\nnormalise = 0.421\n',  # mean and std are keys now (issue 27)
+     "[preprocessing] has an unknown key 'normalise'; the harness reads size, equalize, crop, mean, std"),
+    (lambda t: t + '\n[preprocessing]\nstd = 0\n',
+     "[preprocessing] std must be > 0 (got 0)"),
 ])
 def test_a_system_toml_value_of_the_wrong_kind_is_one_line(tiny_corpus, tmp_path, monkeypatch, capsys, edit, words):
     """Item 6: `[profiles.smoke] batch_size = "auto"` ended `train` in `ValueError: invalid literal for int()`."""

@@ -195,3 +195,73 @@ def test_the_recipe_declares_its_losses():
     config = {"system": {}, "model": {}, "recipe": {"loss": "pit_si_sdr"}}
     with pytest.raises(AvseBenchError, match=r"\[recipe\] loss must be one of neg_si_snr, neg_snr, l1_stft_magnitude"):
         check_config(config, Path("system.toml"))
+
+
+def test_early_stopping_stops_and_keeps_the_best_weights_also_when_resumed(tiny_corpus, tmp_path, monkeypatch):
+    """Issue 27, item 4: a recipe declares early stopping (`early_stop_patience`, as Lightning's and Keras's
+    EarlyStopping on val_loss) and which weights model.pt holds (`keep = "best"`). Scripted validation losses:
+    the lowest at epoch 2, none lower in the 2 epochs after, so training stops after epoch 4 of 6 and model.pt is
+    epoch 2's model. A run killed after epoch 3 and resumed stops at the same epoch with the same weights."""
+    import avse_bench.train as train_module
+    from avse_bench.train import early_stop_epoch
+
+    assert early_stop_epoch([3.0, 2.0, 2.5, 2.1], 2) == 4
+    assert early_stop_epoch([3.0, 2.0, 2.0, 1.9], 2) is None  # equal is not lower; 1.9 resets the count
+    assert early_stop_epoch([3.0, 3.5, 4.0], None) is None
+    recipe = {k: v for k, v in load(SYSTEM).recipe("smoke").items() if k != "max_steps"}
+    recipe.update(epochs=6, early_stop_patience=2, keep="best")
+    monkeypatch.setattr(System, "recipe", lambda self, profile: recipe)
+    scripted = [3.0, 2.0, 2.5, 2.1, 1.0, 0.5]
+
+    def run(out: Path, **kw) -> list[dict]:
+        seen = []
+
+        def fake_validate(model, loader, device, loss_fn):
+            seen.append({k: v.clone() for k, v in model.state_dict().items()})
+            return scripted[len(_log(out)) if (out / "train_log.csv").exists() else 0]
+
+        monkeypatch.setattr(train_module, "validate", fake_validate)
+        train(SYSTEM, tiny_corpus, out, profile="smoke", progress=False, preprocessing=SMOKE_PRE, **kw)
+        return seen
+
+    states = run(tmp_path / "full")
+    summary = json.loads((tmp_path / "full" / "train_summary.json").read_text())
+    assert len(states) == 4 and summary["epochs"] == 4
+    assert summary["early_stop"] == {"epoch": 4, "of": 6, "patience": 2}
+    assert summary["kept"] == {"epoch": 2, "val_loss": 2.0, "which": "lowest validation loss"}
+    kept = torch.load(tmp_path / "full" / "model.pt", weights_only=True)
+    assert all(torch.equal(kept[k], states[1][k]) for k in kept)
+    assert not all(torch.equal(kept[k], states[3][k]) for k in kept)
+
+    run(tmp_path / "killed", stop_after_epochs=3)
+    assert not (tmp_path / "killed" / "model.pt").exists()
+    run(tmp_path / "killed", resume=True)
+    resumed = torch.load(tmp_path / "killed" / "model.pt", weights_only=True)
+    assert all(torch.equal(resumed[k], kept[k]) for k in kept)
+    assert json.loads((tmp_path / "killed" / "train_summary.json").read_text())["early_stop"]["epoch"] == 4
+
+
+def test_declared_frame_normalisation_reaches_the_model_and_not_the_run_frames(tmp_path):
+    """Issue 27, item 4: `[preprocessing] mean, std` (the Real-World baseline's 0.421, 0.165) is this system's
+    (x - mean) / std of the [0, 1] frames, applied at the model's boundary; the run's shared frames are unchanged
+    and a system without it sees [0, 1]."""
+    import shutil
+    import tomllib
+
+    folder = tmp_path / "normed"
+    shutil.copytree(REPO / "systems" / "dcnn_rnn", folder)
+    text = (folder / "system.toml").read_text()
+    (folder / "system.toml").write_text(text.replace("[recipe]", "[preprocessing]\nmean = 0.421\nstd = 0.165\n\n"
+                                                     "[recipe]", 1))
+    normed = System("normed", folder, tomllib.loads((folder / "system.toml").read_text()))
+    assert normed.frame_normalisation() == (0.421, 0.165) and normed.declared_preprocessing() is None
+    assert choose_preprocessing([normed, load(SYSTEM)], "smoke")[1] == "the smoke profile's"
+    seen = []
+    model = normed.build_model()
+    model.register_forward_pre_hook(lambda m, args: seen.append(args[1].clone()))
+    video = torch.full((1, 1, 3, 32, 32), 0.5)
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 1920), video)
+    assert torch.allclose(seen[0], torch.full_like(video, (0.5 - 0.421) / 0.165))
+    assert load(SYSTEM).frame_normalisation() is None

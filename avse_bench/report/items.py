@@ -126,6 +126,13 @@ def training_steps(run: Run, system: str) -> tuple[str, str]:
              f"{number(get(t, 'steps_per_epoch'))} steps per epoch, batch {number(get(t, 'batch_size'))})")
     published = run.config(system).get("recipe", {})
     notes = f"{run.manifest.get('profile')} profile; published recipe: {describe(published) if published else 'none'}"
+    stop = get(t, "early_stop")
+    if isinstance(stop, dict):
+        notes += (f"; stopped early after epoch {stop['epoch']} of {stop['of']} (no lower validation loss in "
+                  f"{stop['patience']} epochs)")
+    kept = get(t, "kept")
+    if isinstance(kept, dict):
+        notes += f"; weights kept: epoch {kept['epoch']}'s ({kept['which']}, val loss {kept['val_loss']})"
     return value, notes
 
 
@@ -257,6 +264,10 @@ def training_process(run: Run, system: str) -> tuple[str, str]:
     notes = (f"architecture: {describe(get(config, 'system', 'title'))}, model {describe(config.get('model', {}))}; "
              f"preprocessing (identical for every system): {describe(get(pre, 'config'))}, "
              f"hash {describe(get(pre, 'hash'))}")
+    own = config.get("preprocessing") or {}
+    if "mean" in own or "std" in own:
+        notes += (f"; this system's frames normalised as (x - {own.get('mean', 0)}) / {own.get('std', 1)} "
+                  "(system.toml [preprocessing])")
     return value, notes
 
 
