@@ -47,11 +47,13 @@ def _add_metrics_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_track_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--track", choices=("binaural", "mono"), default=None,
+    p.add_argument("--track", choices=("binaural", "mono", "track1", "track2"), default=None,
                    help="AVSEC-4 data: binaural (the default, as the challenge: 2-channel files, MBSTOI against "
                         "_target_anechoic; the noisy row is _mix) or mono (1-channel files: systems read _mono_mix, "
                         "train against _target_anechoic downmixed as the official baseline does, and are scored "
-                        "with the mono metrics against _target_mono_anechoic). AVSEC-1/2/3 data is mono")
+                        "with the mono metrics against _target_mono_anechoic). AVSEC-1/2/3 data is mono. "
+                        "Real-World AVSE 2026 data: track1 or track2 (the ROOT/track{1,2}/<split>/ folder; the "
+                        "only one when ROOT holds one track's zip)")
 
 
 def _add_preprocessing_options(p: argparse.ArgumentParser, note: str) -> None:
@@ -85,12 +87,27 @@ def _preprocessing(a: argparse.Namespace, system_names: list[str]):
 def _data_synth(a: argparse.Namespace) -> int:
     from avse_bench.data.synth import synthesize
 
+    if a.layout == "realworld":
+        from avse_bench.data.synth_realworld import synthesize_realworld
+
+        synthesize_realworld(a.out, n_train=a.train, n_dev=a.dev, seed=a.seed, min_seconds=a.min_seconds,
+                             max_seconds=a.max_seconds)
+        return 0
     synthesize(a.out, n_train=a.train, n_dev=a.dev, seed=a.seed, min_seconds=a.min_seconds,
                max_seconds=a.max_seconds, progress=True, layout=a.layout)
     return 0
 
 
 def _data_check(a: argparse.Namespace) -> int:
+    from avse_bench.data import realworld
+
+    if realworld.is_realworld(a.root, a.split):
+        from avse_bench.data.realworld_check import check
+
+        tracks = [a.track] if a.track else realworld.tracks_present(a.root, a.split)
+        reports = [check(a.root, a.split, t) for t in tracks]
+        print("\n\n".join(r.format() for r in reports))
+        return 0 if all(r.ok for r in reports) else 1
     from avse_bench.data.check import run_check
 
     return run_check(a.root, a.split, jobs=a.jobs)
@@ -284,15 +301,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed: same seed, same bytes (default 0)")
     s.add_argument("--min-seconds", type=float, default=2.0, help="shortest scene (default 2.0)")
     s.add_argument("--max-seconds", type=float, default=4.0, help="longest scene (default 4.0)")
-    s.add_argument("--layout", choices=("avsec2", "avsec4"), default="avsec2",
+    s.add_argument("--layout", choices=("avsec2", "avsec4", "realworld"), default="avsec2",
                    help="avsec2: the AVSEC-1/2/3 files (mono, one masker; the default); avsec4: binaural, "
                         "reverberant scenes with 1-3 maskers including music, in the AVSEC-4 files and metadata "
-                        "(a simple head and room model: avse_bench/data/spatial.py)")
+                        "(a simple head and room model: avse_bench/data/spatial.py); realworld: two-talker clips "
+                        "in the Real-World AVSE 2026 layout, both tracks (train and dev count clips, two items each)")
     s.set_defaults(func=_data_synth)
-    c = dsub.add_parser("check", help="validate one split of an AVSEC-layout root; exit 1 if anything is broken")
+    c = dsub.add_parser("check", help="validate one split of an AVSEC or Real-World AVSE root; exit 1 if anything "
+                                      "is broken")
     c.add_argument("root", type=Path)
     c.add_argument("--split", required=True, help="train, dev or eval")
     c.add_argument("--jobs", type=int, default=0, help="processes checking scenes in parallel (default: all cores)")
+    _add_track_option(c)
     c.set_defaults(func=_data_check)
     f = dsub.add_parser("frames", help="preprocess a split's videos into a disk frame store (parallel, resumable)")
     f.add_argument("root", type=Path)

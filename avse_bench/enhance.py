@@ -196,7 +196,8 @@ def enhance_variants(system: str | System, run_dir, data_root, variants: dict[Pa
     for out in variants:
         writable_dir(out, "the enhanced files", "choose another --out")
     scenes = load_split(data_root, split, track)
-    todo = [i for i, s in enumerate(scenes) if any(not (Path(o) / f"{s.id}.wav").is_file() for o in variants)]
+    todo = [i for i, s in enumerate(scenes) if any(not s.output(o).is_file() for o in variants)]
+    by_id = {s.id: s for s in scenes}
     if not todo:
         return
     loader = replace(loader or LoaderOptions(), frame_cache_mb=0)
@@ -210,9 +211,10 @@ def enhance_variants(system: str | System, run_dir, data_root, variants: dict[Pa
             scene = item["scene"]
             mixed = item["mixed"].unsqueeze(0).to(dev, non_blocking=True)  # (1, L) or (1, 2, L)
             for out, transform in variants.items():
-                path = Path(out) / f"{scene}.wav"
+                path = by_id[scene].output(out)  # <scene>.wav, or the Real-World submission layout
                 if path.is_file():
                     continue
+                path.parent.mkdir(parents=True, exist_ok=True)
                 frames = item["video"][0]  # (T, H, W) uint8
                 if transform is not None:
                     frames = torch.from_numpy(np.ascontiguousarray(transform(frames.numpy(), scene)))

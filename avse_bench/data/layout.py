@@ -135,6 +135,12 @@ class Scene:
     layout: str = AVSEC2
     track: str = MONO
     files: dict = field(default_factory=dict)
+    output_name: str | None = None  # its enhanced file relative to an output folder (None: `<id>.wav`)
+
+    def output(self, out_dir) -> Path:
+        """Where a system's enhanced file of this scene goes under `out_dir`: `<id>.wav` (AVSEC), or the
+        submission layout `<track>/<split>/<scene>/<clip_id>/<sK>.wav` (Real-World AVSE, `realworld`)."""
+        return Path(out_dir) / (self.output_name or f"{self.id}.wav")
 
     @property
     def n_maskers(self) -> int | None:
@@ -284,7 +290,15 @@ def masker_of(record: dict, metadata_path: Path | None = None) -> tuple[str | No
 
 def load_split(root, split: str, track: str | None = None) -> list[Scene]:
     """Every scene of `split` on `track` (None: the layout's default, `resolve_track`), sorted by id; raises
-    `AvseBenchError` naming the broken ones, or for a track the layout does not have."""
+    `AvseBenchError` naming the broken ones, or for a track the layout does not have. A split in the Real-World
+    AVSE layout (`realworld`: ROOT/track{1,2}/<split>/{mix,remix}/) gives its items, two per clip."""
+    from avse_bench.data import realworld
+
+    if realworld.is_realworld(root, split):
+        return realworld.load_items(root, split, track)
+    if track in realworld.TRACKS:
+        raise AvseBenchError(f"--track {track}: a Real-World AVSE track, and {Path(root) / split} is not in that "
+                             "layout (ROOT/track1/<split>/mix/ ...)")
     scan = scan_split(root, split)
     track = resolve_track(scan.layout, track, scan.scenes_dir)
     roles = TRACK_FILES[scan.layout, track]

@@ -14,6 +14,9 @@ seeded with (seed, scene id), so a condition is the same for every system and ev
 | offset | k frames, signed | 0 | video shifted k frames later (k > 0: it lags the audio) or earlier, edges held |
 | blank | 1 | (none) | every frame zero: the audio-only control |
 | dcnn_rnn_loader | 1 | (none) | every frame but the last zero: the DCNN-RNN entry's published loader |
+| rw_blackout, rw_occlusion, rw_lowquality, rw_freeze, rw_desync | (drawn) | (none) | Track 2 of the Real-World AVSE
+Challenge 2026: each item's parameters drawn from the official generator's distributions |
+| rw_track2 | (drawn) | (none) | one of those five per item, with the official type weights |
 
 The occlusion patch: a rectangle `round(W sqrt(f))` wide and `round(H/2 sqrt(f))` high (so f of the lower half's
 area, up to rounding), centred horizontally and centred vertically in the lower half, where a face crop's mouth is;
@@ -139,6 +142,98 @@ def dcnn_rnn_loader(frames: np.ndarray, severity: float = 1, rng: np.random.Gene
     out = np.zeros_like(frames)
     out[-1:] = frames[-1:]
     return out
+
+
+# --- Track 2 of the Real-World AVSE Challenge 2026 -----------------------------------------------------------------
+# The official training-time generator, look2hear/datas/visual_perturb/{generate_params,perturb}.py of the baseline
+# (../shared/REALWORLD.md section 4): each condition draws its parameters per item from its distributions, here from
+# the (seed, item) generator, so every system sees the same degraded video. They act on the preprocessed frames.
+TRACK2_WEIGHTS = {"rw_lowquality": 0.35, "rw_occlusion": 0.25, "rw_freeze": 0.18, "rw_desync": 0.12,
+                  "rw_blackout": 0.10}  # generate_degradation_params' type weights
+
+
+def _segment(rng: np.random.Generator, n: int, low: int, high: int) -> slice:
+    """A run of randint(low, high) frames (at most n) from a uniform start."""
+    length = min(n, int(rng.integers(low, max(low, high) + 1)))
+    start = int(rng.integers(0, n - length + 1))
+    return slice(start, start + length)
+
+
+@register_degradation("", None, single=True)
+def rw_blackout(frames: np.ndarray, severity: float = 1, rng: np.random.Generator | None = None) -> np.ndarray:
+    """FULL_MASK: int(r T) consecutive frames black, r = round(U(0.2, 0.8), 2), from a uniform start."""
+    n, out = len(frames), frames.copy()
+    length = int(round(float(rng.uniform(0.2, 0.8)), 2) * n)
+    start = int(rng.integers(0, n - length + 1))
+    out[start:start + length] = 0
+    return out
+
+
+@register_degradation("", None, single=True)
+def rw_occlusion(frames: np.ndarray, severity: float = 1, rng: np.random.Generator | None = None) -> np.ndarray:
+    """OCCLUSION: an object over the mouth on randint(0.3 T, 0.5 T) consecutive frames. The official code pastes a
+    COCO object (40 px of a 256 px face frame in its test state) at a lip landmark; its object images are not
+    distributed, so here a textured opaque ellipse of that relative size (40/256 of the frame width) sits at the
+    lower-middle of the frame, where a face crop's mouth is, jittered by up to 1/16 of the frame."""
+    n, h, w = frames.shape
+    seg = _segment(rng, n, int(0.3 * n), int(0.5 * n))
+    side = max(2, round(w * 40 / 256))
+    cx = w / 2 + rng.uniform(-w / 16, w / 16)
+    cy = h * 0.75 + rng.uniform(-h / 16, h / 16)
+    yy, xx = np.mgrid[0:h, 0:w]
+    inside = ((xx - cx) / (side / 2)) ** 2 + ((yy - cy) / (side / 2.5)) ** 2 <= 1  # (H, W)
+    texture = np.clip(rng.uniform(40, 220) + 25 * rng.standard_normal((h, w)), 0, 255).astype(np.uint8)
+    out = frames.copy()
+    out[seg][:, inside] = texture[inside]
+    return out
+
+
+@register_degradation("", None, single=True)
+def rw_lowquality(frames: np.ndarray, severity: float = 1, rng: np.random.Generator | None = None) -> np.ndarray:
+    """LOW_RES: on randint(0.1 T, 0.5 T) consecutive frames, with probability 1/2 Gaussian noise of variance
+    U(0, 0.2) on [0, 1] frames, clipped (skimage random_noise 'gaussian'), else a Gaussian blur of kernel 7, sigma
+    U(0.1, 2.0) (torchvision GaussianBlur). The official noise branch is fed 0-255 values, which saturates frames
+    towards white (REALWORLD.md); here the noise is on [0, 1] as random_noise is documented."""
+    n = len(frames)
+    seg = _segment(rng, n, int(0.1 * n), int(0.5 * n))
+    out = frames.copy()
+    if rng.random() < 0.5:
+        x = frames[seg].astype(np.float64) / 255.0
+        noisy = x + rng.normal(0.0, math.sqrt(float(rng.uniform(0.0, 0.2))), x.shape)
+        out[seg] = np.round(np.clip(noisy, 0.0, 1.0) * 255).astype(np.uint8)
+    else:
+        sigma = float(rng.uniform(0.1, 2.0))
+        out[seg] = np.stack([cv2.GaussianBlur(f, (7, 7), sigma, borderType=cv2.BORDER_REFLECT_101)
+                             for f in frames[seg]])
+    return out
+
+
+@register_degradation("", None, single=True)
+def rw_freeze(frames: np.ndarray, severity: float = 1, rng: np.random.Generator | None = None) -> np.ndarray:
+    """FRAME_FREEZE: randint(3, max(3, int(0.3 T))) consecutive frames all showing the run's first frame."""
+    n = len(frames)
+    seg = _segment(rng, n, 3, max(3, int(0.3 * n)))
+    out = frames.copy()
+    out[seg] = frames[seg.start]
+    return out
+
+
+@register_degradation("", None, single=True)
+def rw_desync(frames: np.ndarray, severity: float = 1, rng: np.random.Generator | None = None) -> np.ndarray:
+    """AV_DESYNC: the video shifted by randint(-10, 10) frames (0 becomes +-3), the frame count kept: a positive
+    shift repeats frame 0 at the start and drops the end, a negative one drops the start and repeats the last."""
+    shift = int(rng.integers(-10, 11))
+    shift = shift or int(rng.choice([-3, 3]))
+    return offset(frames, shift)
+
+
+@register_degradation("", None, single=True)
+def rw_track2(frames: np.ndarray, severity: float = 1, rng: np.random.Generator | None = None) -> np.ndarray:
+    """One of the five Track 2 degradations per item, drawn with the official generator's weights
+    (`TRACK2_WEIGHTS`), then applied with its own drawn parameters."""
+    names = list(TRACK2_WEIGHTS)
+    chosen = names[int(rng.choice(len(names), p=np.asarray(list(TRACK2_WEIGHTS.values()))))]
+    return DEGRADATIONS[chosen].function(frames, 1, rng)
 
 
 @dataclass(frozen=True, order=True)

@@ -88,9 +88,16 @@ def _jobs_for(data_root: Path, split: str, enhanced_dir: Path | None, shard: str
         print(f"avse-bench: note: {data_root / split} has no reference files (an evaluation split): scored blind, "
               f"with {', '.join(SPECS[m].label for m in chosen)} only", file=sys.stderr)
     return [ScoreJob(s.id, s.masker, s.snr_db, None if s.reference is None else Path(s.reference),
-                     Path(enhanced_dir) / f"{s.id}{suffix}.wav" if enhanced_dir is not None else Path(s.mixed),
+                     _estimate(s, enhanced_dir, suffix) if enhanced_dir is not None else Path(s.mixed),
                      "enhanced" if enhanced_dir is not None else "mixture", chosen, s.channels)
             for s in select_shard(all_scenes, shard)], track
+
+
+def _estimate(scene, enhanced_dir, suffix: str) -> Path:
+    """A scene's enhanced file: `Scene.output` (`<id>.wav`, or the Real-World submission layout), `suffix` before
+    the extension."""
+    path = scene.output(enhanced_dir)
+    return path.with_name(f"{path.stem}{suffix}.wav") if suffix else path
 
 
 def read_scores(path: Path, *, repair: bool = False) -> list[dict[str, str]]:
@@ -213,8 +220,8 @@ def check_enhanced_dir(enhanced_dir: Path, jobs: list[ScoreJob], suffix: str) ->
         raise AvseBenchError(f"--enhanced {enhanced_dir}: no such folder")
     if any(j.estimate.is_file() for j in jobs):
         return
-    wavs = sorted(p.name for p in enhanced_dir.glob("*.wav"))
-    expected = jobs[0].estimate.name if jobs else f"<scene>{suffix}.wav"
+    wavs = sorted(str(p.relative_to(enhanced_dir)) for p in enhanced_dir.rglob("*.wav"))
+    expected = jobs[0].estimate.relative_to(enhanced_dir) if jobs else f"<scene>{suffix}.wav"
     hint = ""
     if jobs and wavs:
         found = re.match(rf"^{re.escape(jobs[0].scene)}(.*)\.wav$", next((w for w in wavs if w.startswith(
