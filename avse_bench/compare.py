@@ -94,14 +94,14 @@ def check_supplied_weights(systems, weights: dict[str, Path]) -> dict[str, tuple
     return {name: model_with_weights(by_name[name], path) for name, path in weights.items()}
 
 
-def validate_splits(root: Path, splits: list[str]) -> None:
+def validate_splits(root: Path, splits: list[str], track: str | None = None) -> None:
     """`data check`'s checks on every split the run uses, before any work: raises AvseBenchError naming every broken
     scene and its reason; files in scenes/ that belong to no scene are listed as a warning."""
     from avse_bench.data.check import check_split
 
     broken = []
     for split in splits:
-        report = check_split(root, split, progress=True, sync=False, jobs=0)
+        report = check_split(root, split, progress=True, sync=False, jobs=0, track=track)
         broken += [f"  {split}/{sid}: {'; '.join(msgs)}" for sid, msgs in sorted(report.problems.items())]
         if report.unrecognised:
             names = ", ".join(report.unrecognised[:5]) + (" ..." if len(report.unrecognised) > 5 else "")
@@ -199,10 +199,9 @@ def open_run(config: RunConfig) -> Run:
     track, layout = eval_scenes[0].track, eval_scenes[0].layout
     for s in systems:
         require_channels(eval_scenes, s.channels, f"system {s.name}")
-    channels = eval_scenes[0].channels
-    chosen = parse_metrics(config.metrics, channels=channels)  # fail fast on a bad list or a missing package
+    chosen = parse_metrics(config.metrics, track=track)  # fail fast on a bad list or a missing package
     if stress:  # the stress conditions' metrics too, before any training
-        parse_metrics(",".join(stress_metrics(track)), channels=channels)
+        parse_metrics(",".join(stress_metrics(track)), track=track)
     n_train = len(load_split(root, TRAIN_SPLIT, track))
     blind_scenes = load_split(root, BLIND_SPLIT, track) if (root / BLIND_SPLIT).is_dir() else []
     blind = BLIND_SPLIT if blind_scenes and all(s.reference is None for s in blind_scenes) else None
@@ -473,7 +472,8 @@ def compare(config: RunConfig) -> Path:
     from avse_bench.report import render_report
 
     run = open_run(config)
-    run.stages.run("check", run.reads("check"), [], lambda: validate_splits(run.root, [TRAIN_SPLIT, EVAL_SPLIT]))
+    run.stages.run("check", run.reads("check"), [], lambda: validate_splits(run.root, [TRAIN_SPLIT, EVAL_SPLIT],
+                                                                                   run.track))
     train_stage(run)
     enhance_and_score_stage(run)
     listen_stage(run)

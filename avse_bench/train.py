@@ -178,6 +178,15 @@ def _schedule_step(scheduler, val_loss: float) -> None:
 
 
 # --- data ---------------------------------------------------------------------------------------------------------
+def with_targets(scenes: list) -> list:
+    """The scenes that have a clean target to train or validate against: all of an AVSEC split; a Real-World
+    split's remix items (its mix clips are real recordings without one). AvseBenchError when none has one."""
+    kept = [s for s in scenes if s.target is not None]
+    if not kept and scenes:
+        raise AvseBenchError(f"no scene of split {scenes[0].split!r} has a clean target to train against")
+    return kept
+
+
 def build_loaders(system: System, data_root: Path, train_split: str, val_split: str, preprocessing, recipe: dict,
                   seed: int, d: Dist, options: LoaderOptions, device: torch.device, track: str | None = None):
     """The training loader (shuffled by a DistributedSampler, crops per (seed, epoch, index)) and the validation
@@ -189,11 +198,11 @@ def build_loaders(system: System, data_root: Path, train_split: str, val_split: 
     crop = float(recipe["crop_seconds"])
     batch = int(recipe["batch_size"])
     frames = {**options.dataset_kwargs(), "video_uint8": True, "system": system}
-    train_set = AVSEDataset(load_split(data_root, train_split, track), preprocessing, crop_seconds=crop, seed=seed,
-                            **frames)
+    train_set = AVSEDataset(with_targets(load_split(data_root, train_split, track)), preprocessing,
+                            crop_seconds=crop, seed=seed, **frames)
     # Validation on fixed crops (epoch 0's) of the same length, so that batches stack and val losses compare.
-    val_set = AVSEDataset(load_split(data_root, val_split, track), preprocessing, crop_seconds=crop, seed=seed,
-                          **frames)
+    val_set = AVSEDataset(with_targets(load_split(data_root, val_split, track)), preprocessing, crop_seconds=crop,
+                          seed=seed, **frames)
     # One sampler for every case: with one replica it is a seeded shuffle that depends only on (seed, epoch).
     sampler = EpochSampler(DistributedSampler(train_set, num_replicas=d.world_size, rank=d.rank, shuffle=True,
                                               seed=seed, drop_last=True))

@@ -183,11 +183,20 @@ def _check_scene(parts: dict[str, Path], layout: str = AVSEC2) -> _SceneFacts:
     return _SceneFacts(problems, rates, mixed, video)
 
 
-def check_split(root, split: str, progress: bool = False, sync: bool = True, jobs: int = 1) -> CheckReport:
+def check_split(root, split: str, progress: bool = False, sync: bool = True, jobs: int = 1,
+                track: str | None = None) -> CheckReport:
     """Validate `split` under `root`, `jobs` scenes at a time in worker processes (0: every core); `sync=False`
-    skips the embedded corpus's audio-visual correlation figures. Raises AvseBenchError only when the split's
-    folder does not exist or its metadata cannot be understood."""
+    skips the embedded corpus's audio-visual correlation figures. A split in the Real-World AVSE layout is checked
+    by `realworld_check.check` on `track` (its report has the same `problems`, `unrecognised`, `ok`, `format`).
+    Raises AvseBenchError only when the split's folder does not exist or its metadata cannot be understood."""
     from concurrent.futures import ProcessPoolExecutor
+
+    from avse_bench.data import realworld
+
+    if realworld.is_realworld(root, split):
+        from avse_bench.data.realworld_check import check
+
+        return check(root, split, track if track in realworld.TRACKS else None)
 
     scan = scan_split(root, split)
     report = CheckReport(Path(root), split, len(scan.scene_ids), scan.has_targets, scan.metadata_path,

@@ -34,6 +34,8 @@ class ScoreJob:
     estimate_kind: str  # "enhanced" or "mixture", for the error message when the file is missing
     metrics: tuple[str, ...] = METRICS
     channels: int = 1  # of the estimate and the reference: 1 on a mono track, 2 (left, right) on the binaural one
+    speaker: str | None = None  # the target's speaker label (Real-World AVSE: the manifest's sK_speaker)
+    transcript: str | None = None  # the target's reference transcript (Real-World AVSE: sK.txt), for CER
 
 
 def read_wav(path: Path, channels: int = 1) -> np.ndarray:
@@ -74,8 +76,9 @@ def score_job(job: ScoreJob, call=None) -> dict[str, str]:
     if not job.estimate.is_file():
         return _empty_row(job, f"{RETRIED}{job.estimate_kind} file {job.estimate}")
     call = call or metric_call()
-    intrusive = [m for m in job.metrics if m in METRICS]
-    pairs = [m for m in job.metrics if m in BINAURAL_METRICS]  # binaural (left, right) metrics
+    referenced = job.reference is not None  # a Real-World mix item has none: its reference metrics stay empty
+    intrusive = [m for m in job.metrics if m in METRICS and referenced]
+    pairs = [m for m in job.metrics if m in CALLED_METRICS and referenced]  # binaural pairs, the Real-World three
     try:
         deg = read_wav(job.estimate, job.channels)
         ref = read_wav(job.reference, job.channels) if intrusive or pairs else None
@@ -97,27 +100,28 @@ def _metric(functions: dict, name: str, ref: np.ndarray | None, deg: np.ndarray)
     return dnsmos(deg) if name == "dnsmos" else functions[name](ref, deg)
 
 
-BINAURAL_METRICS = names(family="binaural")  # each computed by the function its declaration names (spec.py)
+CALLED_METRICS = (*names(family="binaural"), *names(family="realworld"))  # each by its declared function (spec.py)
 
 
 def metric_call() -> functools.partial:
     """`call(name, ref, deg)` over this process's `FUNCTIONS` table, as it is now. The scorer builds it once in the
     parent and sends it with every task (the functions pickled by reference): its workers start from a clean
     process (`_pool`), so what they compute is what the parent chose, not what a fresh import of the table says."""
-    return functools.partial(_metric, {**FUNCTIONS, **{m: declared_function(m) for m in BINAURAL_METRICS}})
+    return functools.partial(_metric, {**FUNCTIONS, **{m: declared_function(m) for m in CALLED_METRICS}})
 
 
-def parse_metrics(spec: str | None, *, has_targets: bool = True, channels: int = 1) -> tuple[str, ...]:
+def parse_metrics(spec: str | None, *, has_targets: bool = True, track: str = "mono") -> tuple[str, ...]:
     """`--metrics` ("pesq_wb,stoi,dnsmos", families "intrusive", "dnsmos", "binaural", "all") -> metric names in
-    column order, for a track of `channels` (1 mono, 2 binaural: `spec.SPECS[m].channels`). None: every metric of
-    the track (mono: the intrusive five and DNSMOS; binaural: MBSTOI and DNSMOS on the downmix); one whose package
-    is not installed is refused before any work, naming the command that installs it. A family or "all" keeps its
+    column order, for `track` ("mono", "binaural", "track1", "track2": `spec.applies`). None: every metric of
+    the track (mono: the intrusive five and DNSMOS; binaural: MBSTOI and DNSMOS on the downmix; the Real-World
+    tracks: the official SI-SDR, PESQ-WB, STOI, DNSMOS, UTMOS, CER and speaker similarity); one whose package
+    is not installed is refused before any work, naming the command that installs it (a model metric whose model
+    is not held here is kept: it reads "n/a (reason)", `model_pass`). A family or "all" keeps its
     metrics of the track; a metric named alone of the other track is
     refused. Without targets (an eval split) only the non-intrusive ones remain. Raises AvseBenchError for an
     unknown name, a metric whose packages are missing, or nothing left to compute."""
-    track = "mono" if channels == 1 else "binaural"
     if spec is None:
-        chosen = {m for m in ALL_METRICS if applies(m, channels)}
+        chosen = {m for m in ALL_METRICS if applies(m, track)}
         if has_targets or not all(SPECS[m].needs_reference for m in chosen):
             missing = sorted({_missing(m) for m in chosen
                               if (has_targets or not SPECS[m].needs_reference) and _missing(m)})
@@ -130,10 +134,10 @@ def parse_metrics(spec: str | None, *, has_targets: bool = True, channels: int =
             if name not in FAMILIES and name not in ALL_METRICS:
                 raise AvseBenchError(f"--metrics: unknown metric {name!r}; choose from "
                                      f"{', '.join([*FAMILIES, *ALL_METRICS])}")
-            if name in ALL_METRICS and not applies(name, channels):
-                raise AvseBenchError(f"--metrics {name}: a {'mono' if SPECS[name].channels == 1 else 'binaural'} "
-                                     f"metric, and this is the {track} track (--track)")
-            chosen |= {m for m in FAMILIES.get(name, (name,)) if applies(m, channels)}
+            if name in ALL_METRICS and not applies(name, track):
+                raise AvseBenchError(f"--metrics {name}: not a metric of the {track} track (--track; its metrics: "
+                                     f"{', '.join(m for m in ALL_METRICS if applies(m, track))})")
+            chosen |= {m for m in FAMILIES.get(name, (name,)) if applies(m, track)}
         for name in sorted(chosen, key=ALL_METRICS.index):
             if _missing(name):
                 raise AvseBenchError(f"--metrics asks for {name}: {_missing(name)}")
@@ -144,7 +148,7 @@ def parse_metrics(spec: str | None, *, has_targets: bool = True, channels: int =
             raise AvseBenchError("no metric to compute: this split has no clean targets, so only the non-intrusive "
                                  "DNSMOS metrics apply (--metrics dnsmos; needs speechmos and onnxruntime; on the "
                                  "binaural track of the (L + R) / 2 downmix)")
-        missing = {_missing(m) for m in ALL_METRICS if applies(m, channels)} - {None}
+        missing = {_missing(m) for m in ALL_METRICS if applies(m, track)} - {None}
         raise AvseBenchError(f"no metric to compute on the {track} track"
                              + (f": {'; '.join(sorted(missing))}" if missing else ": --metrics names none"))
     return tuple(m for m in ALL_METRICS if m in chosen)

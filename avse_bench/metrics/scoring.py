@@ -44,6 +44,7 @@ from avse_bench.io import replace_atomically, writable_dir
 from avse_bench.metrics import store
 from avse_bench.metrics.dispatch import COLUMNS, RETRIED, ScoreJob, parse_metrics
 from avse_bench.metrics.functional import METRICS  # noqa: F401 (the intrusive five, as callers import them here)
+from avse_bench.metrics.model_pass import fill_model_metrics
 from avse_bench.metrics.pool import DEFAULT_TIMEOUT, _PoolBroken, _score_jobs, _worker_count
 from avse_bench.metrics.spec import ALL_METRICS, SPECS
 
@@ -73,8 +74,9 @@ def select_shard(items: Sequence, shard: str | None) -> list:
 
 def _jobs_for(data_root: Path, split: str, enhanced_dir: Path | None, shard: str | None,
               suffix: str = "", metrics: str | Sequence[str] | None = None, track: str | None = None
-              ) -> tuple[list[ScoreJob], str]:
-    """(one job per scene of the split (or shard), the track). `metrics`: a `--metrics` spec or names (None: the
+              ) -> tuple[list[ScoreJob], str, list[tuple[str, Path]]]:
+    """(one job per scene of the split (or shard), the track, the (speaker, clean source) pairs of the whole split
+    that voiceprints are made of: a Real-World split's remix items). `metrics`: a `--metrics` spec or names (None: the
     default). A split where no scene has a target (eval) gets the non-intrusive metrics alone (`load_split`
     refuses a split where only some scenes have one, naming the others' missing files)."""
     from avse_bench.data.layout import load_split  # not the package: scoring needs no torch
@@ -82,15 +84,23 @@ def _jobs_for(data_root: Path, split: str, enhanced_dir: Path | None, shard: str
     all_scenes = load_split(data_root, split, track)
     blind = all(s.reference is None for s in all_scenes)
     spec = metrics if metrics is None or isinstance(metrics, str) else ",".join(metrics)
-    chosen = parse_metrics(spec, has_targets=not blind, channels=all_scenes[0].channels)
+    chosen = parse_metrics(spec, has_targets=not blind, track=all_scenes[0].track)
     track = all_scenes[0].track
+    voices = [(s.meta["speaker"], Path(s.target)) for s in all_scenes if s.meta.get("speaker") and s.target]
     if blind:
         print(f"avse-bench: note: {data_root / split} has no reference files (an evaluation split): scored blind, "
               f"with {', '.join(SPECS[m].label for m in chosen)} only", file=sys.stderr)
     return [ScoreJob(s.id, s.masker, s.snr_db, None if s.reference is None else Path(s.reference),
                      _estimate(s, enhanced_dir, suffix) if enhanced_dir is not None else Path(s.mixed),
-                     "enhanced" if enhanced_dir is not None else "mixture", chosen, s.channels)
-            for s in select_shard(all_scenes, shard)], track
+                     "enhanced" if enhanced_dir is not None else "mixture", chosen, s.channels,
+                     s.meta.get("speaker"), _transcript(s))
+            for s in select_shard(all_scenes, shard)], track, voices
+
+
+def _transcript(scene) -> str | None:
+    """The scene's reference transcript (a Real-World item's sK.txt, stripped), or None."""
+    path = scene.meta.get("transcript")
+    return Path(path).read_text(encoding="utf-8").strip() if path else None
 
 
 def _estimate(scene, enhanced_dir, suffix: str) -> Path:
@@ -252,21 +262,21 @@ def score_split(data_root, split: str, out_csv, enhanced_dir=None, jobs: int = 0
     if timeout <= 0:
         raise AvseBenchError(f"--timeout {timeout}: expected a positive number of seconds")
     workers = _worker_count(jobs)
-    todo_all, track = _jobs_for(Path(data_root), split, None if enhanced_dir is None else Path(enhanced_dir), shard,
-                                enhanced_suffix, metrics, track)
+    todo_all, track, voices = _jobs_for(Path(data_root), split, None if enhanced_dir is None else Path(enhanced_dir),
+                                        shard, enhanced_suffix, metrics, track)
     if enhanced_dir is not None:
         check_enhanced_dir(Path(enhanced_dir), todo_all, enhanced_suffix)
     identity = {"data_root": str(Path(data_root).resolve()), "split": split, "track": track, "suffix": enhanced_suffix,
                 "enhanced": None if enhanced_dir is None else str(Path(enhanced_dir).resolve()), "shard": shard}
     with _writer_lock(out_csv):
-        final = _score_locked(out_csv, split, shard, todo_all, workers, timeout, progress, identity)
+        final = _score_locked(out_csv, split, shard, todo_all, workers, timeout, progress, identity, voices)
         if official_csv is not None:
             write_official(Path(official_csv), final)
     return out_csv
 
 
 def _score_locked(out_csv: Path, split: str, shard: str | None, todo_all: list[ScoreJob], workers: int,
-                  timeout: float, progress: bool, identity: dict) -> list[dict[str, str]]:
+                  timeout: float, progress: bool, identity: dict, voices: list) -> list[dict[str, str]]:
     """`score_split`'s work once it holds the output's lock: check what made the rows already there (`store`),
     resume, score what is left, write sorted; returns the final rows."""
     wanted = {j.scene for j in todo_all}
@@ -308,7 +318,7 @@ def _score_locked(out_csv: Path, split: str, shard: str | None, todo_all: list[S
                     f"{len(finished)} scenes scored so far are kept in {out_csv}. If you call avse_bench from a "
                     "Python script, put the call under `if __name__ == \"__main__\":` (each worker imports the main "
                     "script as it starts)") from None
-    final = _unique(read_scores(out_csv), str(out_csv))
+    final = fill_model_metrics(_unique(read_scores(out_csv), str(out_csv)), todo_all, voices, progress)
     write_scores(out_csv, final)
     return final
 

@@ -27,7 +27,9 @@ class MetricSpec:
     downmix of the 2-channel file (DNSMOS: its models take one channel, and the challenge states no binaural use).
     `meaningful`: the smallest difference that means something (a visual contribution whose interval lies above it
     shows the video is used; our choices, stated in docs/SCORING.md). `headline`: views that show one metric lead
-    with the run's metric of the lowest `headline` (SI-SDR, else MBSTOI, else DNSMOS-OVRL)."""
+    with the run's metric of the lowest `headline` (SI-SDR, else MBSTOI, else DNSMOS-OVRL). `tracks`: the tracks
+    (`--track`) whose metric set it belongs to, when not given by `channels` (the Real-World AVSE tracks track1
+    and track2 have a set of their own). `ranked`: a ranking column of its tracks (`stats.rank_systems`)."""
 
     name: str
     label: str
@@ -42,6 +44,8 @@ class MetricSpec:
     downmix: bool = False  # a mono metric computed on the binaural track's (L + R) / 2 as well
     meaningful: float = 0.0  # the smallest difference that means something, in the metric's unit
     headline: int = 0  # the order in which views lead with a metric the run has (1 first); 0: never
+    tracks: tuple[str, ...] = ()  # the tracks it is scored on; () : by `channels` and `downmix` (AVSEC's tracks)
+    ranked: bool = False  # one of its tracks' ranking columns (the Real-World AVSE 2026 leaderboard's seven)
 
 
 SPECS: dict[str, MetricSpec] = {}
@@ -74,11 +78,27 @@ register_metric(name="estoi", label="ESTOI", unit="", digits=3, higher_is_better
 register_metric(name="si_sdr", label="SI-SDR (dB)", unit="dB", digits=2, higher_is_better=True, needs_reference=True,
                 channels=1, family="intrusive", meaningful=0.1, headline=1,
                 source="Le Roux et al., ICASSP 2019, on zero-mean signals")
+REALWORLD_TRACKS = ("track1", "track2")
+OFFICIAL_RW = "the Real-World AVSE 2026 official scorer (eval_real.py, look2hear/metrics/real_metrics.py)"
+for _name, _label, _digits, _meaningful, _what in (
+        ("rw_si_sdr", "SI-SDR (dB)", 2, 0.1, "torchmetrics scale_invariant_signal_distortion_ratio(zero_mean=False)"),
+        ("rw_pesq_wb", "PESQ-WB", 3, 0.05, "torchmetrics perceptual_evaluation_speech_quality(16000, 'wb')"),
+        ("rw_stoi", "STOI", 3, 0.01, "torchmetrics short_time_objective_intelligibility(16000, extended=False)")):
+    register_metric(name=_name, label=_label, unit="dB" if "dB" in _label else "", digits=_digits,
+                    higher_is_better=True, needs_reference=True, channels=1, family="realworld",
+                    meaningful=_meaningful, headline=1 if _name == "rw_si_sdr" else 0, tracks=REALWORLD_TRACKS,
+                    ranked=True, function=f"avse_bench.metrics.realworld:{_name.removeprefix('rw_')}",
+                    source=f"{_what} on the float32 pair trimmed to the shorter length, remix items only, as "
+                           f"{OFFICIAL_RW}")
+register_metric(name="utmos", label="UTMOS", unit="", digits=3, higher_is_better=True, needs_reference=False,
+                channels=1, family="model", meaningful=0.05, tracks=REALWORLD_TRACKS, ranked=True,
+                source=f"UTMOSv2 (Baba et al. 2024), its predict() defaults, as {OFFICIAL_RW}; model held locally")
 for _name, _label in (("dnsmos_ovrl", "DNSMOS-OVRL"), ("dnsmos_sig", "DNSMOS-SIG"), ("dnsmos_bak", "DNSMOS-BAK"),
                       ("dnsmos_p808", "DNSMOS-P.808")):
     register_metric(name=_name, label=_label, unit="", digits=3, higher_is_better=True, needs_reference=False,
                     channels=1, family="dnsmos", downmix=True, meaningful=0.05,
-                    headline=3 if _name == "dnsmos_ovrl" else 0,
+                    headline=3 if _name == "dnsmos_ovrl" else 0, ranked=_name == "dnsmos_ovrl",
+                    tracks=("mono", "binaural", *REALWORLD_TRACKS),
                     source="DNSMOS P.835 / P.808 (Reddy et al. 2021) via speechmos; on the binaural track of the "
                            "(L + R) / 2 downmix")
 register_metric(name="mbstoi", label="MBSTOI", unit="", digits=3, higher_is_better=True, needs_reference=True,
@@ -86,6 +106,14 @@ register_metric(name="mbstoi", label="MBSTOI", unit="", digits=3, higher_is_bett
                 source="Andersen et al., Speech Communication 102, 2018, via pyclarity's mbstoi (the code of the "
                        "official AVSEC-4 evaluation, evaluation/avse4/mbstoi), its function's default parameters",
                 function="avse_bench.metrics.binaural:mbstoi")
+register_metric(name="cer", label="CER", unit="", digits=3, higher_is_better=False, needs_reference=False,
+                channels=1, family="model", meaningful=0.01, tracks=REALWORLD_TRACKS, ranked=True,
+                source=f"Fun-ASR-Nano transcript against sK.txt, both stripped of whitespace and punctuation, "
+                       f"character Levenshtein distance / reference length, as {OFFICIAL_RW}; model held locally")
+register_metric(name="spk_sim", label="Spk-Sim", unit="", digits=3, higher_is_better=True, needs_reference=False,
+                channels=1, family="model", meaningful=0.01, tracks=REALWORLD_TRACKS, ranked=True,
+                source=f"cosine of the WeSpeaker ResNet34 embedding against the speaker's voiceprint (mean embedding "
+                       f"of their clean remix sources), as {OFFICIAL_RW}; model held locally")
 
 
 def signed(metric: str, difference):
@@ -109,11 +137,23 @@ def function(name: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def applies(name: str, channels: int) -> bool:
-    """Whether metric `name` is computed on a track of `channels` (1 mono, 2 binaural): its own channels, or a
-    mono metric declared with `downmix` on the binaural track."""
+TRACK_CHANNELS = {"mono": 1, "binaural": 2}
+
+
+def applies(name: str, track: str) -> bool:
+    """Whether metric `name` is scored on `track` ("mono", "binaural", "track1", "track2"): its declared `tracks`,
+    else by channels (a metric of 1 channel on mono, of 2 on binaural, a mono one declared with `downmix` on
+    binaural too)."""
     spec = SPECS[name]
+    if spec.tracks:
+        return track in spec.tracks
+    channels = TRACK_CHANNELS.get(track)
     return spec.channels == channels or (spec.downmix and channels == 2)
+
+
+def ranked_metrics(track: str) -> tuple[str, ...]:
+    """The ranking columns of `track` (declared `ranked`), in column order; () where the track ranks none."""
+    return tuple(m for m in SPECS if SPECS[m].ranked and applies(m, track))
 
 
 def names(*, family: str | None = None) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from scipy.special import ndtr, ndtri
 
 from avse_bench.data.layout import count_maskers
 from avse_bench.metrics.functional import METRICS
-from avse_bench.metrics.spec import signed
+from avse_bench.metrics.spec import SPECS, signed
 
 SUMMARY_COLUMNS = ("metric", "n", "mean", "ci_lo", "ci_hi")
 # 5 dB bands over the AVSEC SNR ranges (AVSEC-2: speech maskers -15..+5 dB, noise maskers -10..+10 dB; AVSEC-4: dev
@@ -185,8 +185,11 @@ def breakdown(df: pd.DataFrame, metrics: Sequence[str] = METRICS, by: Sequence[s
               seed: int = 0) -> pd.DataFrame:
     """`summarize` per group of `by`: "masker" (the masker type, or the combination joined by "+", a missing one
     "unknown"), "snr_band" (bands in SNR order) or "n_maskers" (how many maskers the combination has: "1", "2",
-    "3", "unknown"), as the AVSEC-4 results tables break results down."""
+    "3", "unknown"), as the AVSEC-4 results tables break results down, or "part" (a Real-World item's scene, the
+    first part of its id: "mix" or "remix", as the official scorer's per-scene rows)."""
     df = df.copy()
+    if "part" in by:
+        df["part"] = df["scene"].astype(str).str.split("/").str[0]
     if "n_maskers" in by:
         df["n_maskers"] = df["masker"].map(n_maskers)
     if "snr_band" in by and "snr_band" not in df:
@@ -197,3 +200,24 @@ def breakdown(df: pd.DataFrame, metrics: Sequence[str] = METRICS, by: Sequence[s
     if "snr_band" in out:
         out["snr_band"] = out["snr_band"].astype(str)
     return out
+
+
+def rank_systems(means: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """The leaderboard ranking of the Real-World AVSE Challenge 2026 (../shared/REALWORLD.md section 3): per metric
+    of `metrics`, each system's rank by its mean (1 best; ascending for a metric where lower is better, CER, as
+    `spec.higher_is_better` declares; tied means share the average of their ranks, the leaderboard's tie rule being
+    unpublished), and the mean of its ranks over the metrics that every system has, lower is better.
+
+    `means`: one row per system, one column per metric (NaN where a system has no value). Returns one row per
+    system, sorted by mean rank: system, `<metric>` (its rank, NaN where the metric is not ranked), "mean rank",
+    "metrics ranked" (how many)."""
+    ranked = [m for m in metrics if m in means and means[m].notna().all()]
+    out = pd.DataFrame({"system": means["system"]})
+    for metric in metrics:
+        if metric in ranked:
+            out[metric] = means[metric].rank(ascending=not SPECS[metric].higher_is_better, method="average")
+        else:
+            out[metric] = np.nan
+    out["mean rank"] = out[ranked].mean(axis=1) if ranked else np.nan
+    out["metrics ranked"] = len(ranked)
+    return out.sort_values(["mean rank", "system"], kind="stable").reset_index(drop=True)

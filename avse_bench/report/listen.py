@@ -187,7 +187,7 @@ def _card(run: Run, scene, split: str, why: str, scores: pd.DataFrame, metrics: 
         if not blind:
             outputs += [(f"{system}, video under {c.label}", _stress_dir(run_dir, system, c)) for c in stress]
         for i, (label, where) in enumerate(outputs):
-            wav = where / f"{scene.id}.wav" if where is not None else None
+            wav = scene.output(where) if where is not None else None
             if wav is None or not wav.is_file():
                 raise AvseBenchError(f"{wav or label}: not found; the listening material needs the run's enhanced "
                                      "files (re-run the same compare)")

@@ -44,6 +44,12 @@ class Run:
         return self.manifest["systems"][system].get("recipe", {})
 
     @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics the run scored (the manifest's; those with values for runs that did not record them)."""
+        return tuple(self.manifest.get("metrics", [m for m in ALL_METRICS if m in self.scores
+                                                   and self.scores[m].notna().any()]))
+
+    @property
     def stress_metrics(self) -> tuple[str, ...]:
         """The metrics the stress conditions were scored with (the manifest's; SI-SDR, PESQ-WB and STOI for runs
         that did not record them, which were all mono)."""

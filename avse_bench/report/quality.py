@@ -7,6 +7,7 @@ statistics; how many there were, and why, is counted by `errors`.
 
 from __future__ import annotations
 
+import re
 from itertools import combinations
 
 import pandas as pd
@@ -36,11 +37,18 @@ def summary(scores: pd.DataFrame) -> pd.DataFrame:
     return summarize(scores, metrics=metrics_in(scores), by=["system", "condition"])
 
 
+def _without_na(error: str) -> str:
+    """An error cell without its "<metric>: n/a (...)" parts: a metric that cannot be computed here (its model
+    is not held, the item has no transcript) reads n/a in its own cell, and is not a failure of the scene."""
+    return "; ".join(p for p in str(error).split("; ") if p and not re.match(r"^\w+: n/a \(", p))
+
+
 def errors(scores: pd.DataFrame, system: str, condition: str) -> tuple[int, int, str]:
-    """(scenes, scenes with an error, the reasons as "count x reason; ...")."""
+    """(scenes, scenes with an error, the reasons as "count x reason; ..."); n/a parts are not errors."""
     df = rows(scores, system, condition)
-    failed = df[df.error != ""]
-    reasons = failed.error.value_counts().sort_index()
+    real = df.error.map(_without_na)
+    failed = real[real != ""]
+    reasons = failed.value_counts().sort_index()
     return len(df), len(failed), "; ".join(f"{n} x {reason}" for reason, n in reasons.items())
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from avse_bench.editions import edition
 from avse_bench.fmt import METRIC_LABELS, describe, p_relation, with_ci
 from avse_bench.metrics.spec import SPECS
 from avse_bench.metrics.stats import CI_METHOD, MIN_SCENES_FOR_CI, TEST_EXPLAINED, holm
@@ -118,11 +119,13 @@ def quality_section(run: Run, summary: pd.DataFrame, improvements: pd.DataFrame)
            f"also gives *p, Holm over the table*, the same p adjusted by Holm's step-down method over every test of "
            f"that table (family-wise error rate 5 % per table); the column *p* and the intervals are unadjusted, "
            f"and the graceful-degradation verdict reads the adjusted p. A bootstrap interval from few scenes (10 to "
-           f"about 20) covers the mean less often than 95 %: read such intervals as approximate. PESQ-WB as the "
-           "official "
-           "AVSEC script, STOI classic. A metric that could not be scored on a scene is left out of its mean "
-           "and the scene counted under *scenes with an error*, with the reason; `(n=...)` marks a metric that "
-           "rests on fewer scenes than the other metrics of its row.", "",
+           f"about 20) covers the mean less often than 95 %: read such intervals as approximate. "
+           f"{edition(data.get('layout')).scoring}. A metric that could not be scored on a scene is left out of "
+           "its mean and the scene counted under *scenes with an error*, with the reason (a model metric whose "
+           "model is not held here reads n/a with its reason instead); `(n=...)` marks a metric that rests on "
+           "fewer scenes than the other metrics of its row (the official Real-World scorer likewise averages over "
+           "the items that have a value; it skips a missing output file, which here is an error row and counted).",
+           "",
            _md(tables.scores_table(run, summary, (AV,))), "",
            *clipping_lines(run),
            "### Improvement over the mixture (audio-visual minus noisy, per scene)", "",
@@ -135,8 +138,9 @@ def quality_section(run: Run, summary: pd.DataFrame, improvements: pd.DataFrame)
             "voice is the target.", "",
             _md(tables.visual_table(quality.visual_contribution(scores, systems))), "",
             _md(tables.scores_table(run, summary, (AUDIO_ONLY,))), ""]
-    for by, title in (("masker", "By masker type"), ("n_maskers", "By number of maskers"),
-                      ("snr_band", "By SNR band")):
+    if edition(data.get("layout")).ranked:
+        out += ranking_lines(run, tables.ranking_table(run, summary))
+    for by, title in edition(data.get("layout")).breakdowns:
         parts = quality.breakdowns(scores, systems, by)
         if by == "n_maskers" and parts[by].nunique() < 2:
             continue  # every scene has as many maskers (AVSEC-1/2/3: one): the table would repeat the quality table
@@ -144,8 +148,30 @@ def quality_section(run: Run, summary: pd.DataFrame, improvements: pd.DataFrame)
     return out
 
 
+def ranking_lines(run: Run, table: pd.DataFrame) -> list[str]:
+    """The leaderboard's ranking of the run's systems (`tables.ranking_table`), for an edition that ranks."""
+    from avse_bench.metrics.spec import ranked_metrics
+
+    metrics = ranked_metrics(run.manifest.get("data", {}).get("track", ""))
+    missing = [SPECS[m].label for m in metrics if table[METRIC_LABELS[m]].str.startswith("n/a").any()]
+    note = (f" Not ranked here, for want of a value for every system: {', '.join(missing)}; the mean rank is over "
+            "the others, so it is not the leaderboard's seven-metric mean." if missing else "")
+    return ["### Ranking (as the Real-World AVSE 2026 leaderboard ranks)", "",
+            "Per metric, each system's rank by its mean over the items (1 best; CER ascending, as it is declared "
+            "lower-is-better; tied means share the average rank: the leaderboard's tie rule is unpublished), the "
+            "mean in brackets; *mean rank*: the mean of a system's ranks, lower is better, over "
+            f"{', '.join(SPECS[m].label for m in metrics)}.{note} `ranking.csv` holds the same table.", "",
+            _md(table), ""]
+
+
 def track_lines(data: dict) -> list[str]:
-    """For an AVSEC-4 run: which track, what the systems read and what they are scored against (data.layout)."""
+    """For an AVSEC-4 or Real-World run: which track, what the systems read and what they are scored against."""
+    if data.get("layout") == "realworld":
+        return [f"Real-World AVSE 2026 data, **{data['track']}**: each clip gives two items, one per target tag "
+                "(`s1`, `s2`: that speaker's face video, landmarks and transcript, the same `mix.wav`); systems "
+                "are trained on the remix items of the train split (the mix clips have no clean source), "
+                "enhanced files are written in the submission layout (`<track>/<split>/<scene>/<clip>/sK.wav`), "
+                "and reference metrics are computed on remix items only.", ""]
     if data.get("layout") != "avsec4":
         return []
     from avse_bench.data.layout import AVSEC4, PARTS, TRACK_FILES
@@ -269,3 +295,5 @@ def render_report(run_dir) -> None:
     write_report_html(out, f"avse-bench report: {', '.join(run.systems)} ({run_name})")
     rows.to_csv(out / "sheet.csv", index=False)
     tables.quality_csv(summary, improvements).to_csv(out / "quality.csv", index=False)
+    if edition(run.manifest.get("data", {}).get("layout")).ranked:
+        tables.ranking_table(run, summary).to_csv(out / "ranking.csv", index=False)

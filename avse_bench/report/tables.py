@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from avse_bench.fmt import METRIC_DIGITS, METRIC_LABELS, p_value, with_ci
-from avse_bench.metrics.stats import holm
-from avse_bench.pipeline import CONDITION_LABELS, MIXTURE, NOISY
+from avse_bench.fmt import METRIC_DIGITS, METRIC_LABELS, number, p_value, with_ci
+from avse_bench.metrics.spec import SPECS, ranked_metrics
+from avse_bench.metrics.stats import holm, rank_systems
+from avse_bench.pipeline import AV, CONDITION_LABELS, MIXTURE, NOISY
 from avse_bench.report import quality
 from avse_bench.report.items import measured_items
 from avse_bench.report.load import Run
@@ -62,6 +64,14 @@ def _ci_cells(stats: pd.DataFrame) -> dict[str, str]:
     return cells
 
 
+def not_scored(scores: pd.DataFrame, metric: str) -> str:
+    """"n/a (reason)" for a metric of the run that has no value in `scores`: the reason its rows give
+    ("<metric>: n/a (...)" in the error column, the most frequent), else that it was not scored."""
+    prefix = f"{metric}: n/a ("
+    found = [p[len(metric) + 2:] for e in scores.error for p in str(e).split("; ") if p.startswith(prefix)]
+    return pd.Series(found).mode().iloc[0] if found else "n/a (no item scored)"
+
+
 def scores_table(run: Run, summary: pd.DataFrame, conditions: tuple[str, ...], scores: pd.DataFrame | None = None
                  ) -> pd.DataFrame:
     """The quality table: the mixture, then each system in `conditions`; mean [95 % CI] per metric. `scores`: the
@@ -73,7 +83,12 @@ def scores_table(run: Run, summary: pd.DataFrame, conditions: tuple[str, ...], s
         if not scenes:
             continue
         stats = summary[(summary.system == system) & (summary.condition == condition)]
-        out.append({"": _label(system, condition), **_ci_cells(stats), "scenes": scenes,
+        cells = _ci_cells(stats)
+        for metric in run.metrics:  # the run's metrics without a value read n/a (reason), never blank
+            cells.setdefault(METRIC_LABELS[metric], not_scored(quality.rows(scores, system, condition), metric))
+        order = [m for m in SPECS if m in set(stats.metric) | set(run.metrics)]  # labels are unique per track
+        cells = {METRIC_LABELS[m]: cells[METRIC_LABELS[m]] for m in order}
+        out.append({"": _label(system, condition), **cells, "scenes": scenes,
                     "scenes with an error": f"{failed} ({reasons})" if failed else "0"})
     return pd.DataFrame(out)
 
@@ -145,5 +160,33 @@ def robustness_table(table: pd.DataFrame) -> pd.DataFrame:
         for r in stats.itertuples():
             row[f"{METRIC_LABELS[r.metric]} gain"] = with_ci(r.mean, r.ci_lo, r.ci_hi, METRIC_DIGITS[r.metric])
             row[f"{METRIC_LABELS[r.metric]} kept"] = "n/a" if pd.isna(r.kept) else f"{100 * r.kept:.0f} %"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def ranking_table(run: Run, summary: pd.DataFrame) -> pd.DataFrame:
+    """The systems' audio-visual means ranked on the track's ranked metrics (`stats.rank_systems`): one row per
+    system, best mean rank first; each metric's cell "rank (mean)", or "n/a (reason)" where a system lacks it."""
+    track = run.manifest.get("data", {}).get("track", "")
+    metrics = ranked_metrics(track)
+    av = summary[summary.condition == AV]
+    means = pd.DataFrame({"system": run.systems})
+    for metric in metrics:
+        values = av[av.metric == metric].set_index("system")["mean"]
+        means[metric] = [values.get(s, np.nan) for s in run.systems]
+    ranks = rank_systems(means, metrics)
+    out = []
+    for r in ranks.to_dict("records"):
+        row = {"system": r["system"]}
+        for metric in metrics:
+            mean = means.loc[means.system == r["system"], metric].iloc[0]
+            if pd.isna(mean):
+                row[METRIC_LABELS[metric]] = not_scored(quality.rows(run.scores, r["system"], AV), metric)
+            elif pd.isna(r[metric]):
+                row[METRIC_LABELS[metric]] = f"not ranked ({number(mean, METRIC_DIGITS[metric])})"
+            else:
+                row[METRIC_LABELS[metric]] = f"{r[metric]:g} ({number(mean, METRIC_DIGITS[metric])})"
+        row["mean rank"] = "n/a (no metric ranked)" if pd.isna(r["mean rank"]) else f"{r['mean rank']:.2f}"
+        row["metrics ranked"] = r["metrics ranked"]
         out.append(row)
     return pd.DataFrame(out)
