@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from avse_bench.data.frames import DEFAULT_MEMORY_MB, DEFAULT_STORE_GB
 from avse_bench.errors import AvseBenchError
-from avse_bench.machine import available_cores
+from avse_bench.machine import available_cores, worker_context
 
 MAX_DEFAULT_WORKERS = 8
 
@@ -63,11 +63,14 @@ def _worker_init(_: int) -> None:
 
 def make_loader(dataset: Dataset, options: LoaderOptions, device: torch.device, seed: int, *,
                 batch_size: int | None, sampler: Sampler | None = None, drop_last: bool = False) -> DataLoader:
-    """A DataLoader over `dataset` with the options' workers (persistent), pinned memory on CUDA, and a seeded
-    generator of its own. `batch_size=None` yields items one by one, unbatched (whole utterances)."""
+    """A DataLoader over `dataset` with the options' workers (persistent, started from a clean forkserver as all
+    our workers are, `machine.worker_context`: a forked loader worker hung in cv2.setNumThreads after OpenCV had run
+    a parallel filter in the parent), pinned memory on CUDA, and a seeded generator of its own. `batch_size=None`
+    yields items one by one, unbatched (whole utterances)."""
     workers = options.n_workers
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, num_workers=workers,
                       persistent_workers=workers > 0, pin_memory=device.type == "cuda",
                       worker_init_fn=_worker_init if workers > 0 else None,
+                      multiprocessing_context=worker_context("avse_bench.data.dataset") if workers > 0 else None,
                       prefetch_factor=2 if workers > 0 else None,
                       generator=torch.Generator().manual_seed(seed))

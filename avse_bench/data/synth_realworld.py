@@ -126,7 +126,7 @@ def _write_clip(job: tuple) -> list[dict]:
             tmp = folder / f".{tag}.partial.mp4"
             face.write_mp4(tmp, frames)
             os.replace(tmp, folder / f"{tag}.mp4")
-            if not (track == "track2" and index % 5 == 4):  # Track 2's far-field clips: no landmarks
+            if not (track == "track2" and index % 5 == 3):  # Track 2's far-field clips: no landmarks
                 with open(folder / f"{tag}.pkl", "wb") as f:
                     pickle.dump(talker["landmarks"], f)
             (folder / f"{tag}.txt").write_text(talker["text"] + "\n", encoding="utf-8")

@@ -138,15 +138,15 @@ def _strip(frames: np.ndarray, path: Path) -> int:
     return step
 
 
-def _player(label: str, source: Path, folder: Path, name: str) -> dict:
+def _player(label: str, source: Path, folder: Path, name: str, where: str) -> dict:
     """One player: `source` (a wav) copied as MP3 into `folder` (a scene's) with its spectrogram; the paths it
-    gives are relative to the run folder, where `folder` ends up as listen/<split>/<scene>/."""
+    gives start with `where`, the folder relative to the run folder (listen/<split>/<scene id>, the id possibly
+    nested: a Real-World item's <scene>/<clip>/<sK>)."""
     audio, rate = sf.read(source, dtype="float32")
     audio = np.nan_to_num(audio)
     fmt, subtype, ext = audio_format()
     sf.write(folder / f"{name}{ext}", np.clip(audio, -1, 1), rate, format=fmt, subtype=subtype)
     _spectrogram(audio, folder / f"{name}.jpg")
-    where = f"{LISTEN}/{folder.parent.name}/{folder.name}"
     return {"label": label, "audio": f"{where}/{name}{ext}", "spectrogram": f"{where}/{name}.jpg",
             "channels": 1 if audio.ndim == 1 else audio.shape[1]}
 
@@ -177,9 +177,10 @@ def _card(run: Run, scene, split: str, why: str, scores: pd.DataFrame, metrics: 
     folder.mkdir(parents=True)
     run_dir = work.parent
     blind = split != run.manifest["data"].get("eval_split", "dev")
-    players = [_player("mixture", scene.mixed, folder, "mixture")]
+    rel = f"{LISTEN}/{split}/{scene.id}"  # the card's folder as the page links it
+    players = [_player("mixture", scene.mixed, folder, "mixture", rel)]
     if scene.reference is not None:
-        players.append(_player("target (the scoring reference)", scene.reference, folder, "target"))
+        players.append(_player("target (the scoring reference)", scene.reference, folder, "target", rel))
     for system in run.systems:
         outputs = ([(f"{system}, audio-visual", run_dir / "enhanced" / system / split)] if blind else
                    [(f"{system}, {CONDITION_LABELS[AV]}", run_dir / "enhanced" / system / AV),
@@ -191,7 +192,7 @@ def _card(run: Run, scene, split: str, why: str, scores: pd.DataFrame, metrics: 
             if wav is None or not wav.is_file():
                 raise AvseBenchError(f"{wav or label}: not found; the listening material needs the run's enhanced "
                                      "files (re-run the same compare)")
-            players.append(_player(label, wav, folder, f"{system}.{i}"))
+            players.append(_player(label, wav, folder, f"{system}.{i}", rel))
     frames = pre.video_uint8(scene.video)
     strips = []
     for i, (label, transform) in enumerate([("clean video", None)] + [
@@ -200,7 +201,7 @@ def _card(run: Run, scene, split: str, why: str, scores: pd.DataFrame, metrics: 
         step = _strip(shown, folder / f"frames.{i}.png")
         every = "every frame" if step == 1 else f"one frame in {step}"
         strips.append({"label": f"{label}: {every} of {len(shown)} at {pre.size} px",
-                       "image": f"{LISTEN}/{split}/{scene.id}/frames.{i}.png"})
+                       "image": f"{rel}/frames.{i}.png"})
     facts = scores[(scores.scene == scene.id) & (scores.system == NOISY)].iloc[0]
     return {"scene": scene.id, "split": split, "why": why,
             "masker": "" if pd.isna(facts.masker) else str(facts.masker),
