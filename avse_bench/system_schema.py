@@ -54,7 +54,8 @@ AT_LEAST_ONE = Key("int", minimum=1)
 
 SYSTEM = {"name": TEXT, "title": TEXT, "description": TEXT, "source": TEXT, "initialisation": TEXT}
 MODEL = {"channels": Key("int", minimum=1)}  # the rest: build_model's own keyword arguments
-PREPROCESSING = {"size": Key("int", minimum=8), "equalize": Key("bool"), "crop": Key("str", ("none", "centre")),
+PREPROCESSING = {"size": Key("int", minimum=8), "equalize": Key("bool"), "crop": Key("str", ("none", "centre", "face")),
+                 "face_size": Key("int", minimum=8),
                  "mean": Key("number"), "std": POSITIVE}  # mean, std: this system's (x - mean) / std of its frames
 INFERENCE = {"video_frames": Key("str", ("audio", "video")), "min_video_frames": Key("int", minimum=0),
              "video_padding": Key("str", ("edge", "zeros")), "output": Key("str", ("as is", "peak"))}

@@ -12,6 +12,11 @@ Formats read, all with `torch.load(weights_only=True)` (tensors and plain values
   imported or run: each is replaced by a `Skipped` stand-in (a plain OrderedDict that takes the object's items and
   state as data) and named in the file's info (`skipped`) and in a note; the weights, plain tensors, load as they are.
 
+- a `.safetensors` file (read with safetensors: tensors only, nothing to unpickle), or a folder as Hugging Face's
+  `PyTorchModelHubMixin` writes it, `config.json` + `model.safetensors` (the Real-World AVSE baseline's published
+  weights): the config's constructor arguments are checked against the system's `[model]` table, every argument
+  they share and every one the config has must agree, or the folder is refused naming them.
+
 Names: a system whose published code names its modules otherwise declares the mapping in its own `model.py`
 (`convert_state_dict(state) -> state`, e.g. the baseline maps the official module names onto its own); the harness
 knows no system's names.
@@ -20,6 +25,7 @@ knows no system's names.
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 import re
 import sys
@@ -122,12 +128,57 @@ def _strip(state: dict, prefix: str) -> dict:
     return state
 
 
+HUB_CONFIG, HUB_WEIGHTS = "config.json", "model.safetensors"  # PyTorchModelHubMixin's file names
+
+
+def _check_hub_config(system, config_path: Path) -> None:
+    """AvseBenchError naming every constructor argument of a hub folder's config.json that the system's `[model]`
+    table lacks or gives another value (a model of another configuration would not load, or load wrongly)."""
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as err:
+        raise AvseBenchError(f"cannot read {config_path}: {err}") from None
+    if not isinstance(config, dict):
+        raise AvseBenchError(f"{config_path}: not a table of constructor arguments")
+    model = system.config.get("model", {})
+    wrong = [f"{k} = {v!r}, the system's [model] {model[k]!r}" if k in model else f"{k} = {v!r}, which the "
+             f"system's [model] does not have" for k, v in config.items() if model.get(k, object()) != v]
+    if wrong:
+        raise AvseBenchError(f"{config_path} says {'; '.join(wrong)}: these weights are of another configuration "
+                             f"than system {system.name}'s ({system.path / 'system.toml'})")
+
+
+def _read_safetensors(path: Path) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise AvseBenchError(f"cannot read weights {path}: {err}") from None
+
+
 def read_weights(system, path) -> tuple[dict, dict]:
-    """(state dict in the system's own module names, info {file, sha256, format}) for the weights file `path`.
-    Raises AvseBenchError for a missing, unreadable, unsafe or unrecognised file."""
+    """(state dict in the system's own module names, info {file, sha256, format}) for the weights file `path`, or
+    a hub folder (config.json + model.safetensors). Raises AvseBenchError for a missing, unreadable, unsafe or
+    unrecognised file, and for a hub config that disagrees with the system's `[model]`."""
     path = Path(path)
+    if path.is_dir():
+        if not (path / HUB_WEIGHTS).is_file():
+            raise AvseBenchError(f"weights folder {path} holds no {HUB_WEIGHTS} (a Hugging Face model folder: "
+                                 f"{HUB_CONFIG} + {HUB_WEIGHTS})")
+        if (path / HUB_CONFIG).is_file():
+            _check_hub_config(system, path / HUB_CONFIG)
+        state = system.convert_state_dict(_read_safetensors(path / HUB_WEIGHTS))
+        weights = path / HUB_WEIGHTS
+        return state, {"file": str(weights.resolve()), "name": f"{path.name}/{HUB_WEIGHTS}",
+                       "sha256": sha256_of(weights), "format": "safetensors (Hugging Face model folder)"}
     if not path.is_file():
         raise AvseBenchError(f"weights file {path} not found")
+    if path.suffix == ".safetensors":
+        state = system.convert_state_dict(_read_safetensors(path))
+        return state, {"file": str(path.resolve()), "name": path.name, "sha256": sha256_of(path),
+                       "format": "safetensors"}
     obj, skipped = _load(path)
     if isinstance(obj, dict) and _is_state_dict(obj.get("state_dict")):
         fmt, state = "PyTorch Lightning checkpoint", _strip(obj["state_dict"], "model.")

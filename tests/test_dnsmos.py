@@ -74,13 +74,19 @@ def test_parse_metrics():
     assert parse_metrics("dnsmos_ovrl,si_sdr") == ("si_sdr", "dnsmos_ovrl")
     assert parse_metrics("all", has_targets=False) == D.DNSMOS_METRICS
     # the binaural track: MBSTOI, and DNSMOS on the (L + R) / 2 downmix
-    assert parse_metrics("all", channels=2) == parse_metrics(None, channels=2) == (*D.DNSMOS_METRICS, "mbstoi")
+    assert parse_metrics("all", track="binaural") == parse_metrics(None, track="binaural") == (*D.DNSMOS_METRICS,
+                                                                                                "mbstoi")
+    # the Real-World tracks: the official scorer's set
+    assert parse_metrics(None, track="track1") == ("rw_si_sdr", "rw_pesq_wb", "rw_stoi", "utmos", *D.DNSMOS_METRICS,
+                                                   "cer", "spk_sim")
     with pytest.raises(AvseBenchError, match="unknown metric 'mos'"):
         parse_metrics("mos")
-    with pytest.raises(AvseBenchError, match="--metrics mbstoi: a binaural metric, and this is the mono track"):
+    with pytest.raises(AvseBenchError, match="--metrics mbstoi: not a metric of the mono track"):
         parse_metrics("mbstoi")
-    with pytest.raises(AvseBenchError, match="--metrics stoi: a mono metric, and this is the binaural track"):
-        parse_metrics("stoi", channels=2)
+    with pytest.raises(AvseBenchError, match="--metrics stoi: not a metric of the binaural track"):
+        parse_metrics("stoi", track="binaural")
+    with pytest.raises(AvseBenchError, match="--metrics si_sdr: not a metric of the track1 track"):
+        parse_metrics("si_sdr", track="track1")
 
 
 def test_a_forked_scorer_after_a_call_in_the_parent_does_not_hang(tiny_corpus, tmp_path):

@@ -96,8 +96,8 @@ def test_the_tracks_own_metric_missing_is_said_before_any_work(avsec4_corpus, tm
     monkeypatch.setattr(dispatch, "available", lambda: "DNSMOS needs speechmos and onnxruntime (No module named "
                                                       "'speechmos'): pip install speechmos==0.0.1.1 onnxruntime")
     with pytest.raises(AvseBenchError, match="mono track's metrics cannot all be computed here: DNSMOS needs"):
-        scoring.parse_metrics(None, channels=1)
-    assert scoring.parse_metrics("intrusive", channels=1)  # a list without it is the user's choice
+        scoring.parse_metrics(None, track="mono")
+    assert scoring.parse_metrics("intrusive", track="mono")  # a list without it is the user's choice
 
 
 def _system(root: Path, name: str, model_py: str | None = None, toml_edit=None, files: dict | None = None) -> Path:

@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -131,7 +132,37 @@ def read_frames(path) -> tuple[list[np.ndarray], float]:
     return frames, v.fps
 
 
-CROPS = ("none", "centre")  # "none": the whole frame resized; "centre": the middle size x size pixels, no resize
+CROPS = ("none", "centre", "face")  # the whole frame resized; the middle size x size pixels; the landmark face box
+FACE_FRACTION, FACE_CX, FACE_CY = 0.78, 0.50, 0.61  # the Real-World baseline's face box (real_test_dataset.py)
+
+
+def face_box(landmarks: list) -> tuple[float, float, float] | None:
+    """(left, top, side) in pixels of one fixed square box for a clip, from its landmarks (a list per frame of
+    (68, 2) arrays or None), as the Real-World AVSE baseline's evaluation computes it (`_fixed_face_box` of
+    look2hear/datas/real_test_dataset.py): the medians over the frames with a face of the landmarks' min and max x
+    and y, side = max(width, height) / 0.78, placed so the face centre is at (0.50, 0.61) of the box; float32 as
+    there. None when no frame has a face."""
+    valid = [np.asarray(f, np.float32) for f in landmarks if f is not None and np.asarray(f).shape == (68, 2)]
+    if not valid:
+        return None
+    a = np.stack(valid)  # (T', 68, 2)
+    x0, x1 = np.median(a[:, :, 0].min(1)), np.median(a[:, :, 0].max(1))
+    y0, y1 = np.median(a[:, :, 1].min(1)), np.median(a[:, :, 1].max(1))
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    side = max(x1 - x0, y1 - y0) / FACE_FRACTION
+    return float(cx - FACE_CX * side), float(cy - FACE_CY * side), float(side)
+
+
+def crop_square(gray: np.ndarray, box: tuple[float, float, float], size: int) -> np.ndarray:
+    """The `box` (left, top, side, rounded to whole pixels) of a grey (H, W) frame, edge-replicated where it
+    leaves the frame, resized to (size, size) with INTER_AREA (the baseline's `_crop_square`)."""
+    h, w = gray.shape
+    left, top, side = (int(round(v)) for v in box)
+    pad_l, pad_t, pad_r, pad_b = max(0, -left), max(0, -top), max(0, left + side - w), max(0, top + side - h)
+    if pad_l or pad_t or pad_r or pad_b:
+        gray = cv2.copyMakeBorder(gray, pad_t, pad_b, pad_l, pad_r, cv2.BORDER_REPLICATE)
+        left, top = left + pad_l, top + pad_t
+    return cv2.resize(gray[top:top + side, left:left + side], (size, size), interpolation=cv2.INTER_AREA)
 
 
 @dataclass(frozen=True)
@@ -143,18 +174,42 @@ class Preprocessing:
     size: int = 128
     equalize: bool = True
     crop: str = "none"
+    face_size: int = 96  # crop "face": the face box is resized to this, then its centre size x size is kept
 
     def __post_init__(self):
         if self.size < 8:
             raise AvseBenchError(f"preprocessing frame size must be >= 8 px (got {self.size})")
         if self.crop not in CROPS:
             raise AvseBenchError(f"preprocessing crop must be one of {', '.join(CROPS)} (got {self.crop!r})")
+        if self.crop == "face" and self.face_size < self.size:
+            raise AvseBenchError(f"preprocessing face_size {self.face_size} is smaller than the frame size {self.size}")
 
-    def frame(self, bgr: np.ndarray) -> np.ndarray:
-        """One decoded frame (H, W, 3) or (H, W) uint8 -> (size, size) uint8, equalised if enabled. Raises
-        AvseBenchError when a centre crop is larger than the frame."""
+    def clip_box(self, path) -> tuple[float, float, float] | None:
+        """For crop "face": the face box of the video at `path` from the landmark file beside it (`<video>.pkl`,
+        read without running anything, `realworld.read_landmarks`), or None (no such file, or no face in it: the
+        whole frame is used, as the baseline's fallback). None for the other crops."""
+        if self.crop != "face":
+            return None
+        marks = Path(path).with_suffix(".pkl")
+        if not marks.is_file():
+            return None
+        from avse_bench.data.realworld import read_landmarks
+
+        return face_box(read_landmarks(marks))
+
+    def frame(self, bgr: np.ndarray, box: tuple[float, float, float] | None = None) -> np.ndarray:
+        """One decoded frame (H, W, 3) or (H, W) uint8 -> (size, size) uint8, equalised if enabled. Crop "face":
+        the clip's face `box` (`face_box`; None: the whole frame) resized to face_size, then its centre size x size
+        (the Real-World baseline: 96, then CenterCrop 88). Raises AvseBenchError when a centre crop is larger than
+        the frame."""
         gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
-        if self.crop == "centre":
+        if self.crop == "face":
+            fs = self.face_size
+            face = (crop_square(gray, box, fs) if box is not None else
+                    gray if gray.shape == (fs, fs) else cv2.resize(gray, (fs, fs), interpolation=cv2.INTER_AREA))
+            off = (fs - self.size) // 2
+            small = np.ascontiguousarray(face[off:off + self.size, off:off + self.size])
+        elif self.crop == "centre":
             h, w = gray.shape
             if h < self.size or w < self.size:
                 raise AvseBenchError(f"a {w} x {h} px frame is smaller than the {self.size} px centre crop")
@@ -176,13 +231,14 @@ class Preprocessing:
         if stop is not None and stop <= start:
             return np.empty((0, self.size, self.size), np.uint8)
         j = start  # the next output frame to fill
+        box = self.clip_box(path)
         with _Video(path) as v:
             held, processed, k, times = None, None, 0, []  # the frame on screen so far; every frame's time
             while (stop is None or j < stop) and v.cap.grab():
                 t = v.next_time_ms()
                 times.append(t)
                 while held is not None and output_centre_ms(j) < t - TIME_TOLERANCE_MS and (stop is None or j < stop):
-                    processed = self.frame(held) if processed is None else processed
+                    processed = self.frame(held, box) if processed is None else processed
                     out.append(processed)  # the previous frame was on screen at output frame j's centre
                     j += 1
                 ok, bgr = v.cap.retrieve()
@@ -194,7 +250,7 @@ class Preprocessing:
                 raise AvseBenchError(f"no decodable frames in video {path}")
             end = clip_end_ms(np.asarray(times), v.fps)
             while output_centre_ms(j) < end - TIME_TOLERANCE_MS and (stop is None or j < stop):
-                processed = self.frame(held) if processed is None else processed
+                processed = self.frame(held, box) if processed is None else processed
                 out.append(processed)  # the last frame, on screen until the clip's end
                 j += 1
         if not out:
@@ -229,14 +285,18 @@ class Preprocessing:
     @classmethod
     def from_config(cls, config: dict) -> Preprocessing:
         """The Preprocessing whose `config()` this is (a run's record; runs before the crop option have none)."""
-        return cls(size=config["size"], equalize=config["equalize"], crop=config.get("crop", "none"))
+        return cls(size=config["size"], equalize=config["equalize"], crop=config.get("crop", "none"),
+                   face_size=config.get("face_size", 96))
 
     def config(self) -> dict:
         """The settings (with a version string that changes whenever the code's output would)."""
-        return {"version": PREPROCESSING_VERSION, **asdict(self), "fps": VIDEO_FPS,
+        fields = {k: v for k, v in asdict(self).items() if k != "face_size" or self.crop == "face"}
+        return {"version": PREPROCESSING_VERSION, **fields, "fps": VIDEO_FPS,
                 "frame_rule": "source frame on screen at each 40 ms interval's centre, by the container's timestamps",
                 "grayscale": "cv2.COLOR_BGR2GRAY",
-                "resize": "none (centre crop)" if self.crop == "centre" else "cv2.INTER_AREA",
+                "resize": {"centre": "none (centre crop)", "face": f"the clip's landmark face box (median extent / "
+                           f"0.78, centre at (0.50, 0.61), edge-replicated) or the whole frame, cv2.INTER_AREA to "
+                           f"{self.face_size}, then the centre {self.size}"}.get(self.crop, "cv2.INTER_AREA"),
                 "equalizer": "cv2.equalizeHist per frame" if self.equalize else "none",
                 "scale": "uint8 / 255", "audio_rate": AUDIO_RATE}
 
