@@ -85,6 +85,27 @@ def test_a_damaged_tree_names_each_broken_item(rw_corpus, tmp_path, capsys):
         load_split(root, "dev", "track1")
 
 
+def test_a_test_split_as_released_holds_inputs_only_and_is_scored_blind(rw_corpus, tmp_path, capsys):
+    """The test split of 12 July: only mix.wav, the videos and the landmarks per clip; no transcripts, no clean
+    sources, no manifests. Its items load without references and score with DNSMOS alone, saying so."""
+    root = tmp_path / "released"
+    for clip in (rw_corpus / "track1" / "dev").glob("*/*"):
+        if clip.is_dir():
+            dest = root / "track1" / "test" / clip.relative_to(rw_corpus / "track1" / "dev")
+            dest.mkdir(parents=True)
+            for name in ("mix.wav", "s1.mp4", "s2.mp4", "s1.pkl", "s2.pkl"):
+                shutil.copy(clip / name, dest / name)
+    items = load_split(root, "test", "track1")
+    assert len(items) == 8 and all(s.reference is None and s.meta["transcript"] is None for s in items)
+    assert main(["data", "check", str(root), "--split", "test"]) == 0
+    assert "clean sources (remix): none (inputs only: scored blind)" in capsys.readouterr().out
+    csv = score_split(root, "test", tmp_path / "blind.csv", jobs=1, progress=False, track="track1",
+                      metrics="rw_si_sdr,dnsmos")
+    rows = pd.read_csv(csv, dtype={"error": str}, keep_default_na=False)
+    assert (rows.rw_si_sdr == "").all() and (rows.dnsmos_ovrl != "").all()
+    assert "scored blind" in capsys.readouterr().err
+
+
 class _Payload:
     """A pickle that runs a shell command when loaded by a plain unpickler."""
 
