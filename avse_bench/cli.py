@@ -224,10 +224,11 @@ def _profile(a: argparse.Namespace) -> int:
     from avse_bench.profiling import profile_system, write_profile
     from avse_bench.systems import load
 
-    size = a.size if a.size is not None else choose_preprocessing([load(a.system)], "paper")[0].size
+    pre = choose_preprocessing([load(a.system)], "paper")[0]
+    size = a.size if a.size is not None else pre.size
     result = profile_system(a.system, device=a.device, seconds=a.seconds, size=size, train_batch=a.train_batch,
                             repeats=a.repeats, throughput_batch=a.throughput_batch, weights=a.weights,
-                            train_seconds=a.train_seconds)
+                            train_seconds=a.train_seconds, video_channels=pre.channels)
     write_profile(result, a.json)
     return 0
 

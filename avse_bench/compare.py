@@ -446,6 +446,7 @@ def profile_stage(run: Run) -> None:
         path = run.out / "profiles" / f"{s.name}.json"
         recipe = s.recipe(run.config.profile)
         options = {**get_profile(run.config.profile)["profiling"], "size": run.pre.size,
+                   "video_channels": run.pre.channels,
                    "train_batch": recipe["batch_size"],
                    "train_seconds": round(float(recipe["crop_seconds"]) * 25) / 25}  # whole frames, as the crops
         inputs = {**run.reads("profile"), **run.system_inputs(s), **options}

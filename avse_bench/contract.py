@@ -1,13 +1,13 @@
 """The model call contract, checked where the harness meets a system's model (docs/ADDING_A_SYSTEM.md).
 
 `model(audio, video)`: audio float32 (B, L) for a mono system, (B, 2, L) for a binaural one (`[model] channels`), 16
-kHz; video float32 (B, 1, T, H, W) in [0, 1], or (x - mean) / std where the system's `[preprocessing]` declares
-`mean` and `std` (`FrameNormalisation`, a forward pre-hook: the shared frames stay the run's). It must return one
-float tensor of exactly the audio's shape: the same batch, channels and L samples. `OutputCheck` is registered as a
-forward hook on every model `System.build_model()` makes, so training, enhancement, profiling and `system check` all
-see the same check, and a model that returns something else (a tuple, another channel count, a length off by a few
-samples, an integer dtype) is named in one line with what it returned, instead of a traceback from the loss or a
-file of the wrong shape.
+kHz; video float32 (B, C, T, H, W) in [0, 1] (C = 1 grey, 3 RGB for `[preprocessing] color = "rgb"`), or (x - mean)
+/ std where the system's `[preprocessing]` declares `mean` and `std` (`FrameNormalisation`, a forward pre-hook: the
+shared frames stay the run's). It must return one float tensor of exactly the audio's shape: the same batch,
+channels and L samples. `OutputCheck` is registered as a forward hook on every model `System.build_model()` makes,
+so training, enhancement, profiling and `system check` all see the same check, and a model that returns something
+else (a tuple, another channel count, a length off by a few samples, an integer dtype) is named in one line with
+what it returned, instead of a traceback from the loss or a file of the wrong shape.
 A hook leaves the state dict as it is (no wrapper module, no key prefix).
 """
 
@@ -35,7 +35,7 @@ def expected_shape(audio: torch.Tensor) -> tuple[int, ...]:
 
 
 class FrameNormalisation:
-    """Forward pre-hook: the video argument (B, 1, T, H, W) in [0, 1] becomes (video - mean) / std before the
+    """Forward pre-hook: the video argument (B, C, T, H, W) in [0, 1] becomes (video - mean) / std before the
     model sees it, as a published recipe normalises its frames (the Real-World AVSE baseline: mean 0.421, std
     0.165). A hook, not a wrapper module: the state dict keeps the system's own key names. Picklable."""
 

@@ -187,7 +187,7 @@ def enhance_variants(system: str | System, run_dir, data_root, variants: dict[Pa
     files all exist is not read, so an interrupted run resumes. Other arguments as `enhance`.
     """
     from avse_bench.data import AVSEDataset, load_split
-    from avse_bench.data.dataset import video_to_float
+    from avse_bench.data.dataset import frames_to_video, video_to_float, video_to_frames
 
     system = load(system) if isinstance(system, str) else system
     run_dir = Path(run_dir) if run_dir is not None else None
@@ -215,10 +215,11 @@ def enhance_variants(system: str | System, run_dir, data_root, variants: dict[Pa
                 if path.is_file():
                     continue
                 path.parent.mkdir(parents=True, exist_ok=True)
-                frames = item["video"][0]  # (T, H, W) uint8
+                video = item["video"]  # (C, T, H, W) uint8
                 if transform is not None:
-                    frames = torch.from_numpy(np.ascontiguousarray(transform(frames.numpy(), scene)))
-                video = video_to_float(frames[None, None].to(dev, non_blocking=True))  # (1, 1, T, H, W)
+                    frames = transform(video_to_frames(video).numpy(), scene)  # (T, H, W) or (T, H, W, 3)
+                    video = frames_to_video(torch.from_numpy(np.ascontiguousarray(frames)))
+                video = video_to_float(video[None].to(dev, non_blocking=True))  # (1, C, T, H, W)
                 enhanced = apply_output_rule(model(mixed, video)[0].cpu().numpy(), output)  # (L,) or (2, L)
                 _record_peak(Path(out), scene, float(np.abs(enhanced).max(initial=0.0)))
                 write_enhanced(path, enhanced)

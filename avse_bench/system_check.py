@@ -118,8 +118,9 @@ def _feed(system, profile: str) -> str:
     norm = system.frame_normalisation()
     scale = "in [0, 1]" if norm is None else f"(x - {norm[0]:g}) / {norm[1]:g} of x in [0, 1]"
     return (f"{profile}: training crops of {frames} frames = {frames / 25:g} s = {frames * 640} samples, batch "
-            f"{recipe['batch_size']}: audio {audio} float32 at 16 kHz, video (B, 1, {frames}, {pre.size}, {pre.size}) "
-            f"float32 {scale} ({'equalised' if pre.equalize else 'not equalised'}, crop {pre.crop}; {rule})")
+            f"{recipe['batch_size']}: audio {audio} float32 at 16 kHz, video (B, {pre.channels}, {frames}, {pre.size}, "
+            f"{pre.size}) float32 {scale} ({pre.color}, {'equalised' if pre.equalize else 'not equalised'}, crop "
+            f"{pre.crop}; {rule})")
 
 
 def check_system(name: str) -> int:
@@ -142,7 +143,8 @@ def check_system(name: str) -> int:
     print(f"  parameters (smoke profile's model): {trainable:,} trainable, {frozen:,} frozen")
     from avse_bench.profiles import choose_preprocessing
 
-    size = choose_preprocessing([system], "smoke")[0].size  # the frames the smoke profile gives it
+    pre = choose_preprocessing([system], "smoke")[0]  # the frames the smoke profile gives it
+    size, colours = pre.size, pre.channels
     shape = (lambda b, n: (b, n)) if system.channels == 1 else (lambda b, n: (b, 2, n))
     failures = []
 
@@ -162,7 +164,7 @@ def check_system(name: str) -> int:
     def train_step():
         frames = round(float(system.recipe("smoke")["crop_seconds"]) * 25)
         model.train()
-        out = model(torch.randn(*shape(2, frames * 640)), torch.rand(2, 1, frames, size, size))
+        out = model(torch.randn(*shape(2, frames * 640)), torch.rand(2, colours, frames, size, size))
         assert out.dtype == torch.float32, f"returned {out.dtype}, not float32"
         out.square().mean().backward()
         reached = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is not None]
@@ -171,7 +173,7 @@ def check_system(name: str) -> int:
     def eval_calls(samples: int, extra_frames: int):
         frames = math.ceil(samples / 640) + extra_frames
         model.eval()
-        audio, video = torch.randn(*shape(1, samples)), torch.rand(1, 1, frames, size, size)
+        audio, video = torch.randn(*shape(1, samples)), torch.rand(1, colours, frames, size, size)
         with torch.no_grad():
             first, second = model(audio, video), model(audio, video)
         assert torch.isfinite(first).all(), "the output holds NaN or inf"

@@ -55,7 +55,7 @@ AT_LEAST_ONE = Key("int", minimum=1)
 SYSTEM = {"name": TEXT, "title": TEXT, "description": TEXT, "source": TEXT, "initialisation": TEXT}
 MODEL = {"channels": Key("int", minimum=1)}  # the rest: build_model's own keyword arguments
 PREPROCESSING = {"size": Key("int", minimum=8), "equalize": Key("bool"), "crop": Key("str", ("none", "centre", "face")),
-                 "face_size": Key("int", minimum=8),
+                 "face_size": Key("int", minimum=8), "color": Key("str", ("grey", "rgb")),
                  "mean": Key("number"), "std": POSITIVE}  # mean, std: this system's (x - mean) / std of its frames
 INFERENCE = {"video_frames": Key("str", ("audio", "video")), "min_video_frames": Key("int", minimum=0),
              "video_padding": Key("str", ("edge", "zeros")), "output": Key("str", ("as is", "peak"))}
@@ -69,6 +69,7 @@ RECIPE = {  # what avse_bench.train reads (build_optimizer, build_scheduler, bui
     "val_loss": Key("str", ("neg_si_snr", "neg_snr", "l1_stft_magnitude")),
     "early_stop_patience": AT_LEAST_ONE,  # epochs without a lower validation loss before training stops
     "keep": Key("str", ("last", "best")),  # which weights model.pt holds: the last epoch's or the lowest val loss's
+    "crop_video_offset": Key("int"),  # frames a training crop's video starts from its audio (AVSEC-1: -2)
 }
 TABLES = {"system": SYSTEM, "model": MODEL, "preprocessing": PREPROCESSING, "inference": INFERENCE,
           "recipe": RECIPE}

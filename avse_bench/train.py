@@ -197,7 +197,8 @@ def build_loaders(system: System, data_root: Path, train_split: str, val_split: 
 
     crop = float(recipe["crop_seconds"])
     batch = int(recipe["batch_size"])
-    frames = {**options.dataset_kwargs(), "video_uint8": True, "system": system}
+    frames = {**options.dataset_kwargs(), "video_uint8": True, "system": system,
+              "video_offset": int(recipe.get("crop_video_offset", 0))}
     train_set = AVSEDataset(with_targets(load_split(data_root, train_split, track)), preprocessing,
                             crop_seconds=crop, seed=seed, **frames)
     # Validation on fixed crops (epoch 0's) of the same length, so that batches stack and val losses compare.

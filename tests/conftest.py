@@ -13,3 +13,19 @@ def tiny_corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_corpus")
     synthesize(root, n_train=4, n_dev=3, seed=0, min_seconds=1.0, max_seconds=1.5, progress=False)
     return root
+
+
+@pytest.fixture
+def smoke_compare(capsys):
+    """A callable: `smoke_compare(root, out, *systems_and_options)` runs `avse-bench compare ... --profile smoke`,
+    asserts it succeeded (showing the end of stderr otherwise) and returns (sheet.md's text, manifest.json)."""
+    import json
+
+    from avse_bench.cli import main
+
+    def run(root, out, *args: str) -> tuple[str, dict]:
+        code = main(["compare", *args, "--data", str(root), "--profile", "smoke", "--out", str(out)])
+        assert code == 0, capsys.readouterr().err[-2000:]
+        return (out / "sheet.md").read_text(), json.loads((out / "manifest.json").read_text())
+
+    return run

@@ -165,7 +165,8 @@ def test_a_system_with_a_syntax_error_is_listed_with_it_and_the_others_work(tmp_
     (lambda t: t.replace('optimizer = "rmsprop"', 'optimizer = "sgd"'),
      "[recipe] optimizer must be one of adam, rmsprop (got 'sgd')"),
     (lambda t: t + '\n[preprocessing]\nnormalise = 0.421\n',  # mean and std are keys now (issue 27)
-     "[preprocessing] has an unknown key 'normalise'; the harness reads size, equalize, crop, face_size, mean, std"),
+     "[preprocessing] has an unknown key 'normalise'; the harness reads size, equalize, crop, face_size, color, mean, "
+     "std"),
     (lambda t: t + '\n[preprocessing]\nstd = 0\n',
      "[preprocessing] std must be > 0 (got 0)"),
 ])

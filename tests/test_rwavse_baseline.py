@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 import torch
 
-from avse_bench.cli import main
 from avse_bench.data.preprocessing import Preprocessing, crop_square, face_box
 from avse_bench.errors import AvseBenchError
 from avse_bench.nn.av_convtasnet import AVConvTasNet, official_length
@@ -169,19 +168,15 @@ def test_the_face_preprocessing_reads_the_clips_landmarks_and_falls_back_to_the_
 
 # --- through the harness ---------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_compare_runs_the_baseline_per_target_speaker_on_the_realworld_corpus(tmp_path, capsys):
+def test_compare_runs_the_baseline_per_target_speaker_on_the_realworld_corpus(tmp_path, smoke_compare):
     from avse_bench.data.synth_realworld import synthesize_realworld
 
     root = synthesize_realworld(tmp_path / "rw", n_train=2, n_dev=2, seed=0, min_seconds=1.0, max_seconds=1.2,
                                 progress=False)
     out = tmp_path / "run"
-    code = main(["compare", "rwavse_baseline", "--data", str(root), "--track", "track1", "--profile", "smoke",
-                 "--out", str(out)])
-    assert code == 0, capsys.readouterr().err[-2000:]
-    sheet = (out / "sheet.md").read_text()
+    sheet, manifest = smoke_compare(root, out, "rwavse_baseline", "--track", "track1")
     assert "25.01 M (25,014,849 total, 13,828,161 trainable)" in sheet
     assert "video_model 0 / 11,186,688" in sheet  # item 1's frozen part, module by module
     assert "(x - 0.421) / 0.165" in sheet
-    manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["preprocessing"]["config"]["crop"] == "face"
     assert (out / "enhanced" / "rwavse_baseline" / "av" / "track1" / "dev" / "mix" / "000001" / "s2.wav").is_file()

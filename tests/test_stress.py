@@ -227,3 +227,17 @@ def test_a_stress_condition_is_one_declaration():
     finally:
         del S.DEGRADATIONS["dimmed"]
     assert identity_severity("lowres", 64) == 64.0 and identity_severity("blank", 64) is None
+
+
+@pytest.mark.parametrize("spec", ["occlusion=0.5", "dropped=0.5", "rw_occlusion", "rw_lowquality", "rw_track2"])
+def test_colour_frames_get_each_condition_channel_by_channel_with_the_same_draws(spec):
+    """RGB frames (T, H, W, 3), the AVSEC-1 baseline's: the same patch, segment, noise and shift in R, G and B, so
+    that a grey video stored as three equal channels is stressed exactly as the grey video."""
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 256, (20, 32, 32)).astype(np.uint8)
+    (stress,) = parse_stress([spec])
+    coloured = stress.apply(np.repeat(grey[..., None], 3, axis=-1), "S00001", seed=3)
+    assert coloured.shape == (20, 32, 32, 3) and coloured.dtype == np.uint8
+    want = stress.apply(grey, "S00001", seed=3)
+    for c in range(3):
+        assert np.array_equal(coloured[..., c], want)

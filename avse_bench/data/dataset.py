@@ -40,15 +40,17 @@ def _fit(x: np.ndarray, n: int, mode: str, axis: int = 0) -> np.ndarray:
 
 class AVSEDataset(Dataset):
     """Items of `scenes` preprocessed by `preprocessing`: dicts with `scene` (id), `mixed` (n_samples,) float32
-    ((2, n_samples) for a binaural system), `video` (1, n_frames, size, size) float32 in [0, 1] and, where the scene
-    has one, `target` (the shape of `mixed`).
+    ((2, n_samples) for a binaural system), `video` (C, n_frames, size, size) float32 in [0, 1] (C = 1 grey, 3
+    RGB: `Preprocessing.color`) and, where the scene has one, `target` (the shape of `mixed`).
 
     `system`: the System the items are for (its channels, and its `Feed` for padding and whole-utterance frames);
     None: a mono system with the default feed.
     `crop_seconds`: training crops of that length (None: whole utterances, the video padded to cover the audio).
     `video_uint8=True` leaves `video` as the preprocessed uint8 frames, 4x less to pass from DataLoader workers,
     pin and copy to the GPU; `video_to_float` then gives exactly the float32 video on the device.
-    `seed`: with the epoch and the index, the crop's start. `cache_dir`: a disk store of preprocessed frames
+    `seed`: with the epoch and the index, the crop's start. `video_offset`: a training crop's video starts this
+    many frames from its audio, at least at frame 0 (the AVSEC-1 baseline's dataset: -2; `[recipe]
+    crop_video_offset`). `cache_dir`: a disk store of preprocessed frames
     (frames.py), at most `store_gb` GiB; `memory_mb`: the in-memory frame budget per process. An item is addressed
     by its index (at the epoch set with `set_epoch`) or by `(epoch, index)`, which `EpochSampler` yields so that
     persistent DataLoader workers crop for the right epoch. Raises AvseBenchError for a crop shorter than one frame,
@@ -58,7 +60,7 @@ class AVSEDataset(Dataset):
 
     def __init__(self, scenes: list[Scene], preprocessing: Preprocessing, crop_seconds: float | None = 3.0,
                  seed: int = 0, cache_dir=None, memory_mb: float = DEFAULT_MEMORY_MB,
-                 store_gb: float = DEFAULT_STORE_GB, video_uint8: bool = False, system=None):
+                 store_gb: float = DEFAULT_STORE_GB, video_uint8: bool = False, system=None, video_offset: int = 0):
         from avse_bench.systems import Feed
 
         if crop_seconds is not None and round(crop_seconds * VIDEO_FPS) < 1:
@@ -73,6 +75,7 @@ class AVSEDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.video_uint8 = video_uint8
+        self.video_offset = int(video_offset)
         self.frames = FrameSource(preprocessing, memory_mb=memory_mb, store_dir=cache_dir, store_gb=store_gb)
 
     def __len__(self) -> int:
@@ -88,9 +91,11 @@ class AVSEDataset(Dataset):
         return int(rng.integers(last + 1))
 
     def _clip(self, scene: Scene, start: int, n_frames: int | None) -> np.ndarray:
-        """uint8 (n, size, size) from frame `start`: `n_frames` of them, or (None) the video's own to its end, at
+        """uint8 (n, size, size) (or (n, size, size, 3)) from frame `start` (below 0: frame 0): `n_frames` of them,
+        or (None) the video's own to its end, at
         least `Feed.min_video_frames`; padded by `Feed.video_padding`."""
         pad = PAD_MODES[self.feed.video_padding]
+        start = max(start, 0)
         clip = self.frames.frames(scene.video, start, None if n_frames is None else start + n_frames)
         if n_frames is None:
             n_frames = max(len(clip), self.feed.min_video_frames)
@@ -116,14 +121,25 @@ class AVSEDataset(Dataset):
             start, n_frames = self.crop_start(index, length, epoch), self.crop_frames
             n_samples = n_frames * SAMPLES_PER_FRAME
         a = start * SAMPLES_PER_FRAME
-        clip = self._clip(scene, start, n_frames)  # (n_frames, size, size) uint8
-        video = torch.from_numpy(np.ascontiguousarray(clip))[None]  # (1, n_frames, size, size) uint8
+        clip = self._clip(scene, start + self.video_offset if self.crop_frames else start, n_frames)
+        video = frames_to_video(torch.from_numpy(np.ascontiguousarray(clip)))  # (C, n_frames, size, size) uint8
         item = {"scene": scene.id,
                 "mixed": torch.from_numpy(_fit(mixed[..., a:], n_samples, "constant", axis=-1).copy()),
                 "video": video if self.video_uint8 else video_to_float(video)}
         if target is not None:
             item["target"] = torch.from_numpy(_fit(target[..., a:], n_samples, "constant", axis=-1).copy())
         return item
+
+
+def frames_to_video(frames: torch.Tensor) -> torch.Tensor:
+    """Frames as preprocessing gives them, (T, H, W) grey or (T, H, W, 3) RGB, -> the model's channels-first
+    video (1, T, H, W) or (3, T, H, W) (a batch dimension in front makes (B, C, T, H, W))."""
+    return frames[None] if frames.ndim == 3 else frames.permute(3, 0, 1, 2)
+
+
+def video_to_frames(video: torch.Tensor) -> torch.Tensor:
+    """The inverse of `frames_to_video`: (1, T, H, W) -> (T, H, W); (3, T, H, W) -> (T, H, W, 3)."""
+    return video[0] if video.shape[0] == 1 else video.permute(1, 2, 3, 0)
 
 
 def video_to_float(video: torch.Tensor) -> torch.Tensor:

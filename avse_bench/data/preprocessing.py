@@ -1,8 +1,8 @@
 """THE preprocessing: one object, applied identically to every system; its settings and hash go into reports.
 
-Video: decode (OpenCV) -> resample to 25 fps -> grayscale -> resize to size x size, or (`crop="centre"`) cut the
-middle size x size pixels out without resizing -> `cv2.equalizeHist` on every frame (if enabled) -> [0, 1]
-float32. Audio: float32 at 16 kHz, mono (channels averaged) or, for a binaural system, (2, L).
+Video: decode (OpenCV) -> resample to 25 fps -> grayscale (or R, G, B for `color="rgb"`) -> resize to size x size,
+or (`crop="centre"`) cut the middle size x size pixels out without resizing -> `cv2.equalizeHist` on every frame
+(if enabled) -> [0, 1] float32. Audio: float32 at 16 kHz, mono (channels averaged) or, for a binaural system, (2, L).
 
 The centre crop is the AVSEC-4 baseline's input (cogmhear/avse_challenge, baseline/avse4/dataset.py,
 `process_frames`: `frame[56:-56, 56:-56]` of the 224 px RGB frame, `cv2.COLOR_RGB2GRAY`, / 255, no equalisation):
@@ -132,6 +132,7 @@ def read_frames(path) -> tuple[list[np.ndarray], float]:
     return frames, v.fps
 
 
+COLOURS = ("grey", "rgb")  # one grey channel (cv2.COLOR_BGR2GRAY); the decoded colour as R, G, B
 CROPS = ("none", "centre", "face")  # the whole frame resized; the middle size x size pixels; the landmark face box
 FACE_FRACTION, FACE_CX, FACE_CY = 0.78, 0.50, 0.61  # the Real-World baseline's face box (real_test_dataset.py)
 
@@ -169,20 +170,34 @@ def crop_square(gray: np.ndarray, box: tuple[float, float, float], size: int) ->
 class Preprocessing:
     """The frames and audio every system of a run gets. `size`: output frames are size x size px. `equalize`:
     `cv2.equalizeHist` per frame. `crop`: "none" (resize the whole frame) or "centre" (the middle size x size
-    pixels, as the AVSEC-4 baseline). Raises AvseBenchError for a size below 8 or an unknown crop."""
+    pixels, as the AVSEC-4 baseline). `color`: "grey" (frames (T, size, size), the default) or "rgb" (frames
+    (T, size, size, 3) in R, G, B order, as decord decodes them for the AVSEC-1 baseline; OpenCV's FFmpeg decode,
+    converted from BGR). Raises AvseBenchError for a size below 8, an unknown crop or colour, and for equalisation
+    or a face crop of colour frames."""
 
     size: int = 128
     equalize: bool = True
     crop: str = "none"
     face_size: int = 96  # crop "face": the face box is resized to this, then its centre size x size is kept
+    color: str = "grey"
 
     def __post_init__(self):
         if self.size < 8:
             raise AvseBenchError(f"preprocessing frame size must be >= 8 px (got {self.size})")
         if self.crop not in CROPS:
             raise AvseBenchError(f"preprocessing crop must be one of {', '.join(CROPS)} (got {self.crop!r})")
+        if self.color not in COLOURS:
+            raise AvseBenchError(f"preprocessing color must be one of {', '.join(COLOURS)} (got {self.color!r})")
+        if self.color == "rgb" and (self.equalize or self.crop == "face"):
+            raise AvseBenchError("preprocessing color \"rgb\" takes no histogram equalisation and no face crop "
+                                 "(both are defined on grey frames): set equalize = false and another crop")
         if self.crop == "face" and self.face_size < self.size:
             raise AvseBenchError(f"preprocessing face_size {self.face_size} is smaller than the frame size {self.size}")
+
+    @property
+    def channels(self) -> int:
+        """Colour channels of a frame: 1 (grey) or 3 (RGB); the model's video is (B, channels, T, H, W)."""
+        return 3 if self.color == "rgb" else 1
 
     def clip_box(self, path) -> tuple[float, float, float] | None:
         """For crop "face": the face box of the video at `path` from the landmark file beside it (`<video>.pkl`,
@@ -198,11 +213,15 @@ class Preprocessing:
         return face_box(read_landmarks(marks))
 
     def frame(self, bgr: np.ndarray, box: tuple[float, float, float] | None = None) -> np.ndarray:
-        """One decoded frame (H, W, 3) or (H, W) uint8 -> (size, size) uint8, equalised if enabled. Crop "face":
+        """One decoded frame (H, W, 3) BGR or (H, W) uint8 -> (size, size) uint8, equalised if enabled, or for
+        color "rgb" (size, size, 3) in R, G, B order (a grey source repeated in all three). Crop "face":
         the clip's face `box` (`face_box`; None: the whole frame) resized to face_size, then its centre size x size
         (the Real-World baseline: 96, then CenterCrop 88). Raises AvseBenchError when a centre crop is larger than
         the frame."""
-        gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+        if self.color == "rgb":
+            gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 else np.repeat(bgr[:, :, None], 3, 2)
+        else:
+            gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
         if self.crop == "face":
             fs = self.face_size
             face = (crop_square(gray, box, fs) if box is not None else
@@ -210,7 +229,7 @@ class Preprocessing:
             off = (fs - self.size) // 2
             small = np.ascontiguousarray(face[off:off + self.size, off:off + self.size])
         elif self.crop == "centre":
-            h, w = gray.shape
+            h, w = gray.shape[:2]
             if h < self.size or w < self.size:
                 raise AvseBenchError(f"a {w} x {h} px frame is smaller than the {self.size} px centre crop")
             top, left = (h - self.size) // 2, (w - self.size) // 2
@@ -220,7 +239,8 @@ class Preprocessing:
         return cv2.equalizeHist(small) if self.equalize else small
 
     def video_uint8(self, path, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """uint8 (T, size, size) at 25 fps: output frames [start, stop) (all by default; fewer, or none, past the
+        """uint8 (T, size, size), or (T, size, size, 3) for color "rgb", at 25 fps: output frames [start, stop) (all
+        by default; fewer, or none, past the
         clip's end), the exact values of `video` times 255 (compact for caching).
 
         Streams the file: decoding ends at the last frame asked for (once the next frame's timestamp shows which
@@ -229,7 +249,7 @@ class Preprocessing:
         decodable frame."""
         out: list[np.ndarray] = []
         if stop is not None and stop <= start:
-            return np.empty((0, self.size, self.size), np.uint8)
+            return np.empty(self.frame_shape(0), np.uint8)
         j = start  # the next output frame to fill
         box = self.clip_box(path)
         with _Video(path) as v:
@@ -254,11 +274,15 @@ class Preprocessing:
                 out.append(processed)  # the last frame, on screen until the clip's end
                 j += 1
         if not out:
-            return np.empty((0, self.size, self.size), np.uint8)
-        return np.stack(out)  # (T, size, size)
+            return np.empty(self.frame_shape(0), np.uint8)
+        return np.stack(out)  # (T, size, size) or (T, size, size, 3)
+
+    def frame_shape(self, n: int) -> tuple[int, ...]:
+        """The shape of n frames: (n, size, size), or (n, size, size, 3) for color "rgb"."""
+        return (n, self.size, self.size) if self.color == "grey" else (n, self.size, self.size, 3)
 
     def video(self, path) -> np.ndarray:
-        """float32 (T, size, size) in [0, 1] at 25 fps."""
+        """float32 (T, size, size) (or (T, size, size, 3) for color "rgb") in [0, 1] at 25 fps."""
         return self.video_uint8(path).astype(np.float32) / 255.0
 
     def audio(self, path, channels: int = 1) -> np.ndarray:
@@ -286,14 +310,15 @@ class Preprocessing:
     def from_config(cls, config: dict) -> Preprocessing:
         """The Preprocessing whose `config()` this is (a run's record; runs before the crop option have none)."""
         return cls(size=config["size"], equalize=config["equalize"], crop=config.get("crop", "none"),
-                   face_size=config.get("face_size", 96))
+                   face_size=config.get("face_size", 96), color=config.get("color", "grey"))
 
     def config(self) -> dict:
         """The settings (with a version string that changes whenever the code's output would)."""
-        fields = {k: v for k, v in asdict(self).items() if k != "face_size" or self.crop == "face"}
+        fields = {k: v for k, v in asdict(self).items()  # keys as before the options they name, so old keys hold
+                  if (k != "face_size" or self.crop == "face") and (k != "color" or self.color != "grey")}
         return {"version": PREPROCESSING_VERSION, **fields, "fps": VIDEO_FPS,
                 "frame_rule": "source frame on screen at each 40 ms interval's centre, by the container's timestamps",
-                "grayscale": "cv2.COLOR_BGR2GRAY",
+                "grayscale": "cv2.COLOR_BGR2GRAY" if self.color == "grey" else "none (cv2.COLOR_BGR2RGB: R, G, B)",
                 "resize": {"centre": "none (centre crop)", "face": f"the clip's landmark face box (median extent / "
                            f"0.78, centre at (0.50, 0.61), edge-replicated) or the whole frame, cv2.INTER_AREA to "
                            f"{self.face_size}, then the centre {self.size}"}.get(self.crop, "cv2.INTER_AREA"),

@@ -253,9 +253,13 @@ class Stress:
         return self.label.replace("=", "_")
 
     def apply(self, frames: np.ndarray, scene: str, seed: int = 0) -> np.ndarray:
-        """This condition applied to one scene's uint8 (T, H, W) frames, its randomness seeded by (seed, scene)."""
-        rng = np.random.default_rng([seed, zlib.crc32(scene.encode())])
-        return DEGRADATIONS[self.name].function(frames, self.severity, rng)
+        """This condition applied to one scene's uint8 (T, H, W) frames, its randomness seeded by (seed, scene).
+        Colour frames (T, H, W, 3) get it channel by channel with the same draws: the same patch, segment or shift
+        in R, G and B (noise the same in all three)."""
+        function = DEGRADATIONS[self.name].function
+        if frames.ndim == 4:
+            return np.stack([self.apply(frames[..., c], scene, seed) for c in range(frames.shape[-1])], axis=-1)
+        return function(frames, self.severity, np.random.default_rng([seed, zlib.crc32(scene.encode())]))
 
     def apply_seeded(self, seed: int):
         """`apply` with `seed` fixed: a (frames, scene) -> frames transform, as enhancement takes one."""

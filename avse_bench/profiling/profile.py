@@ -82,7 +82,7 @@ def _throughput(model, device, ref: Reference, batch, warmup, repeats, progress)
 
 def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int = 128, train_batch: int | None = None,
                    repeats: int | None = None, throughput_batch: int | None = None, progress: bool = True,
-                   weights=None, train_seconds: float | None = None) -> dict:
+                   weights=None, train_seconds: float | None = None, video_channels: int = 1) -> dict:
     """Parameters, FLOPs, memory per phase, latency, RTF, look-ahead and throughput of `system` (a System or its name).
 
     The reference input is `seconds` of 16 kHz audio (the system's channels: `[model] channels`, 1 when it states
@@ -100,7 +100,7 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
     kind = dev.type
     d = DEFAULTS[kind]
     batch, requested, note = _training_batch(system.recipe("paper"), train_batch, kind, name)
-    ref = Reference(seconds, size, getattr(system, "channels", 1))
+    ref = Reference(seconds, size, getattr(system, "channels", 1), video_channels)
     if weights is None:
         model, supplied = system.build_model(), "initial weights (none supplied)"
     else:  # read and checked before the minutes of measuring
@@ -111,7 +111,7 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
 
     stages = tqdm(total=5, desc=f"profile {name}", disable=not progress, leave=False)
     stages.set_postfix_str("memory (3 fresh processes)")
-    train_ref = ref if train_seconds is None else Reference(train_seconds, size, ref.channels)
+    train_ref = ref if train_seconds is None else Reference(train_seconds, size, ref.channels, video_channels)
     memory = memory_phases(system, str(dev), ref, batch, requested, note, train_ref)
     stages.update()
 

@@ -129,12 +129,13 @@ def colour_bar(path: Path) -> None:
 
 
 def _strip(frames: np.ndarray, path: Path) -> int:
-    """STRIP_FRAMES of the uint8 (T, H, W) frames, evenly spaced, side by side with a 2 px gap, as a PNG; returns
-    the spacing in frames."""
+    """STRIP_FRAMES of the uint8 (T, H, W) frames (or (T, H, W, 3) in R, G, B), evenly spaced, side by side with a
+    2 px gap, as a PNG; returns the spacing in frames."""
     step = max(1, len(frames) // STRIP_FRAMES)
     picked = frames[::step][:STRIP_FRAMES]
-    gap = np.full((frames.shape[1], 2), 255, np.uint8)
-    cv2.imwrite(str(path), np.concatenate([part for f in picked for part in (f, gap)][:-1], axis=1))
+    gap = np.full((frames.shape[1], 2, *frames.shape[3:]), 255, np.uint8)
+    strip = np.concatenate([part for f in picked for part in (f, gap)][:-1], axis=1)
+    cv2.imwrite(str(path), strip if strip.ndim == 2 else cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
     return step
 
 
