@@ -302,8 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed: same seed, same bytes (default 0)")
     s.add_argument("--min-seconds", type=float, default=2.0, help="shortest scene (default 2.0)")
     s.add_argument("--max-seconds", type=float, default=4.0, help="longest scene (default 4.0)")
-    s.add_argument("--layout", choices=("avsec2", "avsec4", "realworld"), default="avsec2",
-                   help="avsec2: the AVSEC-1/2/3 files (mono, one masker; the default); avsec4: binaural, "
+    s.add_argument("--layout", choices=("avsec2", "avsec3", "avsec4", "realworld"), default="avsec2",
+                   help="avsec2: the AVSEC-1/2/3 files (mono, one masker; the default); avsec3: the same with the "
+                        "AVSEC-3 lip crops in <split>/lips/ (96 px); avsec4: binaural, "
                         "reverberant scenes with 1-3 maskers including music, in the AVSEC-4 files and metadata "
                         "(a simple head and room model: avse_bench/data/spatial.py); realworld: two-talker clips "
                         "in the Real-World AVSE 2026 layout, both tracks (train and dev count clips, two items each)")

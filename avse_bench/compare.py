@@ -202,7 +202,9 @@ def open_run(config: RunConfig) -> Run:
     chosen = parse_metrics(config.metrics, track=track)  # fail fast on a bad list or a missing package
     if stress:  # the stress conditions' metrics too, before any training
         parse_metrics(",".join(stress_metrics(track)), track=track)
-    n_train = len(load_split(root, TRAIN_SPLIT, track))
+    train_scenes = load_split(root, TRAIN_SPLIT, track)
+    pre.require_sources([s.video for s in (*train_scenes, *eval_scenes)])  # lip crops, when the frames read them
+    n_train = len(train_scenes)
     blind_scenes = load_split(root, BLIND_SPLIT, track) if (root / BLIND_SPLIT).is_dir() else []
     blind = BLIND_SPLIT if blind_scenes and all(s.reference is None for s in blind_scenes) else None
     if blind and not set(chosen) & set(DNSMOS_METRICS):

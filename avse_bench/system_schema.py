@@ -14,7 +14,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from avse_bench.data.preprocessing import COLOURS, CROPS
 from avse_bench.errors import AvseBenchError
+from avse_bench.nn.loss import LOSSES
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,8 @@ AT_LEAST_ONE = Key("int", minimum=1)
 
 SYSTEM = {"name": TEXT, "title": TEXT, "description": TEXT, "source": TEXT, "initialisation": TEXT}
 MODEL = {"channels": Key("int", minimum=1)}  # the rest: build_model's own keyword arguments
-PREPROCESSING = {"size": Key("int", minimum=8), "equalize": Key("bool"), "crop": Key("str", ("none", "centre", "face")),
-                 "face_size": Key("int", minimum=8), "color": Key("str", ("grey", "rgb")),
+PREPROCESSING = {"size": Key("int", minimum=8), "equalize": Key("bool"), "crop": Key("str", CROPS),
+                 "face_size": Key("int", minimum=8), "color": Key("str", COLOURS),
                  "mean": Key("number"), "std": POSITIVE}  # mean, std: this system's (x - mean) / std of its frames
 INFERENCE = {"video_frames": Key("str", ("audio", "video")), "min_video_frames": Key("int", minimum=0),
              "video_padding": Key("str", ("edge", "zeros")), "output": Key("str", ("as is", "peak"))}
@@ -65,8 +67,7 @@ RECIPE = {  # what avse_bench.train reads (build_optimizer, build_scheduler, bui
     "plateau_factor": POSITIVE, "plateau_patience": Key("int", minimum=0),
     "batch_size": AT_LEAST_ONE, "epochs": AT_LEAST_ONE, "crop_seconds": POSITIVE, "max_steps": AT_LEAST_ONE,
     "grad_clip": Key("number", minimum=0),
-    "loss": Key("str", ("neg_si_snr", "neg_snr", "l1_stft_magnitude")),  # nn.loss.LOSSES
-    "val_loss": Key("str", ("neg_si_snr", "neg_snr", "l1_stft_magnitude")),
+    "loss": Key("str", tuple(LOSSES)), "val_loss": Key("str", tuple(LOSSES)),
     "early_stop_patience": AT_LEAST_ONE,  # epochs without a lower validation loss before training stops
     "keep": Key("str", ("last", "best")),  # which weights model.pt holds: the last epoch's or the lowest val loss's
     "crop_video_offset": Key("int"),  # frames a training crop's video starts from its audio (AVSEC-1: -2)

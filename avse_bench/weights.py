@@ -17,6 +17,11 @@ Formats read, all with `torch.load(weights_only=True)` (tensors and plain values
   weights): the config's constructor arguments are checked against the system's `[model]` table, every argument
   they share and every one the config has must agree, or the folder is refused naming them.
 
+- a Keras 3 weights file (`.weights.h5`, what `model.save_weights` writes: the AVSEC-3 baseline's published
+  `best_dev.weights.h5`), read with h5py as arrays only (HDF5 datasets: nothing is imported or run, no Keras needed):
+  a flat dict from each variable's path in the file (`layers/u_net/conv1/layers/conv2d/vars/0`) to its tensor, which
+  the system's `convert_state_dict` maps onto its own names and layouts.
+
 Names: a system whose published code names its modules otherwise declares the mapping in its own `model.py`
 (`convert_state_dict(state) -> state`, e.g. the baseline maps the official module names onto its own); the harness
 knows no system's names.
@@ -158,10 +163,33 @@ def _read_safetensors(path: Path) -> dict:
         raise AvseBenchError(f"cannot read weights {path}: {err}") from None
 
 
+def _read_keras_h5(path: Path) -> dict:
+    """{variable path: tensor} of every HDF5 dataset in a Keras 3 `.weights.h5` file (groups walked, arrays copied;
+    attributes and anything that is not a numeric array are ignored). AvseBenchError for a file h5py cannot open."""
+    import h5py
+    import numpy as np
+
+    state: dict = {}
+
+    def keep(name: str, item) -> None:
+        if isinstance(item, h5py.Dataset) and item.dtype.kind in "fiub":
+            state[name] = torch.from_numpy(np.array(item))
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(keep)
+    except (OSError, ValueError) as err:
+        raise AvseBenchError(f"cannot read weights {path}: not an HDF5 file h5py can open ({err})") from None
+    if not state:
+        raise AvseBenchError(f"{path}: an HDF5 file without weight arrays (a Keras 3 .weights.h5 holds them under "
+                             "layers/.../vars/N)")
+    return state
+
+
 def read_weights(system, path) -> tuple[dict, dict]:
-    """(state dict in the system's own module names, info {file, sha256, format}) for the weights file `path`, or
-    a hub folder (config.json + model.safetensors). Raises AvseBenchError for a missing, unreadable, unsafe or
-    unrecognised file, and for a hub config that disagrees with the system's `[model]`."""
+    """(state dict in the system's own module names, info {file, sha256, format}) for the weights file `path`, a
+    hub folder (config.json + model.safetensors) or a Keras 3 `.weights.h5`. Raises AvseBenchError for a missing,
+    unreadable, unsafe or unrecognised file, and for a hub config that disagrees with the system's `[model]`."""
     path = Path(path)
     if path.is_dir():
         if not (path / HUB_WEIGHTS).is_file():
@@ -179,6 +207,10 @@ def read_weights(system, path) -> tuple[dict, dict]:
         state = system.convert_state_dict(_read_safetensors(path))
         return state, {"file": str(path.resolve()), "name": path.name, "sha256": sha256_of(path),
                        "format": "safetensors"}
+    if path.suffix in (".h5", ".hdf5"):
+        state = system.convert_state_dict(_read_keras_h5(path))
+        return state, {"file": str(path.resolve()), "name": path.name, "sha256": sha256_of(path),
+                       "format": "Keras 3 weights (HDF5)"}
     obj, skipped = _load(path)
     if isinstance(obj, dict) and _is_state_dict(obj.get("state_dict")):
         fmt, state = "PyTorch Lightning checkpoint", _strip(obj["state_dict"], "model.")

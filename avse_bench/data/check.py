@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from avse_bench.data.avsync import SyncFigures, sync_figures
 from avse_bench.data.layout import AVSEC2, LAYOUT_NAMES, PARTS, default_part, masker_of, part_channels, scan_split
-from avse_bench.data.preprocessing import AUDIO_RATE, _Video, clip_end_ms
+from avse_bench.data.preprocessing import AUDIO_RATE, LIPS_DIR, LIPS_HOW, _Video, clip_end_ms
 from avse_bench.errors import AvseBenchError
 from avse_bench.machine import available_cores, worker_context
 
@@ -47,6 +47,7 @@ class CheckReport:
     unrecognised: list[str] = field(default_factory=list)  # files in scenes/ that belong to no scene
     variable_rate: list[str] = field(default_factory=list)  # scenes whose video has a variable frame rate
     layout: str = AVSEC2
+    lips: Counter | None = None  # lip-crop frame sizes (AVSEC-3's lips/); None: the split has no lips/ folder
 
     @property
     def ok(self) -> bool:
@@ -61,6 +62,9 @@ class CheckReport:
                  "audio sample rates: " + _counts(self.sample_rates, "Hz"),
                  "video frame rates: " + _counts(self.video_fps, "fps"),
                  "video frame sizes: " + _counts(self.video_sizes, "")]
+        lines.append(f"lip crops ({LIPS_DIR}/): " + (_counts(self.lips, "") if self.lips is not None else
+                     f"none (read only by systems whose frames are crop = \"lips\", e.g. avsec3_baseline; "
+                     f"{LIPS_HOW})"))
         if self.variable_rate:
             shown = ", ".join(self.variable_rate[:5]) + (" ..." if len(self.variable_rate) > 5 else "")
             lines.append(f"variable frame rate: {len(self.variable_rate)} scene(s) ({shown}); each 25 fps output "
@@ -77,8 +81,8 @@ class CheckReport:
             reason = "no targets" if not self.has_targets else "no mouth boxes: not the embedded corpus"
             lines.append(f"audio-visual correlation: n/a ({reason})")
         if self.unrecognised:
-            lines.append(f"UNRECOGNISED: {len(self.unrecognised)} file(s) in scenes/ belong to no scene (expected "
-                         f"<scene>{', '.join(PARTS[self.layout].values())})")
+            lines.append(f"UNRECOGNISED: {len(self.unrecognised)} file(s) belong to no scene (expected in scenes/ "
+                         f"<scene>{', '.join(PARTS[self.layout].values())}; in {LIPS_DIR}/ <scene>_silent.mp4)")
             lines += [f"  {name}" for name in self.unrecognised]
         if self.problems:
             lines.append(f"BROKEN: {len(self.problems)} scene(s)")
@@ -156,11 +160,13 @@ class _SceneFacts:
     sample_rates: list[int]
     mixed_samples: int | None
     video: tuple[int, float, tuple[int, int], float, bool] | None
+    lips: tuple[int, float, tuple[int, int], float, bool] | None = None
 
 
 def _check_scene(parts: dict[str, Path], layout: str = AVSEC2) -> _SceneFacts:
     """Every audio file of the scene (rate, channels: 2 for AVSEC-4's binaural files, `layout.part_channels`; length
-    equal to the mixture's) and its video (decodable, lasting as long as the mixture within a frame)."""
+    equal to the mixture's) and its video (decodable, lasting as long as the mixture within a frame); its lip-crop
+    video (`parts["lips"]`, AVSEC-3's lips/) when given: decodable, as many frames as the video within one."""
     problems, lengths, rates = [], {}, []
     mix_part = default_part(layout, "mixed")
     for part in (p for p in PARTS[layout] if p != "video"):
@@ -180,7 +186,10 @@ def _check_scene(parts: dict[str, Path], layout: str = AVSEC2) -> _SceneFacts:
             rate = f"variable rate, {n_frames / seconds:.2f} fps on average" if variable else f"{fps:g} fps"
             problems.append(f"audio lasts {mixed / AUDIO_RATE:.3f} s but video {seconds:.3f} s "
                             f"({n_frames} frames at {rate}): more than a frame apart")
-    return _SceneFacts(problems, rates, mixed, video)
+    lips = _check_video(parts["lips"], problems) if "lips" in parts else None
+    if lips is not None and video is not None and abs(lips[3] - video[3]) > 1 / video[1]:
+        problems.append(f"lip crop {LIPS_DIR}/{parts['lips'].name} lasts {lips[3]:.3f} s, the video {video[3]:.3f} s")
+    return _SceneFacts(problems, rates, mixed, video, lips)
 
 
 def check_split(root, split: str, progress: bool = False, sync: bool = True, jobs: int = 1,
@@ -208,7 +217,19 @@ def check_split(root, split: str, progress: bool = False, sync: bool = True, job
             kind, snr = masker_of(record, scan.metadata_path)
             band = None if snr is None else int(math.floor(snr / SNR_BAND_DB) * SNR_BAND_DB)
             report.maskers[(kind or "unknown", band)] += 1
-    parts = [scan.files.get(sid, {}) for sid in scan.scene_ids]
+    parts = [dict(scan.files.get(sid, {})) for sid in scan.scene_ids]
+    lips_dir = Path(root) / split / LIPS_DIR
+    if lips_dir.is_dir():  # AVSEC-3: every scene has its lip crop, and every file there is a scene's
+        report.lips = Counter()
+        expected = {f"{sid}_silent.mp4": sid for sid in scan.scene_ids}
+        report.unrecognised += [f"{LIPS_DIR}/{p.name}" for p in sorted(lips_dir.iterdir())
+                                if p.name not in expected and not p.name.startswith(".")]
+        for sid, scene_parts in zip(scan.scene_ids, parts, strict=True):
+            lip = lips_dir / f"{sid}_silent.mp4"
+            if lip.is_file():
+                scene_parts["lips"] = lip
+            else:
+                report.problems.setdefault(sid, []).append(f"no lip crop {LIPS_DIR}/{lip.name}")
     layouts = [scan.layout] * len(parts)
     workers = jobs or available_cores()
     pool_or_none = ProcessPoolExecutor(workers, mp_context=worker_context(__name__)) if workers > 1 else nullcontext()
@@ -227,6 +248,8 @@ def check_split(root, split: str, progress: bool = False, sync: bool = True, job
                 if variable:
                     report.variable_rate.append(sid)
                 report.video_sizes[f"{size[0]}x{size[1]}"] += 1
+            if facts.lips is not None:
+                report.lips[f"{facts.lips[2][0]}x{facts.lips[2][1]}"] += 1
             if facts.problems:
                 report.problems.setdefault(sid, []).extend(facts.problems)
     if scan.has_targets and sync:

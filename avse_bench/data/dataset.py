@@ -71,6 +71,7 @@ class AVSEDataset(Dataset):
         require_channels(self.scenes, self.channels, f"system {system.name}" if system is not None else "a mono "
                          "system")
         self.preprocessing = preprocessing
+        preprocessing.require_sources([scene.video for scene in self.scenes])
         self.crop_frames = None if crop_seconds is None else int(round(crop_seconds * VIDEO_FPS))
         self.seed = seed
         self.epoch = 0

@@ -96,7 +96,9 @@ class FrameSource:
         return self._memory_used
 
     def frames(self, video: Path, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """uint8 (n, size, size): output frames [start, stop) of `video` (fewer, or none, past its end)."""
+        """uint8 (n, size, size): output frames [start, stop) of `video` (fewer, or none, past its end); for crop
+        "lips" of the lip-crop video beside it (`Preprocessing.source`), which also names its stored copy."""
+        video = self.preprocessing.source(video)
         whole = self._memory.get(video)
         if whole is not None:
             return whole[start:stop]

@@ -133,7 +133,12 @@ def read_frames(path) -> tuple[list[np.ndarray], float]:
 
 
 COLOURS = ("grey", "rgb")  # one grey channel (cv2.COLOR_BGR2GRAY); the decoded colour as R, G, B
-CROPS = ("none", "centre", "face")  # the whole frame resized; the middle size x size pixels; the landmark face box
+CROPS = ("none", "centre", "face", "lips")  # the whole frame resized; the middle size x size pixels; the landmark
+# face box; the split's lip-crop video (lips/, AVSEC-3) resized
+LIPS_DIR = "lips"  # ROOT/<split>/lips/<scene>_silent.mp4 beside scenes/: the AVSEC-3 lip crops
+LIPS_HOW = ("the AVSEC-3 lip crops are made by github.com/cogmhear/avsec_preprocessing (utils/lips.py): per frame a "
+            "box around the mouth from MediaPipe FaceMesh points 61, 291, 0 and 17, reaching 1.1 times the lips' "
+            "larger extent from their centre, resized to 96 x 96, written as lips/<scene>_silent.mp4 beside scenes/")
 FACE_FRACTION, FACE_CX, FACE_CY = 0.78, 0.50, 0.61  # the Real-World baseline's face box (real_test_dataset.py)
 
 
@@ -169,11 +174,12 @@ def crop_square(gray: np.ndarray, box: tuple[float, float, float], size: int) ->
 @dataclass(frozen=True)
 class Preprocessing:
     """The frames and audio every system of a run gets. `size`: output frames are size x size px. `equalize`:
-    `cv2.equalizeHist` per frame. `crop`: "none" (resize the whole frame) or "centre" (the middle size x size
-    pixels, as the AVSEC-4 baseline). `color`: "grey" (frames (T, size, size), the default) or "rgb" (frames
-    (T, size, size, 3) in R, G, B order, as decord decodes them for the AVSEC-1 baseline; OpenCV's FFmpeg decode,
-    converted from BGR). Raises AvseBenchError for a size below 8, an unknown crop or colour, and for equalisation
-    or a face crop of colour frames."""
+    `cv2.equalizeHist` per frame. `crop`: "none" (resize the whole frame), "centre" (the middle size x size
+    pixels, as the AVSEC-4 baseline), "face" (the clip's landmark face box, the Real-World baseline) or "lips" (the
+    split's lip-crop video `lips/<scene>_silent.mp4` resized bilinearly, the AVSEC-3 baseline; `source`). `color`:
+    "grey" (frames (T, size, size), the default) or "rgb" (frames (T, size, size, 3) in R, G, B order, as decord
+    decodes them for the AVSEC-1 baseline; OpenCV's FFmpeg decode, converted from BGR). Raises AvseBenchError for a
+    size below 8, an unknown crop or colour, and for equalisation or a face crop of colour frames."""
 
     size: int = 128
     equalize: bool = True
@@ -198,6 +204,22 @@ class Preprocessing:
     def channels(self) -> int:
         """Colour channels of a frame: 1 (grey) or 3 (RGB); the model's video is (B, channels, T, H, W)."""
         return 3 if self.color == "rgb" else 1
+
+    def source(self, path) -> Path:
+        """The file a scene's video `path` (scenes/<scene>_silent.mp4) is read from: for crop "lips" the split's
+        lip-crop video `lips/<scene>_silent.mp4` (the AVSEC-3 layout; a path already in lips/ maps to itself), for
+        the other crops `path` itself."""
+        path = Path(path)
+        return path.parent.parent / LIPS_DIR / path.name if self.crop == "lips" else path
+
+    def require_sources(self, videos) -> None:
+        """AvseBenchError, in one line, when a file `source` maps one of the scene `videos` to is missing (crop
+        "lips" on a split without lip crops), naming how many, one of them, and how the official preprocessing
+        makes them."""
+        missing = [self.source(v) for v in videos if not self.source(v).is_file()]
+        if missing:
+            raise AvseBenchError(f"{len(missing)} scene(s) have no lip-crop video (e.g. {missing[0]}), and the run's "
+                                 f"frames are crop = \"lips\" (a system declares lip-crop input): {LIPS_HOW}")
 
     def clip_box(self, path) -> tuple[float, float, float] | None:
         """For crop "face": the face box of the video at `path` from the landmark file beside it (`<video>.pkl`,
@@ -234,6 +256,8 @@ class Preprocessing:
                 raise AvseBenchError(f"a {w} x {h} px frame is smaller than the {self.size} px centre crop")
             top, left = (h - self.size) // 2, (w - self.size) // 2
             small = np.ascontiguousarray(gray[top:top + self.size, left:left + self.size])
+        elif self.crop == "lips":  # the AVSEC-3 baseline's cv2.resize of the 96 px lip crop (bilinear, its default)
+            small = cv2.resize(gray, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
         else:
             small = cv2.resize(gray, (self.size, self.size), interpolation=cv2.INTER_AREA)
         return cv2.equalizeHist(small) if self.equalize else small
@@ -248,6 +272,7 @@ class Preprocessing:
         before `start` are never processed. Raises AvseBenchError when the file cannot be opened or holds no
         decodable frame."""
         out: list[np.ndarray] = []
+        path = self.source(path)
         if stop is not None and stop <= start:
             return np.empty(self.frame_shape(0), np.uint8)
         j = start  # the next output frame to fill
@@ -321,7 +346,9 @@ class Preprocessing:
                 "grayscale": "cv2.COLOR_BGR2GRAY" if self.color == "grey" else "none (cv2.COLOR_BGR2RGB: R, G, B)",
                 "resize": {"centre": "none (centre crop)", "face": f"the clip's landmark face box (median extent / "
                            f"0.78, centre at (0.50, 0.61), edge-replicated) or the whole frame, cv2.INTER_AREA to "
-                           f"{self.face_size}, then the centre {self.size}"}.get(self.crop, "cv2.INTER_AREA"),
+                           f"{self.face_size}, then the centre {self.size}",
+                           "lips": f"the split's lip-crop video ({LIPS_DIR}/<scene>_silent.mp4), cv2.INTER_LINEAR to "
+                           f"{self.size}"}.get(self.crop, "cv2.INTER_AREA"),
                 "equalizer": "cv2.equalizeHist per frame" if self.equalize else "none",
                 "scale": "uint8 / 255", "audio_rate": AUDIO_RATE}
 

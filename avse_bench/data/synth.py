@@ -16,6 +16,11 @@ through a simple head and room model (`avse_bench.data.spatial`, which says what
 AVSEC-4's files (`_mix`, `_target`, `_target_anechoic`, `_interferer`, their `_mono` versions, `_silent.mp4`) and
 metadata fields (`interferers`, `room`, `listener`, `time_start`/`time_end`): `make_scene_avsec4`. Same seed, same
 bytes, as for AVSEC-2.
+
+With `layout="avsec3"` the scenes are AVSEC-2's, plus the AVSEC-3 lip crops `OUT/<split>/lips/S#####_silent.mp4`:
+each frame's mouth region (a square on the centre of the generator's mouth box, as wide as the box's larger side)
+resized to 96 x 96 with cv2.resize's default (bilinear), as cogmhear/avsec_preprocessing writes them from MediaPipe
+landmarks (`lip_crops`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from tqdm import tqdm
 from avse_bench.data import face, spatial
 from avse_bench.data.espeak import Espeak, get_espeak
 from avse_bench.data.layout import AVSEC2, AVSEC4, MONO_PARTS
-from avse_bench.data.preprocessing import AUDIO_RATE, SAMPLES_PER_FRAME
+from avse_bench.data.preprocessing import AUDIO_RATE, LIPS_DIR, SAMPLES_PER_FRAME
 from avse_bench.data.sentences import sentence
 from avse_bench.errors import AvseBenchError
 from avse_bench.io import writable_dir, write_json
@@ -229,12 +234,35 @@ def _write_wav(path: Path, audio: np.ndarray) -> None:
     sf.write(str(path), np.clip(audio, -1.0, 32767 / 32768), AUDIO_RATE, subtype="PCM_16")
 
 
-def _write_video(scenes_dir: Path, scene_id: str, s: dict) -> dict:
-    """Write the scene's face video (atomically) and return this generator's own record of it: mouth box, text,
-    voice."""
+AVSEC3 = "avsec3"  # a synth layout: AVSEC-2's files plus lips/ (the data layout stays AVSEC-2's)
+LIP_SIZE = 96  # px, the AVSEC-3 lip crops' size
+
+
+def lip_crops(frames: np.ndarray, mouth_box) -> np.ndarray:
+    """(T, 96, 96, 3) uint8 lip crops of (T, H, W, 3) face frames: the square of side max(w, h) of `mouth_box`
+    (x0, y0, x1, y1) on its centre, clamped to the frame, each frame resized with cv2.resize's default (bilinear)."""
+    import cv2
+
+    x0, y0, x1, y1 = mouth_box
+    side = max(x1 - x0, y1 - y0)
+    h, w = frames.shape[1:3]
+    left = int(np.clip((x0 + x1) // 2 - side // 2, 0, w - side))
+    top = int(np.clip((y0 + y1) // 2 - side // 2, 0, h - side))
+    return np.stack([cv2.resize(f[top:top + side, left:left + side], (LIP_SIZE, LIP_SIZE)) for f in frames])
+
+
+def _write_video(scenes_dir: Path, scene_id: str, s: dict, lips: bool = False) -> dict:
+    """Write the scene's face video (and, with `lips`, its lip crops in the split's lips/: the AVSEC-3 layout)
+    atomically; return this generator's own record of it: mouth box, text, voice."""
     tmp = scenes_dir / f".{scene_id}_silent.partial.mp4"
     face.write_mp4(tmp, s["frames"])
     os.replace(tmp, scenes_dir / f"{scene_id}_silent.mp4")
+    if lips:
+        lips_dir = scenes_dir.parent / LIPS_DIR
+        lips_dir.mkdir(exist_ok=True)
+        tmp = lips_dir / f".{scene_id}_silent.partial.mp4"
+        face.write_mp4(tmp, lip_crops(s["frames"], s["mouth_box"]))
+        os.replace(tmp, lips_dir / f"{scene_id}_silent.mp4")
     return {"mouth_box": list(s["mouth_box"]), "text": s["text"], "voice": s["voice"].name}
 
 
@@ -249,7 +277,7 @@ def _scene_job(job: tuple) -> tuple[dict, dict]:
         _write_wav(scenes_dir / f"{scene_id}_{part}.wav", s[part])
     record = {"scene": scene_id, "dataset": split, "target": {"name": s["voice"].label},
               "interferer": s["interferer_meta"], "SNR": s["snr"], "duration": len(s["mixed"])}
-    return record, _write_video(scenes_dir, scene_id, s)
+    return record, _write_video(scenes_dir, scene_id, s, lips=layout == AVSEC3)
 
 
 def _avsec4_scene_job(scenes_dir: Path, scene_id: str, seed: int, split: str, index: int, min_seconds: float,
@@ -270,16 +298,17 @@ def synthesize(out, n_train: int = 200, n_dev: int = 40, seed: int = 0, min_seco
                max_seconds: float = 4.0, progress: bool = True, layout: str = AVSEC2) -> Path:
     """Write the embedded corpus (train and dev splits) under `out` in the AVSEC layout; returns `out`.
 
-    `layout`: "avsec2" (the AVSEC-1/2/3 files, mono, one masker) or "avsec4" (binaural and reverberant, 1-3 maskers
-    including music, the AVSEC-4 files and metadata fields: `make_scene_avsec4`).
+    `layout`: "avsec2" (the AVSEC-1/2/3 files, mono, one masker), "avsec3" (the same with the lip crops in lips/)
+    or "avsec4" (binaural and reverberant, 1-3 maskers including music, the AVSEC-4 files and metadata fields:
+    `make_scene_avsec4`).
 
     Scene ids run on from train to dev (S00001... as in AVSEC). Each scene is made in a fresh worker process
     (forked from a clean fork server, one process per scene, as many at once as there are cores), because
     espeak-ng's output depends on what the process synthesised before: so a scene depends on (seed, split,
     index) alone, and the bytes do not depend on the scene count, the order or the number of workers.
     """
-    if layout not in (AVSEC2, AVSEC4):
-        raise AvseBenchError(f"--layout {layout!r}: choose {AVSEC2} or {AVSEC4}")
+    if layout not in (AVSEC2, AVSEC3, AVSEC4):
+        raise AvseBenchError(f"--layout {layout!r}: choose {AVSEC2}, {AVSEC3} or {AVSEC4}")
     out = writable_dir(out, "the embedded corpus", "choose another output folder")
     if n_train < 0 or n_dev < 0:
         raise AvseBenchError(f"scene counts must be >= 0 (got train {n_train}, dev {n_dev})")

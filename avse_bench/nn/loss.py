@@ -60,7 +60,23 @@ def l1_stft_magnitude_loss(estimate: torch.Tensor, target: torch.Tensor) -> torc
     return (magnitude(estimate) - magnitude(target)).abs().mean()
 
 
-LOSSES = {"neg_si_snr": si_snr_loss, "neg_snr": snr_loss, "l1_stft_magnitude": l1_stft_magnitude_loss}
+def keras_si_snr_loss(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch (and channels) of -SI-SNR as the AVSEC-3 baseline computes it (baseline/avse3/loss.py
+    `si_snr_loss(y_true, y_pred)`): no zero-mean, no clipping, the target projected onto the estimate
+    (t_e = <t, e> / (<e, e> + 1e-8) e), SI-SNR = 10 log10(|t_e|^2 / (|t - t_e|^2 + 1e-8) + 1e-8). Without the
+    epsilons the ratio is cot^2 of the angle between the two signals, the same either way round. Raises ValueError
+    when the shapes differ."""
+    if estimate.shape != target.shape:
+        raise ValueError(f"keras_si_snr_loss: estimate {tuple(estimate.shape)} and target {tuple(target.shape)} "
+                         "differ")
+    projection = (target * estimate).sum(-1, keepdim=True) / (estimate.pow(2).sum(-1, keepdim=True) + EPS) * estimate
+    noise = target - projection
+    si_snr = 10 * torch.log10(projection.pow(2).sum(-1) / (noise.pow(2).sum(-1) + EPS) + EPS)
+    return -si_snr.mean()
+
+
+LOSSES = {"neg_si_snr": si_snr_loss, "neg_snr": snr_loss, "l1_stft_magnitude": l1_stft_magnitude_loss,
+          "neg_si_snr_keras": keras_si_snr_loss}
 DEFAULT_LOSS = "neg_si_snr"
 
 
