@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 
+from avse_bench.data.synth import synthesize
 from avse_bench.errors import AvseBenchError
 from avse_bench.systems import load
 from avse_bench.weights import model_with_weights
@@ -139,3 +140,84 @@ def test_a_keras_file_that_does_not_fit_and_a_foreign_checkpoint_are_one_line(sy
     (tmp_path / "text.weights.h5").write_text("not HDF5")
     with pytest.raises(AvseBenchError, match="not an HDF5 file"):
         model_with_weights(system, tmp_path / "text.weights.h5")
+
+
+@pytest.fixture(scope="module")
+def lips_corpus(tmp_path_factory):
+    """`data synth --layout avsec3`: 2 train and 2 dev scenes of 1 s, with lips/ beside scenes/."""
+    return synthesize(tmp_path_factory.mktemp("avsec3_corpus"), 2, 2, 0, 1.0, 1.0, progress=False, layout="avsec3")
+
+
+def official_input(scene) -> tuple[np.ndarray, np.ndarray]:
+    """The official dataset.py's whole-utterance input, written out here apart from the harness: the mixture as
+    wavfile int16 / 2 ** 15; every frame of lips/<scene>_silent.mp4, RGB -> grey (decord decodes RGB; OpenCV's BGR
+    reversed), cv2.resize to 88 x 88 (its default, bilinear), / 255. Returns (noisy (L,), frames (T, 88, 88))."""
+    import cv2
+    import soundfile as sf
+
+    noisy = sf.read(scene.mixed, dtype="int16")[0].astype(np.float32) / 2**15
+    cap, frames = cv2.VideoCapture(str(scene.video.parent.parent / "lips" / scene.video.name)), []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.resize(cv2.cvtColor(np.ascontiguousarray(bgr[..., ::-1]), cv2.COLOR_RGB2GRAY), (88, 88)))
+    cap.release()
+    return noisy, np.stack(frames).astype(np.float32) / 255.0
+
+
+def test_data_check_reads_lip_crops_and_names_what_is_missing(lips_corpus, tmp_path):
+    from avse_bench.data.check import check_split
+
+    report = check_split(lips_corpus, "dev", sync=False)
+    assert report.ok and report.lips == {"96x96": 2} and "lip crops (lips/): 96x96 (2)" in report.format()
+    import shutil
+
+    broken = shutil.copytree(lips_corpus, tmp_path / "broken")
+    (broken / "dev" / "lips" / "S00003_silent.mp4").unlink()
+    report = check_split(broken, "dev", sync=False)
+    assert report.problems == {"S00003": ["no lip crop lips/S00003_silent.mp4"]}
+    shutil.rmtree(broken / "train" / "lips")
+    text = check_split(broken, "train", sync=False).format()
+    assert "lip crops (lips/): none" in text and "avsec_preprocessing" in text and "OK: no broken scene" in text
+
+
+def test_a_split_without_lip_crops_is_refused_before_any_work_in_one_line(lips_corpus, tmp_path, capsys):
+    import shutil
+
+    from avse_bench.cli import main
+
+    root = shutil.copytree(lips_corpus, tmp_path / "no_lips", ignore=shutil.ignore_patterns("lips"))
+    out = tmp_path / "run"
+    assert main(["compare", "avsec3_baseline", "--data", str(root), "--profile", "smoke", "--out", str(out)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no lip-crop video" in err[0] and "MediaPipe FaceMesh" in err[0]
+    assert not (out / "manifest.json").exists()
+
+
+@pytest.mark.slow
+def test_compare_evaluates_the_official_weights_file_as_the_official_test_script(system, lips_corpus, tmp_path,
+                                                                                  smoke_compare):
+    """`compare avsec3_baseline --weights avsec3_baseline=best_dev.weights.h5` on lip crops: the 13 items, the
+    weights named, and every enhanced file equal (to 16-bit rounding) to test.py's: get_enhanced on the input built
+    the official way above, divided by its peak."""
+    import soundfile as sf
+
+    from avse_bench.data import load_split
+
+    weights = _keras_weights_file(tmp_path / "best_dev.weights.h5")
+    out = tmp_path / "run"
+    sheet, manifest = smoke_compare(lips_corpus, out, "avsec3_baseline", "--weights",
+                                    f"avsec3_baseline={weights}")
+    assert manifest["preprocessing"]["config"]["crop"] == "lips"
+    assert manifest["supplied_weights"]["avsec3_baseline"]["format"] == "Keras 3 weights (HDF5)"
+    assert all(f"| {n} " in sheet for n in range(1, 14)) and "75,954,626 trainable" in sheet
+    model, _ = model_with_weights(system, weights)
+    for scene in load_split(lips_corpus, "dev"):
+        noisy, frames = official_input(scene)
+        with torch.no_grad():
+            expected = model.eval()(torch.from_numpy(noisy)[None], torch.from_numpy(frames)[None, None])[0].numpy()
+        expected /= np.abs(expected).max()  # test.py
+        written, rate = sf.read(out / "enhanced" / "avsec3_baseline" / "av" / f"{scene.id}.wav", dtype="float32")
+        assert rate == 16_000 and written.shape == expected.shape
+        assert np.abs(written - expected).max() <= 1.5 / 32768
