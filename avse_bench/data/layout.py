@@ -288,6 +288,13 @@ def masker_of(record: dict, metadata_path: Path | None = None) -> tuple[str | No
     return ("+".join(types) or None), snr
 
 
+def broken(problems: dict[str, list[str]], noun: str, where, check: str) -> AvseBenchError:
+    """The error of a split with broken scenes or items: how many, where, the `check` command that says more, then
+    one line per id with what is wrong."""
+    lines = [f"  {key}: {'; '.join(found)}" for key, found in sorted(problems.items())]
+    return AvseBenchError(f"{len(problems)} broken {noun}(s) in {where} (run `{check}`):\n" + "\n".join(lines))
+
+
 def load_split(root, split: str, track: str | None = None) -> list[Scene]:
     """Every scene of `split` on `track` (None: the layout's default, `resolve_track`), sorted by id; raises
     `AvseBenchError` naming the broken ones, or for a track the layout does not have. A split in the Real-World
@@ -303,9 +310,7 @@ def load_split(root, split: str, track: str | None = None) -> list[Scene]:
     track = resolve_track(scan.layout, track, scan.scenes_dir)
     roles = TRACK_FILES[scan.layout, track]
     if scan.problems:
-        lines = [f"  {sid}: {'; '.join(p)}" for sid, p in sorted(scan.problems.items())]
-        raise AvseBenchError(f"{len(scan.problems)} broken scene(s) in {scan.scenes_dir} "
-                             f"(run `avse-bench data check {scan.root} --split {split}`):\n" + "\n".join(lines))
+        raise broken(scan.problems, "scene", scan.scenes_dir, f"avse-bench data check {scan.root} --split {split}")
     if not scan.scene_ids:
         raise AvseBenchError(f"no scenes in {scan.scenes_dir}")
     scenes = []

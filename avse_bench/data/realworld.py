@@ -218,13 +218,12 @@ def load_items(root, split: str, track: str | None = None) -> list:
     """The split's items as `layout.Scene`s (id `<scene>/<clip>/<sK>`; `reference` and `target` the clean source in
     remix with ground truth, None otherwise; `interferer` the other tag's source; `meta` the scene, clip, tag,
     speaker and the transcript and landmark paths), sorted by id; AvseBenchError naming every broken item."""
-    from avse_bench.data.layout import Scene
+    from avse_bench.data.layout import Scene, broken
 
     found = scan(root, split, track)
     if found.problems:
-        lines = [f"  {k}: {'; '.join(v)}" for k, v in sorted(found.problems.items())]
-        raise AvseBenchError(f"{len(found.problems)} broken item(s) in {found.folder} (run `avse-bench data check "
-                             f"{root} --split {split} --track {found.track}`):\n" + "\n".join(lines))
+        raise broken(found.problems, "item", found.folder,
+                     f"avse-bench data check {root} --split {split} --track {found.track}")
     if not found.items:
         raise AvseBenchError(f"no clips in {found.folder}/mix or {found.folder}/remix")
     scenes = []
