@@ -23,7 +23,8 @@ MODEL_DISTRIBUTIONS = ("torch", "numpy", "opencv-python-headless", "soundfile")
 # kind of stage -> (the harness modules it runs, the distributions whose code computes its output)
 STAGE_CODE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "check": (("avse_bench.data.check",), ("numpy", "opencv-python-headless", "soundfile")),
-    "train": (("avse_bench.train",), MODEL_DISTRIBUTIONS),
+    # training, or reading supplied weights in its place (weights.py: safetensors, h5py for Keras files)
+    "train": (("avse_bench.train", "avse_bench.weights"), (*MODEL_DISTRIBUTIONS, "safetensors", "h5py")),
     "enhance": (("avse_bench.enhance", "avse_bench.data.stress"), MODEL_DISTRIBUTIONS),
     "score": (("avse_bench.metrics.scoring",), METRIC_DISTRIBUTIONS),
     "listen": (("avse_bench.report.listen",), ("numpy", "soundfile", "matplotlib", "opencv-python-headless")),

@@ -326,6 +326,7 @@ def test_stage_code_is_the_import_closure_of_what_each_stage_runs():
 
     assert {"metrics/functional.py", "metrics/spec.py", "metrics/dnsmos.py", "metrics/binaural.py"} <= names("score")
     assert "train.py" in names("train") and "metrics/functional.py" not in names("train")
+    assert "weights.py" in names("train")  # supplied weights are read in the training stage's place
     assert "train.py" not in names("score") and "enhance.py" in names("enhance")
 
 

@@ -221,7 +221,7 @@ def check_split(root, split: str, progress: bool = False, sync: bool = True, job
     lips_dir = Path(root) / split / LIPS_DIR
     if lips_dir.is_dir():  # AVSEC-3: every scene has its lip crop, and every file there is a scene's
         report.lips = Counter()
-        expected = {f"{sid}_silent.mp4": sid for sid in scan.scene_ids}
+        expected = {f"{sid}_silent.mp4" for sid in scan.scene_ids}
         report.unrecognised += [f"{LIPS_DIR}/{p.name}" for p in sorted(lips_dir.iterdir())
                                 if p.name not in expected and not p.name.startswith(".")]
         for sid, scene_parts in zip(scan.scene_ids, parts, strict=True):

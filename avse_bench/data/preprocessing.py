@@ -216,7 +216,9 @@ class Preprocessing:
         """AvseBenchError, in one line, when a file `source` maps one of the scene `videos` to is missing (crop
         "lips" on a split without lip crops), naming how many, one of them, and how the official preprocessing
         makes them."""
-        missing = [self.source(v) for v in videos if not self.source(v).is_file()]
+        if self.crop != "lips":  # the other crops read the scene's own video, which loading the split checked
+            return
+        missing = [lip for lip in map(self.source, videos) if not lip.is_file()]
         if missing:
             raise AvseBenchError(f"{len(missing)} scene(s) have no lip-crop video (e.g. {missing[0]}), and the run's "
                                  f"frames are crop = \"lips\" (a system declares lip-crop input): {LIPS_HOW}")
