@@ -472,13 +472,15 @@ def compare(config: RunConfig) -> Path:
     degraded video (`pipeline.stress_metrics`). When the data root has an `eval` split without targets, it is
     enhanced (audio-visual) and scored blind (DNSMOS only). Raises AvseBenchError for bad input.
     """
+    from avse_bench.metrics.pool import kept_alive
     from avse_bench.report import render_report
 
     run = open_run(config)
     run.stages.run("check", run.reads("check"), [], lambda: validate_splits(run.root, [TRAIN_SPLIT, EVAL_SPLIT],
                                                                                    run.track))
     train_stage(run)
-    enhance_and_score_stage(run)
+    with kept_alive():  # one scoring pool for every score stage of the run (metrics/pool.py: why)
+        enhance_and_score_stage(run)
     listen_stage(run)
     profile_stage(run)
     run.manifest["finished"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -155,9 +155,9 @@ def test_the_declared_preprocessing_is_chosen_and_conflicts_are_refused():
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """The embedded AVSEC-4 corpus (`data synth --layout avsec4`): 4 train and 3 dev scenes of 1-1.5 s."""
+    """The embedded AVSEC-4 corpus (`data synth --layout avsec4`): 4 train and 3 dev scenes of 1.2-1.5 s."""
     root = tmp_path_factory.mktemp("avsec4_corpus")
-    synthesize(root, n_train=4, n_dev=3, seed=0, min_seconds=1.0, max_seconds=1.5, layout="avsec4")
+    synthesize(root, n_train=4, n_dev=3, seed=0, min_seconds=1.2, max_seconds=1.5, layout="avsec4")
     return root
 
 

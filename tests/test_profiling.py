@@ -242,7 +242,7 @@ REQUIRED = {"params_total", "params_trainable", "size_mb", "flops", "flops_by_op
 @cpu_only
 def test_profile_json_has_every_key_and_states_what_it_measured(tmp_path, capsys):
     result = profile_system(ToySystem(), device="cpu", seconds=0.5, size=8, repeats=7, throughput_batch=3,
-                            progress=False)
+                            progress=False, timing={"warmup": 1, "throughput_repeats": 2})
     out = tmp_path / "sub" / "profile.json"
     write_profile(result, out)
     assert "RTF" in capsys.readouterr().out
@@ -254,6 +254,7 @@ def test_profile_json_has_every_key_and_states_what_it_measured(tmp_path, capsys
     assert r["params_total"] == r["params_trainable"] == 6 + 2  # Conv1d(1, 1, 5) + Linear(1, 1), with biases
     assert r["size_mb"] == pytest.approx(8 * 4 / 1e6, abs=1e-3)
     assert r["throughput"]["batch"] == 3 and r["throughput"]["samples_per_s"] > 0
+    assert r["latency_warmup"] == 1 and (r["throughput"]["repeats"], r["throughput"]["warmup"]) == (2, 1)
     for phase in ("loading", "inference", "training"):
         m = r["memory"][phase]
         assert m["gpu_mib"] == m["torch_peak_mib"] == NO_CUDA and m["ram_mib"] > 0
@@ -290,3 +291,15 @@ def test_cost_by_module_splits_trainable_from_frozen_and_the_flops():
     flops = count_flops(model, Reference(1.0, 64).tensors(1))
     assert set(flops["flops_by_module"]) == {"audio_encoder", "visual", "separator", "audio_decoder", "(own)"}
     assert sum(flops["flops_by_module"].values()) == flops["flops"]
+
+
+@pytest.mark.parametrize("timing, words", [({"warmups": 1}, "unknown warmups"), ({"repeats": -1}, "whole numbers"),
+                                           ({"warmup": 1.5}, "whole numbers")])
+def test_timing_overrides_that_are_not_counts_are_one_line_before_any_work(timing, words, monkeypatch):
+    """A run profile's `timing` (the smoke profile's fewer calls) names the DEFAULTS it overrides; anything else is
+    refused before the memory phases start."""
+    import avse_bench.profiling.profile as profile_module
+
+    monkeypatch.setattr(profile_module, "memory_phases", lambda *a, **k: pytest.fail("measured"))
+    with pytest.raises(AvseBenchError, match=words):
+        profile_system(ToySystem(), device="cpu", seconds=0.5, size=8, progress=False, timing=timing)

@@ -28,11 +28,12 @@ from avse_bench.metrics.stats import rank_systems
 
 @pytest.fixture(scope="module")
 def rw_corpus(tmp_path_factory):
-    """The embedded corpus in the Real-World layout: 3 train and 4 dev clips of 1.0-1.5 s, both tracks."""
+    """The embedded corpus in the Real-World layout: 3 train and 4 dev clips of 1.2-1.5 s (why 1.2: profiles.py),
+    both tracks."""
     from avse_bench.data.synth_realworld import synthesize_realworld
 
     root = tmp_path_factory.mktemp("rw") / "corpus"
-    synthesize_realworld(root, n_train=3, n_dev=4, seed=0, min_seconds=1.0, max_seconds=1.5, progress=False)
+    synthesize_realworld(root, n_train=3, n_dev=4, seed=0, min_seconds=1.2, max_seconds=1.5, progress=False)
     return root
 
 

@@ -171,7 +171,7 @@ def test_the_face_preprocessing_reads_the_clips_landmarks_and_falls_back_to_the_
 def test_compare_runs_the_baseline_per_target_speaker_on_the_realworld_corpus(tmp_path, smoke_compare):
     from avse_bench.data.synth_realworld import synthesize_realworld
 
-    root = synthesize_realworld(tmp_path / "rw", n_train=2, n_dev=2, seed=0, min_seconds=1.0, max_seconds=1.2,
+    root = synthesize_realworld(tmp_path / "rw", n_train=2, n_dev=2, seed=0, min_seconds=1.2, max_seconds=1.4,
                                 progress=False)
     out = tmp_path / "run"
     sheet, manifest = smoke_compare(root, out, "rwavse_baseline", "--track", "track1")

@@ -288,6 +288,41 @@ def test_a_pool_that_cannot_run_is_one_clear_error_and_keeps_nothing_false(corpu
     assert len(made) == 2 and read(out) == []  # no error rows pretending to be scores
 
 
+def test_a_kept_pool_scores_every_split_of_a_block_and_is_stopped_after_it(corpus, reference, tmp_path, monkeypatch):
+    """compare keeps one scoring pool for all its score stages (`pool.kept_alive`: a fresh pool per stage paid the
+    workers' imports and DNSMOS sessions each time): three calls, one pool, the serial run's rows each time; the pool
+    is stopped when the block ends. One more of the kind: a call that fails inside the block does not leave its pool
+    for the next (a kill there stops it, as outside a block)."""
+    made = []
+
+    def counted(workers: int) -> pebble.ProcessPool:
+        made.append(real(workers))
+        return made[-1]
+
+    real = pool._pool
+    monkeypatch.setattr(pool, "_pool", counted)
+    with pool.kept_alive():
+        for i in range(3):
+            assert_same_rows(score_split(corpus, "dev", tmp_path / f"{i}.csv", jobs=2, progress=False,
+                                         metrics="intrusive"), reference)
+        assert len(made) == 1 and made[0].active
+
+        def killed(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(pool, "_append", killed)
+        with pytest.raises(KeyboardInterrupt):
+            score_split(corpus, "dev", tmp_path / "killed.csv", jobs=2, progress=False, metrics="intrusive")
+        assert not made[0].active
+        monkeypatch.undo()
+        monkeypatch.setattr(pool, "_pool", counted)
+        assert_same_rows(score_split(corpus, "dev", tmp_path / "after.csv", jobs=2, progress=False,
+                                     metrics="intrusive"), reference)
+        assert len(made) == 2
+    assert not made[1].active
+    assert pool._kept is None
+
+
 def test_a_script_without_the_main_guard_gets_the_hint(corpus, tmp_path):
     # the real input of that kind: workers start by importing the main script, which calls score_split again
     script = tmp_path / "unguarded.py"

@@ -16,6 +16,7 @@ the process started. Without CUDA every GPU field is "n/a (no CUDA device)".
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -130,11 +131,27 @@ def _phase_worker(phase: str, system, device: str, ref: Reference, batch: int, s
         raise PhaseOutOfMemory(f"{phase} at batch {batch}: {type(err).__name__}") from None
 
 
-def measure_phase(phase: str, system, device: str, ref: Reference, batch: int = 1, steps: int = 2) -> dict:
-    """One phase in a fresh spawned process; PhaseOutOfMemory if it ran out of memory (or was killed for it)."""
+def _imported() -> None:
+    """A fresh process's first task: nothing; unpickling it imports this module (torch with it), so that the process
+    is ready before its phase is given to it."""
+
+
+def fresh_process() -> ProcessPoolExecutor:
+    """A spawned process for one phase, started now: it imports torch (1.6 s of a toy system's 1.8 s phase, measured
+    here) while the phases before it run. It does nothing else until its phase comes, so the phase still runs in a
+    process that has only imported modules, as a process spawned for it would."""
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn_context())
+    pool.submit(_imported)  # spawn starts the process at the first task
+    return pool
+
+
+def measure_phase(phase: str, system, device: str, ref: Reference, batch: int = 1, steps: int = 2,
+                  process: ProcessPoolExecutor | None = None) -> dict:
+    """One phase in a fresh spawned process (`process`, from `fresh_process`, or one started here), which ends with
+    it; PhaseOutOfMemory if it ran out of memory (or was killed for it)."""
     if phase not in PHASES:
         raise ValueError(f"unknown phase {phase!r}; one of {PHASES}")
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn_context()) as pool:
+    with process or fresh_process() as pool:
         future = pool.submit(_phase_worker, phase, system, device, ref, batch, steps)
         try:
             return future.result()
@@ -144,15 +161,17 @@ def measure_phase(phase: str, system, device: str, ref: Reference, batch: int = 
 
 
 def measure_training(system, device: str, ref: Reference, batch: int, requested: int, cap_note: str,
-                     steps: int = 2) -> dict:
-    """The training phase at `batch`, halving it until it fits; the result states the batch used and why."""
+                     steps: int = 2, process: ProcessPoolExecutor | None = None) -> dict:
+    """The training phase at `batch` (in `process` first, if given), halving it until it fits; the result states the
+    batch used and why."""
     tried = []
     while batch >= 1:
         try:
-            result = measure_phase("training", system, device, ref, batch, steps)
+            result = measure_phase("training", system, device, ref, batch, steps, process)
         except PhaseOutOfMemory as err:
             tried.append(str(err))
             batch //= 2
+            process = None  # that process is gone: a new one for the smaller batch
             continue
         notes = [cap_note] if cap_note else []
         notes += [f"did not fit: {t}" for t in tried]
@@ -162,13 +181,17 @@ def measure_training(system, device: str, ref: Reference, batch: int, requested:
 
 def memory_phases(system, device: str, ref: Reference, train_batch: int, requested: int, cap_note: str,
                   train_ref: Reference | None = None) -> dict:
-    """{"loading", "inference", "training"}: each measured in its own fresh process, one after the other; the
+    """{"loading", "inference", "training"}: each measured in its own fresh process, one after the other (the three
+    processes started at once, so that their imports overlap the phases before theirs: `fresh_process`); the
     training phase at `train_ref` (default `ref`: a run's profile passes its training crops), its length in seconds
     recorded."""
     train_ref = train_ref or ref
-    return {
-        "loading": measure_phase("loading", system, device, ref),
-        "inference": measure_phase("inference", system, device, ref, batch=1),
-        "training": {**measure_training(system, device, train_ref, train_batch, requested, cap_note),
-                     "seconds": train_ref.seconds},
-    }
+    with contextlib.ExitStack() as started:  # a phase that raises: the processes not yet used end too
+        loading, inference, training = (started.enter_context(fresh_process()) for _ in PHASES)
+        return {
+            "loading": measure_phase("loading", system, device, ref, process=loading),
+            "inference": measure_phase("inference", system, device, ref, batch=1, process=inference),
+            "training": {**measure_training(system, device, train_ref, train_batch, requested, cap_note,
+                                            process=training),
+                         "seconds": train_ref.seconds},
+        }

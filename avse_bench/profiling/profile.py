@@ -16,7 +16,8 @@ from avse_bench.profiling.params import parameter_count
 from avse_bench.profiling.reference import Reference
 from avse_bench.train import resolve_device
 
-# Defaults per device kind; every one can be overridden through profile_system's arguments except the warm-ups.
+# Defaults per device kind; each can be overridden through profile_system's `repeats`, `throughput_batch` and
+# `timing` (a run profile's `profiling` settings: the smoke profile, for tests, times fewer calls).
 DEFAULTS = {
     # One forward of the baseline at 3 s / 128 px takes ~1-2 s on 2 CPU cores: 20 timed calls after 3 warm-ups.
     "cpu": {"warmup": 3, "repeats": 20, "throughput_batch": 4, "throughput_warmup": 1, "throughput_repeats": 3,
@@ -51,6 +52,16 @@ def _training_batch(recipe: dict, train_batch: int | None, kind: str, name: str)
     return requested, requested, "the recipe's batch"
 
 
+def _timing(defaults: dict, overrides: dict) -> dict:
+    unknown = set(overrides) - set(defaults)
+    if unknown:
+        raise AvseBenchError(f"profile timing: unknown {', '.join(sorted(unknown))}; one of {', '.join(defaults)}")
+    bad = {k: v for k, v in overrides.items() if v is not None and (not isinstance(v, int) or v < 0)}
+    if bad:
+        raise AvseBenchError(f"profile timing: counts must be whole numbers >= 0, got {bad}")
+    return {**defaults, **overrides}
+
+
 def _check_positive(**values) -> None:
     for key, value in values.items():
         if value is not None and value <= 0:
@@ -82,7 +93,8 @@ def _throughput(model, device, ref: Reference, batch, warmup, repeats, progress)
 
 def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int = 128, train_batch: int | None = None,
                    repeats: int | None = None, throughput_batch: int | None = None, progress: bool = True,
-                   weights=None, train_seconds: float | None = None, video_channels: int = 1) -> dict:
+                   weights=None, train_seconds: float | None = None, video_channels: int = 1,
+                   timing: dict | None = None) -> dict:
     """Parameters, FLOPs, memory per phase, latency, RTF, look-ahead and throughput of `system` (a System or its name).
 
     The reference input is `seconds` of 16 kHz audio (the system's channels: `[model] channels`, 1 when it states
@@ -91,6 +103,8 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
     `weights`: a supplied weights file, loaded into the timed model (checked to fit; recorded under `weights`).
     `train_seconds`: the length of the training phase's inputs (a run's training crops, so that its memory is what
     that run's training needs; None: `seconds`), recorded as `memory.training.seconds`.
+    `timing`: overrides of the device kind's `DEFAULTS` (e.g. {"warmup": 1, "throughput_repeats": 1}); the counts
+    used are recorded beside the figures. Raises AvseBenchError for a key that is not one of them or a count < 0.
     """
     _check_positive(seconds=seconds, size=size, train_batch=train_batch, repeats=repeats,
                     throughput_batch=throughput_batch, train_seconds=train_seconds)
@@ -98,7 +112,7 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
     name = getattr(system, "name", type(system).__name__)
     dev = resolve_device(device)
     kind = dev.type
-    d = DEFAULTS[kind]
+    d = _timing(DEFAULTS[kind], timing or {})
     batch, requested, note = _training_batch(system.recipe("paper"), train_batch, kind, name)
     ref = Reference(seconds, size, getattr(system, "channels", 1), video_channels)
     if weights is None:
