@@ -62,9 +62,9 @@ def test_mixing_rules(tiny_corpus):
 def test_same_seed_same_bytes_other_seed_other_bytes(tiny_corpus, tmp_path):
     """Scenes depend on (seed, split, index) only: a smaller corpus with the same seed repeats the tiny corpus's
     first scenes byte for byte (dev ids shift with the train count); another seed changes them."""
-    same = synthesize(tmp_path / "same", n_train=2, n_dev=1, seed=0, min_seconds=1.0, max_seconds=1.5,
+    same = synthesize(tmp_path / "same", n_train=2, n_dev=1, seed=0, min_seconds=1.2, max_seconds=1.5,
                       progress=False)
-    other = synthesize(tmp_path / "other", n_train=2, n_dev=1, seed=1, min_seconds=1.0, max_seconds=1.5,
+    other = synthesize(tmp_path / "other", n_train=2, n_dev=1, seed=1, min_seconds=1.2, max_seconds=1.5,
                        progress=False)
     pairs = [("train", "S00001", "S00001"), ("train", "S00002", "S00002"), ("dev", "S00005", "S00003")]
     for split, tiny_id, small_id in pairs:

@@ -33,7 +33,7 @@ def avsec4_corpus(tmp_path_factory):
     from avse_bench.data.synth import synthesize
 
     root = tmp_path_factory.mktemp("avsec4_synth")
-    synthesize(root, n_train=2, n_dev=3, seed=0, min_seconds=1.0, max_seconds=1.5, progress=False, layout="avsec4")
+    synthesize(root, n_train=2, n_dev=3, seed=0, min_seconds=1.2, max_seconds=1.5, progress=False, layout="avsec4")
     return root
 
 

@@ -347,14 +347,14 @@ def test_track2_degradations_follow_the_official_distributions():
 def test_compare_on_the_embedded_realworld_corpus_ranks_two_systems_and_stresses_as_track2(rw_corpus, tmp_path,
                                                                                            capsys):
     out = tmp_path / "run"
-    code = main(["compare", "dcnn_rnn", "baseline", "--data", str(rw_corpus), "--track", "track1", "--profile",
+    code = main(["compare", "dcnn_rnn", "dcnn_rnn_code", "--data", str(rw_corpus), "--track", "track1", "--profile",
                  "smoke", "--out", str(out), "--stress", "rw_track2", "rw_blackout"])
     assert code == 0, capsys.readouterr().err[-2000:]
     sheet = (out / "sheet.md").read_text()
     assert "### Ranking (as the Real-World AVSE 2026 leaderboard ranks)" in sheet
     assert "### By scene: mix" in sheet and "Real-World AVSE 2026 data, **track1**" in sheet
     ranking = pd.read_csv(out / "ranking.csv")
-    assert sorted(ranking.system) == ["baseline", "dcnn_rnn"] and ranking["metrics ranked"].iloc[0] == 4
+    assert sorted(ranking.system) == ["dcnn_rnn", "dcnn_rnn_code"] and ranking["metrics ranked"].iloc[0] == 4
     assert ranking["CER"].str.startswith("n/a (no model here").all()
     assert all(f"| {i} " in sheet for i in range(1, 14))  # the 13 items
     assert (out / "enhanced" / "dcnn_rnn" / "av" / "track1" / "dev" / "mix" / "000001" / "s1.wav").is_file()
