@@ -17,6 +17,14 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+# The modules whose functions our forkserver workers run most (DataLoader workers, scoring workers). A process has
+# one forkserver, and its preload list is the one set when it starts, by whichever kind of worker starts it first (in
+# a compare run, `data check`'s or the corpus synthesiser's): naming these too makes every later worker start in
+# milliseconds instead of importing torch (1.6 s) or the metric libraries (0.9 s) itself, measured here. An import
+# that fails in the server is skipped by multiprocessing (the worker then fails on it as before).
+WORKER_MODULES = ("avse_bench.data.dataset", "avse_bench.metrics.pool")
+
+
 def worker_context(module: str) -> BaseContext:
     """The start method of our worker processes: forkserver on Linux, its server preloading `module` (the one whose
     functions the workers run) so that each worker starts in milliseconds; elsewhere the platform's default (spawn).
@@ -25,11 +33,12 @@ def worker_context(module: str) -> BaseContext:
     torch's), and a forked child inherits, held forever, every lock another thread held at that instant. Seen here:
     a forked scoring worker hung in onnxruntime after a DNSMOS call in the parent, and one on CI took a scene and never
     answered (tests/test_scoring.py keeps the kind). Python 3.14 makes forkserver the default for the same reason.
-    The preload list is the server's, set before it starts; once it runs, workers import `module` themselves."""
+    The preload list is the server's, set before it starts (`module` and `WORKER_MODULES`); once it runs, workers
+    import what it did not preload themselves."""
     if not sys.platform.startswith("linux"):
         return multiprocessing.get_context()
     context = _ForkserverWorkers()
-    context.set_forkserver_preload([module])
+    context.set_forkserver_preload(list(dict.fromkeys([module, *WORKER_MODULES])))
     return context
 
 

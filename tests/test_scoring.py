@@ -323,6 +323,21 @@ def test_a_kept_pool_scores_every_split_of_a_block_and_is_stopped_after_it(corpu
     assert pool._kept is None
 
 
+def test_every_worker_starts_with_the_dataset_and_the_scoring_modules_imported():
+    """A process has one forkserver, preloading what the worker kind that started it named (in a compare run, data
+    check's or the synthesiser's): DataLoader and scoring workers then imported torch (1.6 s) or the metric libraries
+    (0.9 s) each time one started. Whichever kind starts it now, it preloads `machine.WORKER_MODULES` too."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import worker_probe
+
+    from avse_bench.machine import WORKER_MODULES
+
+    for kind in ("avse_bench.data.check", "avse_bench.data.frames"):
+        with ProcessPoolExecutor(1, mp_context=worker_context(kind)) as workers:
+            assert workers.submit(worker_probe.loaded, list(WORKER_MODULES)).result() == [True] * len(WORKER_MODULES)
+
+
 def test_a_script_without_the_main_guard_gets_the_hint(corpus, tmp_path):
     # the real input of that kind: workers start by importing the main script, which calls score_split again
     script = tmp_path / "unguarded.py"
