@@ -147,11 +147,33 @@ def test_rerun_skips_finished_stages(smoke_run, capsys):
     assert {p.name: p.read_text() for p in (out / "stages").glob("*.done.json")} == stamps
 
 
-@pytest.mark.slow
-def test_a_third_system_is_a_folder(smoke_run, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def toy_run(smoke_run, tmp_path_factory):
+    """compare toy --profile smoke, the toy system a folder outside the harness, run once for the module: (run
+    folder, toy folder). Tests that change either work on copies (`_copy_toy`)."""
     _, cache = smoke_run
-    toy_system(tmp_path, monkeypatch, cache)
-    out = compare(RunConfig(systems=["toy"], profile="smoke", out_dir=tmp_path / "run", device="cpu", seed=0))
+    mp = pytest.MonkeyPatch()
+    folder = toy_system(tmp_path_factory.mktemp("toy"), mp, cache)
+    out = compare(RunConfig(systems=["toy"], profile="smoke", out_dir=folder.parents[1] / "run", device="cpu", seed=0))
+    mp.undo()
+    return out, folder
+
+
+def _copy_toy(toy_run, tmp_path, monkeypatch, cache):
+    """The toy run and the toy folder copied under `tmp_path` (AVSE_BENCH_SYSTEMS and the cache set to the copy's):
+    (run folder, toy folder)."""
+    import shutil
+
+    out, folder = toy_run
+    copy = toy_system(tmp_path, monkeypatch, cache)
+    shutil.copytree(folder, copy, dirs_exist_ok=True)
+    shutil.copytree(out, tmp_path / "run")
+    return tmp_path / "run", copy
+
+
+@pytest.mark.slow
+def test_a_third_system_is_a_folder(toy_run):
+    out, _ = toy_run
     sheet = pd.read_csv(out / "sheet.csv", dtype=str, keep_default_na=False)
     toy = sheet[(sheet["system"] == "toy") & (sheet["source"] == "measured")]
     assert sorted({int(i) for i in toy["item_no"]}) == list(SHEET_ITEMS)
@@ -355,15 +377,13 @@ def test_a_metric_change_rescores_and_rerenders_and_does_not_retrain(smoke_run, 
 
 
 @pytest.mark.slow
-def test_an_edit_of_the_sheet_text_only_rerenders(smoke_run, tmp_path, monkeypatch, capsys):
+def test_an_edit_of_the_sheet_text_only_rerenders(smoke_run, toy_run, tmp_path, monkeypatch, capsys):
     """Issue 27, item 6: editing only `[sheet]` (the published reference strings) re-ran training, enhancement,
     scoring and profiling. Now no stage runs again and the sheet shows the new text; one more of the kind: the
     [system] description. A change of [model] still retrains (the stage reads it)."""
-    _, cache = smoke_run
-    folder = toy_system(tmp_path, monkeypatch, cache)
-    out = tmp_path / "run"
+    out, folder = _copy_toy(toy_run, tmp_path, monkeypatch, smoke_run[1])
     config = RunConfig(systems=["toy"], profile="smoke", out_dir=out, device="cpu", seed=0)
-    compare(config)
+    compare(config)  # the copied run, finished: every stage up to date
     toml = folder / "system.toml"
     text = toml.read_text().replace("[sheet]\n", '[sheet]\nparameters = "3.1 M (published)"\n')
     toml.write_text(text.replace('description = "An audio-only learned gain (test fixture)."',
