@@ -16,6 +16,9 @@ SHEET_ITEMS = range(1, 14)
 SYSTEMS = ["baseline", "dcnn_rnn", "dcnn_rnn_code"]  # the sheet's claims, the sheet's design, the code's design
 GPU_ITEM_WORDS = ("gpu", "GPU")
 PLOTS_MIN = 4
+# The runs of tests about keys, folders and torchrun score the intrusive metrics alone: DNSMOS is most of a smoke
+# run's scoring time, and the runs that test scoring, the sheet and the page keep it.
+INTRUSIVE = "intrusive"
 
 TOY_MODEL = '''
 """A toy system: an audio-only learned gain, to show that adding a system is adding a folder."""
@@ -154,7 +157,8 @@ def toy_run(smoke_run, tmp_path_factory):
     _, cache = smoke_run
     mp = pytest.MonkeyPatch()
     folder = toy_system(tmp_path_factory.mktemp("toy"), mp, cache)
-    out = compare(RunConfig(systems=["toy"], profile="smoke", out_dir=folder.parents[1] / "run", device="cpu", seed=0))
+    out = compare(RunConfig(systems=["toy"], profile="smoke", out_dir=folder.parents[1] / "run", device="cpu", seed=0,
+                            metrics=INTRUSIVE))
     mp.undo()
     return out, folder
 
@@ -190,7 +194,7 @@ def test_nproc_per_node_trains_under_torchrun(smoke_run, tmp_path, monkeypatch, 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "ddp"
     assert main(["compare", "dcnn_rnn", "--profile", "smoke", "--device", "cpu", "--nproc-per-node", "2",
-                 "--workers", "0", "--out", str(out)]) == 0
+                 "--workers", "0", "--metrics", INTRUSIVE, "--out", str(out)]) == 0
     assert "torch.distributed.run --standalone --nproc-per-node=2" in capfd.readouterr().out
     summary = json.loads((out / "runs" / "dcnn_rnn" / "train_summary.json").read_text())
     assert summary["world_size"] == 2
@@ -255,7 +259,7 @@ def test_run_settings_code_and_weights_are_what_the_stage_keys_say(smoke_run, tm
     folder = toy_system(tmp_path, monkeypatch, cache)
     runs = [tmp_path / "run1", tmp_path / "run2"]
     for out in runs:
-        compare(RunConfig(systems=["toy"], profile="smoke", out_dir=out, device="cpu", seed=0,
+        compare(RunConfig(systems=["toy"], profile="smoke", out_dir=out, device="cpu", seed=0, metrics=INTRUSIVE,
                 frames={"frame_size": 40, "equalize": False}))
     manifest = json.loads((runs[0] / "manifest.json").read_text())
     summary = json.loads((runs[0] / "runs" / "toy" / "train_summary.json").read_text())
@@ -269,7 +273,7 @@ def test_run_settings_code_and_weights_are_what_the_stage_keys_say(smoke_run, tm
 
     capsys.readouterr()
     (folder / "model.py").write_text(textwrap.dedent(TOY_MODEL).replace("nn.ReLU()", "nn.Tanh()"))
-    compare(RunConfig(systems=["toy"], profile="smoke", out_dir=runs[0], device="cpu", seed=0,
+    compare(RunConfig(systems=["toy"], profile="smoke", out_dir=runs[0], device="cpu", seed=0, metrics=INTRUSIVE,
             frames={"frame_size": 40, "equalize": False}))
     printed = capsys.readouterr().out
     for stage in ("train.toy", "enhance.toy.av", "score.toy.av", "profile.toy"):
@@ -382,7 +386,7 @@ def test_an_edit_of_the_sheet_text_only_rerenders(smoke_run, toy_run, tmp_path, 
     scoring and profiling. Now no stage runs again and the sheet shows the new text; one more of the kind: the
     [system] description. A change of [model] still retrains (the stage reads it)."""
     out, folder = _copy_toy(toy_run, tmp_path, monkeypatch, smoke_run[1])
-    config = RunConfig(systems=["toy"], profile="smoke", out_dir=out, device="cpu", seed=0)
+    config = RunConfig(systems=["toy"], profile="smoke", out_dir=out, device="cpu", seed=0, metrics=INTRUSIVE)
     compare(config)  # the copied run, finished: every stage up to date
     toml = folder / "system.toml"
     text = toml.read_text().replace("[sheet]\n", '[sheet]\nparameters = "3.1 M (published)"\n')
@@ -416,7 +420,8 @@ def test_a_profile_can_shrink_the_model_and_the_sheet_says_so(smoke_run, tmp_pat
     assert small.config["model"]["hidden"] == 2 and small.overrides == {"profile": "smoke", "hidden": 2}
     assert count_parameters(small.build_model()) == 19 * 2 + 1
     assert system.recipe("smoke")["max_steps"] == 2 and "model" not in system.recipe("smoke")
-    out = compare(RunConfig(systems=["toy"], profile="smoke", out_dir=tmp_path / "run", device="cpu", seed=0))
+    out = compare(RunConfig(systems=["toy"], profile="smoke", out_dir=tmp_path / "run", device="cpu", seed=0,
+                            metrics=INTRUSIVE))
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["systems"]["toy"]["model_overrides"] == {"profile": "smoke", "hidden": 2}
     items = pd.read_csv(out / "sheet.csv", dtype=str, keep_default_na=False)
