@@ -293,8 +293,10 @@ def test_cost_by_module_splits_trainable_from_frozen_and_the_flops():
     assert sum(flops["flops_by_module"].values()) == flops["flops"]
 
 
-@pytest.mark.parametrize("timing, words", [({"warmups": 1}, "unknown warmups"), ({"repeats": -1}, "whole numbers"),
-                                           ({"warmup": 1.5}, "whole numbers")])
+@pytest.mark.parametrize("timing, words", [({"warmups": 1}, "unknown warmups"), ({"warmup": -1}, "whole numbers"),
+                                           ({"warmup": 1.5}, "whole numbers"), ({"warmup": None}, "whole numbers"),
+                                           ({"throughput_repeats": 0}, "throughput_repeats >= 1"),
+                                           ({"repeats": 3}, "unknown repeats")])
 def test_timing_overrides_that_are_not_counts_are_one_line_before_any_work(timing, words, monkeypatch):
     """A run profile's `timing` (the smoke profile's fewer calls) names the DEFAULTS it overrides; anything else is
     refused before the memory phases start."""

@@ -52,13 +52,21 @@ def _training_batch(recipe: dict, train_batch: int | None, kind: str, name: str)
     return requested, requested, "the recipe's batch"
 
 
+# What `timing` may override, with the least count each takes (`repeats` and `throughput_batch` have arguments of
+# their own; the CPU batch cap is not a count of calls).
+TIMING_MINIMUM = {"warmup": 0, "throughput_warmup": 0, "throughput_repeats": 1}
+
+
 def _timing(defaults: dict, overrides: dict) -> dict:
-    unknown = set(overrides) - set(defaults)
+    unknown = set(overrides) - set(TIMING_MINIMUM)
     if unknown:
-        raise AvseBenchError(f"profile timing: unknown {', '.join(sorted(unknown))}; one of {', '.join(defaults)}")
-    bad = {k: v for k, v in overrides.items() if v is not None and (not isinstance(v, int) or v < 0)}
+        raise AvseBenchError(f"profile timing: unknown {', '.join(sorted(unknown))}; one of "
+                             f"{', '.join(TIMING_MINIMUM)}")
+    bad = {k: v for k, v in overrides.items()
+           if isinstance(v, bool) or not isinstance(v, int) or v < TIMING_MINIMUM[k]}
     if bad:
-        raise AvseBenchError(f"profile timing: counts must be whole numbers >= 0, got {bad}")
+        raise AvseBenchError(f"profile timing: counts must be whole numbers (warm-ups >= 0, throughput_repeats >= 1), "
+                             f"got {bad}")
     return {**defaults, **overrides}
 
 
@@ -104,7 +112,8 @@ def profile_system(system, device: str = "auto", seconds: float = 3.0, size: int
     `train_seconds`: the length of the training phase's inputs (a run's training crops, so that its memory is what
     that run's training needs; None: `seconds`), recorded as `memory.training.seconds`.
     `timing`: overrides of the device kind's `DEFAULTS` (e.g. {"warmup": 1, "throughput_repeats": 1}); the counts
-    used are recorded beside the figures. Raises AvseBenchError for a key that is not one of them or a count < 0.
+    used are recorded beside the figures. Raises AvseBenchError for a key outside `TIMING_MINIMUM` or a count below
+    its minimum (or not a whole number).
     """
     _check_positive(seconds=seconds, size=size, train_batch=train_batch, repeats=repeats,
                     throughput_batch=throughput_batch, train_seconds=train_seconds)
